@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with Python 3.11+:  make run  |  make test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+
+.PHONY: run test setup openapi clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input "uv==$(UV_VERSION)"
+
+# Installs exactly the pinned set in requirements.lock, then the project itself (editable).
+$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Start the service on the embedded PostgreSQL with the demo data; prints the docs URL.
+run: setup
+	$(BIN)/billing-api serve --demo --host 127.0.0.1 --port $${PORT:-8000}
+
+## The whole test suite (embedded PostgreSQL, or BILLING_API_TEST_DATABASE_URL).
+test: setup
+	$(BIN)/python -m pytest -q
+
+openapi: setup
+	$(BIN)/billing-api openapi
+
+clean:
+	rm -rf $(VENV) .pytest_cache

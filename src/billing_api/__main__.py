@@ -1,0 +1,3 @@
+from billing_api.cli import main
+
+main()

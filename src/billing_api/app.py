@@ -1,0 +1,78 @@
+"""The application factory: routers, problem+json errors, the database for the app's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import IntegrityError
+
+from billing_api import __version__
+from billing_api.auth.router import router as auth_router
+from billing_api.companies.router import router as companies_router
+from billing_api.config import Settings, get_settings
+from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
+from billing_api.errors import install_error_handlers, problem_response
+from billing_api.health import router as health_router
+from billing_api.identity.router import router as identity_router
+
+ROUTERS = [health_router, auth_router, identity_router, companies_router]
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable, readable operation ids: they become the method names of generated SDKs."""
+    return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if getattr(app.state, "sessionmaker", None) is not None:  # provided by the caller (tests)
+        yield
+        return
+    engine = make_engine(resolve_database_url(app.state.settings))
+    app.state.sessionmaker = make_sessionmaker(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_production()
+    app = FastAPI(
+        title="billing-api",
+        version=__version__,
+        summary="Whose bills a person in a medical or billing practice may see and touch.",
+        description=(
+            "Every error is `application/problem+json` (RFC 9457) with a stable `code`. "
+            "Lists page with `limit` and `cursor` (pass back `next_cursor`). "
+            "Something you may not see answers 404, not 403."
+        ),
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.sessionmaker = None
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag"],
+        )
+    install_error_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A race past the service's own checks (two creates of one username at once, say).
+        return problem_response(request, 409, "conflict", "The change conflicts with existing data; nothing was saved.")
+
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,24 @@
+"""Administrative decisions (who may manage companies, users and groups). Billing access is in `bills`."""
+
+from __future__ import annotations
+
+import uuid
+
+from billing_api.authz.actor import Actor
+from billing_api.authz.permissions import Permission
+
+
+def may_view_company(actor: Actor, company_id: uuid.UUID) -> bool:
+    """Support oversees every company, read-only; everyone else sees the companies they reach."""
+    return actor.active and (actor.is_support or actor.reaches(company_id))
+
+
+def may_administer_users(actor: Actor, company_id: uuid.UUID) -> bool:
+    """Create and change users and groups: company admins and holders of users:edit_others, where they reach."""
+    if not actor.active or actor.is_support or not actor.reaches(company_id):
+        return False
+    return actor.is_company_admin or actor.holds(Permission.USERS_EDIT_OTHERS)
+
+
+def may_administer_company(actor: Actor, company_id: uuid.UUID) -> bool:
+    return actor.active and actor.is_company_admin and actor.reaches(company_id)

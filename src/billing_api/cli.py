@@ -1,0 +1,193 @@
+"""`billing-api`: serve | migrate | openapi | demo | create-company | create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.config import ConfigurationError, Settings, get_settings
+from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
+
+T = TypeVar("T")
+
+DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
+
+
+def openapi_document() -> str:
+    from billing_api.app import create_app
+
+    return json.dumps(create_app(Settings(env="development")).openapi(), indent=2, sort_keys=False) + "\n"
+
+
+async def _in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, then run `work` in one transaction."""
+    from billing_api.migrations_runner import upgrade
+
+    url = resolve_database_url(settings)
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.migrations_runner import upgrade
+
+    asyncio.run(upgrade(resolve_database_url(settings)))
+    print("database is at the latest migration")
+
+
+def cmd_openapi(args: argparse.Namespace, settings: Settings) -> None:
+    document = openapi_document()
+    if args.output == "-":
+        sys.stdout.write(document)
+        return
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document)
+    print(f"wrote {path}")
+
+
+def _print_demo_logins(logins) -> None:
+    from billing_api.demo import DEMO_PASSWORD
+
+    print(f"demo logins (password for all: {DEMO_PASSWORD}):")
+    for login in logins:
+        print(f"  {login.username:<16} {login.role}")
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.demo import load_demo
+
+    logins = asyncio.run(_in_session(settings, lambda session: load_demo(session, settings)))
+    _print_demo_logins(logins)
+
+
+def cmd_create_company(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.companies import repository
+    from billing_api.identity.bootstrap import ensure_company
+
+    async def work(session: AsyncSession) -> str:
+        parent = await repository.get_company(session, args.parent_id) if args.parent_id else None
+        if args.parent_id and parent is None:
+            raise SystemExit(f"no company with id {args.parent_id}")
+        company = await ensure_company(session, args.name, time_zone=args.time_zone, parent=parent)
+        return str(company.id)
+
+    print(asyncio.run(_in_session(settings, work)))
+
+
+def cmd_create_user(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.companies import repository
+    from billing_api.identity.bootstrap import ensure_user
+    from billing_api.models import AccountType
+
+    password = os.environ.get("BILLING_API_NEW_USER_PASSWORD") or getpass.getpass("password for the new user: ")
+
+    async def work(session: AsyncSession) -> str:
+        company = await repository.get_company(session, args.company_id)
+        if company is None:
+            raise SystemExit(f"no company with id {args.company_id}")
+        user = await ensure_user(
+            session, settings, company, args.username, display_name=args.display_name or args.username,
+            password=password, email=args.email, account_type=AccountType(args.account_type),
+            billing_number=args.billing_number, permissions=args.permission,
+        )
+        return str(user.id)
+
+    print(asyncio.run(_in_session(settings, work)))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from billing_api.migrations_runner import upgrade
+
+    url = resolve_database_url(settings)
+    asyncio.run(upgrade(url))
+    if args.demo:
+        from billing_api.demo import load_demo
+
+        _print_demo_logins(asyncio.run(_in_session(settings, lambda session: load_demo(session, settings))))
+    # Workers read the resolved URL and secret, so they share this process's embedded server and tokens.
+    os.environ["BILLING_API_DATABASE_URL"] = url
+    os.environ["BILLING_API_JWT_SECRET"] = settings.resolved_jwt_secret()
+    shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
+    print(f"billing-api docs: http://{shown_host}:{args.port}/docs", flush=True)
+    uvicorn.run("billing_api.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, proxy_headers=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="billing-api",
+        description="Billing data access for medical and billing practices. Configuration: BILLING_API_* "
+        "environment variables (see README). With no BILLING_API_DATABASE_URL an embedded PostgreSQL is "
+        "started in BILLING_API_DATA_DIR (default ./.billing-api-data).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="apply migrations, then run the HTTP server",
+                                description="Apply migrations, then serve the API with uvicorn.")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--demo", action="store_true", help="load the demo data set first (idempotent)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations up to the latest",
+                                  description="Apply the Alembic migrations up to head.")
+    migrate.set_defaults(func=cmd_migrate)
+
+    openapi = commands.add_parser("openapi", help="write the OpenAPI contract",
+                                  description="Write the OpenAPI document (the contract) as JSON.")
+    openapi.add_argument("--output", "-o", default=str(DEFAULT_OPENAPI_PATH),
+                         help=f"file to write, or - for stdout (default {DEFAULT_OPENAPI_PATH})")
+    openapi.set_defaults(func=cmd_openapi)
+
+    demo = commands.add_parser("demo", help="load the demo data set (idempotent) and print its logins",
+                               description="Load the demo companies, users and groups; print the logins.")
+    demo.set_defaults(func=cmd_demo)
+
+    company = commands.add_parser("create-company", help="create a company; prints its id",
+                                  description="Create a company (top-level, or a child with --parent-id).")
+    company.add_argument("--name", required=True)
+    company.add_argument("--time-zone", default="UTC", help="IANA time zone (default UTC)")
+    company.add_argument("--parent-id", type=uuid.UUID, help="make it a child of this company")
+    company.set_defaults(func=cmd_create_company)
+
+    user = commands.add_parser(
+        "create-user", help="create a user; prints its id",
+        description="Create a user. The password is read from BILLING_API_NEW_USER_PASSWORD or asked for.",
+    )
+    user.add_argument("--company-id", type=uuid.UUID, required=True)
+    user.add_argument("--username", required=True)
+    user.add_argument("--email")
+    user.add_argument("--display-name")
+    user.add_argument("--account-type", default="standard", choices=["standard", "company_admin", "support"])
+    user.add_argument("--billing-number", help="makes the user a provider")
+    user.add_argument("--permission", action="append", default=[], help="a permission to hold (repeatable)")
+    user.set_defaults(func=cmd_create_user)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args, get_settings())
+    except ConfigurationError as error:
+        raise SystemExit(f"billing-api: {error}") from None

@@ -1,0 +1,32 @@
+"""All SQL about companies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.models import Company
+
+
+async def get_company(session: AsyncSession, company_id: uuid.UUID, *, for_update: bool = False) -> Company | None:
+    statement = select(Company).where(Company.id == company_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def list_companies(session: AsyncSession, company_ids: Sequence[uuid.UUID] | None) -> list[Company]:
+    """The given companies (None: all), parents before their children, by name."""
+    statement = select(Company)
+    if company_ids is not None:
+        statement = statement.where(Company.id.in_(company_ids))
+    statement = statement.order_by(Company.parent_id.is_not(None), Company.name, Company.id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def find_company_by_name(session: AsyncSession, name: str) -> Company | None:
+    statement = select(Company).where(Company.name == name).order_by(Company.created_at).limit(1)
+    return (await session.execute(statement)).scalar_one_or_none()

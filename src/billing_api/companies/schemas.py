@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, StringConstraints
+
+from billing_api.schemas import InputModel, ReadModel
+
+
+def _known_time_zone(name: str) -> str:
+    if name not in _time_zones():
+        raise ValueError(f"unknown IANA time zone {name!r}")
+    return name
+
+
+_zones: set[str] = set()
+
+
+def _time_zones() -> set[str]:
+    if not _zones:
+        _zones.update(available_timezones())
+    return _zones
+
+
+TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
+CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class CompanyCreate(InputModel):
+    """A child company under a parent that the caller administers."""
+
+    name: CompanyName
+    parent_id: uuid.UUID
+    time_zone: TimeZone = "UTC"
+
+
+class CompanyUpdate(InputModel):
+    name: CompanyName | None = None
+    time_zone: TimeZone | None = None
+
+
+class CompanyRead(ReadModel):
+    id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+    time_zone: str
+    billing_segregation_enabled: bool
+    created_at: datetime
+
+
+class CompanyList(ReadModel):
+    items: list[CompanyRead]

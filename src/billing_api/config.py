@@ -1,0 +1,69 @@
+"""Settings, read from environment variables prefixed BILLING_API_."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """Start-up cannot go on: the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_API_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    # Unset: an embedded PostgreSQL (pgserver) is started in `data_dir`.
+    database_url: str | None = None
+    data_dir: Path = Field(default=Path(".billing-api-data"))
+    jwt_secret: str | None = None
+    jwt_algorithm: Literal["HS256"] = "HS256"
+    token_lifetime_minutes: int = 60
+    # argon2id cost; tests set cheap values (STACK-NOTES trap 10).
+    argon2_time_cost: int = 3
+    argon2_memory_cost_kib: int = 65536
+    argon2_parallelism: int = 4
+    cors_origins: list[str] = []
+    # Password confirmation: this many failures within the window locks further attempts.
+    password_confirmation_max_failures: int = 5
+    password_confirmation_window_minutes: int = 15
+
+    def check_production(self) -> None:
+        if self.env != "production":
+            return
+        missing = [
+            name
+            for name, value in (
+                ("BILLING_API_DATABASE_URL", self.database_url),
+                ("BILLING_API_JWT_SECRET", self.jwt_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigurationError(
+                "BILLING_API_ENV=production needs " + " and ".join(missing) + " to be set."
+            )
+
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret, or one generated once and kept in the data folder (local use only)."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        self.check_production()
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        self.jwt_secret = path.read_text().strip()
+        return self.jwt_secret
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

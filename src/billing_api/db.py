@@ -1,0 +1,85 @@
+"""Database engine and the per-request session: the one place where transactions commit or roll back."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from billing_api.config import Settings
+from billing_api.errors import DomainError
+
+_embedded_servers: dict[Path, object] = {}
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL kept in `data_dir` and return its asyncpg URL."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = _embedded_servers.get(pgdata)
+    if server is None:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        _embedded_servers[pgdata] = server
+    return to_asyncpg_url(server.get_uri())
+
+
+def to_asyncpg_url(uri: str) -> str:
+    """pgserver and libpq speak `postgresql://user:@/db?host=...`; SQLAlchemy wants the asyncpg dialect."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            rest = uri[len(prefix) :]
+            break
+    else:
+        raise ValueError(f"not a PostgreSQL URL: {uri}")
+    rest = rest.replace("postgres:@", "postgres@", 1)
+    return "postgresql+asyncpg://" + rest
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return to_asyncpg_url(settings.database_url)
+    settings.check_production()
+    return embedded_database_url(settings.data_dir)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: commit once on success, roll back on any error.
+
+    A domain error may carry audit events that must outlive the rollback (a failed password
+    confirmation, say); they are written and committed on their own after the rollback.
+    """
+    session: AsyncSession = request.app.state.sessionmaker()
+    try:
+        yield session
+        await session.commit()
+    except DomainError as error:
+        await session.rollback()
+        if error.audit_events:
+            session.add_all(error.audit_events)
+            await session.commit()
+        raise
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
+
+# scope="function": commit before the response is sent, so the next request sees the change.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

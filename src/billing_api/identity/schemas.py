@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import EmailStr, Field, StrictBool, StringConstraints
+
+from billing_api.authz.permissions import Permission
+from billing_api.companies.schemas import CompanyRead
+from billing_api.models import AccountType, UserKind, UserStatus
+from billing_api.schemas import InputModel, Page, ReadModel
+
+Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+BillingNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class UserCreate(InputModel):
+    company_id: uuid.UUID
+    email: EmailStr = Field(max_length=320)
+    username: Username
+    display_name: DisplayName
+    password: NewPassword
+    account_type: AccountType = AccountType.standard
+    is_provider: StrictBool = False
+    billing_number: BillingNumber | None = None
+    permissions: list[Permission] = Field(default_factory=list, max_length=len(Permission))
+
+
+class UserUpdate(InputModel):
+    email: EmailStr | None = Field(default=None, max_length=320)
+    username: Username | None = None
+    display_name: DisplayName | None = None
+    account_type: AccountType | None = None
+    is_provider: StrictBool | None = None
+    billing_number: BillingNumber | None = None
+    permissions: list[Permission] | None = Field(default=None, max_length=len(Permission))
+
+
+class UserRead(ReadModel):
+    id: uuid.UUID
+    company_id: uuid.UUID
+    email: str
+    username: str
+    display_name: str
+    status: UserStatus
+    account_type: AccountType
+    kind: UserKind
+    is_provider: bool
+    billing_number: str | None
+    permissions: list[str]
+    created_at: datetime
+    deactivated_at: datetime | None
+
+
+class UserPage(Page[UserRead]):
+    pass
+
+
+class GroupCreate(InputModel):
+    company_id: uuid.UUID
+    name: GroupName
+    permissions: list[Permission] = Field(default_factory=list, max_length=len(Permission))
+
+
+class GroupUpdate(InputModel):
+    name: GroupName | None = None
+    permissions: list[Permission] | None = Field(default=None, max_length=len(Permission))
+
+
+class GroupRead(ReadModel):
+    id: uuid.UUID
+    company_id: uuid.UUID
+    name: str
+    permissions: list[str]
+    member_count: int
+    active_member_count: int
+    created_at: datetime
+
+
+class GroupPage(Page[GroupRead]):
+    pass
+
+
+class GroupMembersSet(InputModel):
+    user_ids: list[uuid.UUID] = Field(max_length=5000)
+
+
+class GroupMemberRead(ReadModel):
+    id: uuid.UUID
+    display_name: str
+    username: str
+    status: UserStatus
+
+
+class DirectoryEntry(ReadModel):
+    """An active user or a group whose name matches the search."""
+
+    type: str = Field(description="`user` or `group`.")
+    id: uuid.UUID
+    name: str
+    username: str | None = None
+    is_provider: bool | None = None
+    member_count: int | None = Field(default=None, description="Active members, for a group.")
+
+
+class DirectoryResult(ReadModel):
+    items: list[DirectoryEntry]
+
+
+class ProfileRead(ReadModel):
+    id: uuid.UUID
+    company_id: uuid.UUID
+    username: str
+    display_name: str
+    email: str
+    is_provider: bool
+    billing_number: str | None
+    status: UserStatus
+
+
+class ProfileUpdate(InputModel):
+    display_name: DisplayName | None = None
+    email: EmailStr | None = Field(default=None, max_length=320)
+    new_password: NewPassword | None = None
+    current_password: str | None = Field(
+        default=None, max_length=256, description="Required to change the email or the password."
+    )
+
+
+class MeRead(ReadModel):
+    user: UserRead
+    company: CompanyRead
+    permissions: list[str] = Field(description="Held directly or through a group's role.")
+    reachable_companies: list[CompanyRead] = Field(description="For the context switcher.")

@@ -1,0 +1,17 @@
+"""All SQLAlchemy models. Import from here so every table is registered on one MetaData."""
+
+from billing_api.models.audit import AuditEvent
+from billing_api.models.base import Base
+from billing_api.models.identity import AccountType, Company, Group, GroupMember, User, UserKind, UserStatus
+
+__all__ = [
+    "AccountType",
+    "AuditEvent",
+    "Base",
+    "Company",
+    "Group",
+    "GroupMember",
+    "User",
+    "UserKind",
+    "UserStatus",
+]

@@ -1,0 +1,131 @@
+"""Companies, users and groups."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing_api.models.base import Base, CreatedAtMixin, IdMixin, utcnow
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda members: [m.value for m in members])
+
+
+class UserStatus(enum.StrEnum):
+    active = "active"
+    deactivated = "deactivated"
+
+
+class AccountType(enum.StrEnum):
+    standard = "standard"
+    company_admin = "company_admin"
+    support = "support"
+
+
+class UserKind(enum.StrEnum):
+    member = "member"
+    invited = "invited"
+
+
+class Company(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "company"
+
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("company.id", ondelete="RESTRICT"), index=True
+    )
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC", default="UTC")
+    billing_segregation_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    billing_segregation_enabled_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="SET NULL", use_alter=True)
+    )
+
+    __table_args__ = (CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
+
+    @property
+    def billing_segregation_enabled(self) -> bool:
+        return self.billing_segregation_enabled_at is not None
+
+
+class User(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "app_user"
+
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("company.id", ondelete="RESTRICT"), nullable=False
+    )
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    username: Mapped[str] = mapped_column(String(64), nullable=False)
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[UserStatus] = mapped_column(
+        _enum(UserStatus, "user_status"), nullable=False, default=UserStatus.active
+    )
+    account_type: Mapped[AccountType] = mapped_column(
+        _enum(AccountType, "account_type"), nullable=False, default=AccountType.standard
+    )
+    kind: Mapped[UserKind] = mapped_column(_enum(UserKind, "user_kind"), nullable=False, default=UserKind.member)
+    is_provider: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    billing_number: Mapped[str | None] = mapped_column(String(32))
+    # Direct permissions (admin ones such as users:edit_others, and role permissions).
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, default=list, server_default="{}")
+    # Bumped on deactivation and password change: tokens carrying an older version stop working.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), default=utcnow, onupdate=utcnow
+    )
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # Case-insensitive uniqueness: "Ann@x.org" and "ann@x.org" are one person.
+        Index("uq_app_user_email_lower", func.lower(email), unique=True),
+        Index("uq_app_user_username_lower", func.lower(username), unique=True),
+        Index("ix_app_user_company_created", "company_id", "created_at", "id"),
+        CheckConstraint("NOT is_provider OR billing_number IS NOT NULL", name="provider_has_billing_number"),
+    )
+
+
+class Group(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "user_group"
+
+    company_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("company.id", ondelete="RESTRICT"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The group's role: permissions every active member inherits.
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, default=list, server_default="{}")
+
+    __table_args__ = (
+        Index("uq_user_group_company_name_lower", "company_id", func.lower(name), unique=True),
+    )
+
+
+class GroupMember(Base):
+    __tablename__ = "group_member"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("user_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    # "Which groups is this user in" is asked on every authorization decision.
+    __table_args__ = (Index("ix_group_member_user", "user_id", "group_id"),)

@@ -1,0 +1,51 @@
+"""Keyset (cursor) pagination: the cursor is an opaque token naming the last row's sort key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+from billing_api.errors import Unprocessable
+
+MAX_LIMIT = 200
+
+
+class PageRequest:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = 50,
+        cursor: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")] = None,
+    ) -> None:
+        self.limit = limit
+        self.after = decode_cursor(cursor) if cursor else None
+
+
+Paging = Annotated[PageRequest, Depends()]
+
+
+def encode_cursor(*key: Any) -> str:
+    parts = [value.isoformat() if isinstance(value, datetime) else str(value) for value in key]
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A (created_at, id) key. Anything else is a 422 with code `invalid_cursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise Unprocessable("The cursor is not one this API issued.", code="invalid_cursor") from None
+
+
+def next_cursor(rows: list[Any], limit: int) -> str | None:
+    """Rows were fetched with limit + 1: an extra row means there is a next page."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(last.created_at, last.id)

@@ -1,0 +1,118 @@
+"""Test harness: a real PostgreSQL, schema built by the migrations, each test in its own transaction.
+
+The database is the server named by BILLING_API_TEST_DATABASE_URL, or an embedded one (pgserver) kept
+in .billing-api-data/test-postgres. Either way the run gets a fresh database of its own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from billing_api.app import create_app
+from billing_api.config import Settings
+from billing_api.db import embedded_database_url, to_asyncpg_url
+from billing_api.migrations_runner import upgrade_connection
+from tests.factories import Factory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_settings() -> Settings:
+    return Settings(
+        env="test",
+        database_url="postgresql+asyncpg://unused/unused",
+        jwt_secret="test-secret-" + "x" * 40,
+        argon2_time_cost=1,
+        argon2_memory_cost_kib=8,
+        argon2_parallelism=1,
+        data_dir=ROOT / ".billing-api-data" / "test",
+    )
+
+
+def _server_url() -> str:
+    external = os.environ.get("BILLING_API_TEST_DATABASE_URL")
+    if external:
+        return to_asyncpg_url(external)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return embedded_database_url(ROOT / ".billing-api-data" / "test")
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    server_url = make_url(_server_url())
+    name = f"billing_api_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, pool_size=20, max_overflow=10)
+    async with engine.connect() as connection:
+        await upgrade_connection(connection)
+        await connection.commit()
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return test_settings()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        outer = await connection.begin()
+        yield connection
+        if outer.is_active:
+            await outer.rollback()
+
+
+@pytest.fixture
+def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    # The app's own commit and rollback become savepoints inside the test's transaction.
+    return async_sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def app(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]):
+    app = create_app(settings)
+    app.state.sessionmaker = sessionmaker
+    return app
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def factory(session: AsyncSession, settings: Settings) -> Factory:
+    return Factory(session, settings)
