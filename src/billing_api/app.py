@@ -12,15 +12,20 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
+from billing_api.audit.router import router as audit_router
 from billing_api.auth.router import router as auth_router
+from billing_api.bills.router import router as bills_router
 from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
+from billing_api.delegation.router import router as delegation_router
 from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 from billing_api.errors import install_error_handlers, problem_response
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
+from billing_api.patients.router import router as patients_router
 
-ROUTERS = [health_router, auth_router, identity_router, companies_router]
+ROUTERS = [health_router, auth_router, identity_router, companies_router, patients_router, bills_router,
+           delegation_router, audit_router]
 
 
 def operation_id(route: APIRoute) -> str:

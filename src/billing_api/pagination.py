@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 from datetime import datetime
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -33,19 +34,30 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """A (created_at, id) key. Anything else is a 422 with code `invalid_cursor`."""
+def _decode(cursor: str, first: Callable[[str], Any]) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+        key, row_id = json.loads(raw)
+        if not isinstance(key, str):
+            raise TypeError
+        return first(key), uuid.UUID(row_id)
     except (ValueError, TypeError, json.JSONDecodeError):
         raise Unprocessable("The cursor is not one this API issued.", code="invalid_cursor") from None
 
 
-def next_cursor(rows: list[Any], limit: int) -> str | None:
-    """Rows were fetched with limit + 1: an extra row means there is a next page."""
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A (timestamp, id) key. Anything else is a 422 with code `invalid_cursor`."""
+    return _decode(cursor, datetime.fromisoformat)
+
+
+def decode_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    """A (name, id) key, for lists ordered by name."""
+    return _decode(cursor, str)
+
+
+def next_cursor(rows: list[Any], limit: int, key: str = "created_at") -> str | None:
+    """Rows were fetched with limit + 1: an extra row means there is a next page, after the row at `limit`."""
     if len(rows) <= limit:
         return None
     last = rows[limit - 1]
-    return encode_cursor(last.created_at, last.id)
+    return encode_cursor(getattr(last, key), last.id)

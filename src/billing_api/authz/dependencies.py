@@ -8,7 +8,10 @@ from fastapi import Depends
 
 from billing_api.auth.principal import CurrentPrincipal
 from billing_api.authz.actor import Actor, load_actor
+from billing_api.authz.permissions import Permission
+from billing_api.authz.scope import BillScope, bill_scope
 from billing_api.db import Session
+from billing_api.models import AccountType
 
 
 async def current_actor(session: Session, principal: CurrentPrincipal) -> Actor:
@@ -16,3 +19,21 @@ async def current_actor(session: Session, principal: CurrentPrincipal) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+class BillAccess:
+    """The guard of every route that reads or writes bills: hands the route the caller's BillScope."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, principal: CurrentPrincipal) -> BillScope:
+        return bill_scope(
+            principal.id, self.permission, is_support=principal.user.account_type == AccountType.support
+        )
+
+
+BillsView = Annotated[BillScope, Depends(BillAccess(Permission.BILLS_VIEW))]
+BillsSave = Annotated[BillScope, Depends(BillAccess(Permission.BILLS_SAVE))]
+BillsSubmit = Annotated[BillScope, Depends(BillAccess(Permission.BILLS_SUBMIT))]
+BillsDelete = Annotated[BillScope, Depends(BillAccess(Permission.BILLS_DELETE))]

@@ -36,8 +36,10 @@ BILLING_PERMISSIONS: frozenset[Permission] = frozenset(
     }
 )
 
-# Support may only look (rule 2).
-VIEW_PERMISSIONS: frozenset[Permission] = frozenset({Permission.BILLS_VIEW, Permission.INVOICES_VIEW})
+# Support may only look (rule 2): view-class permissions, nothing that changes or pays.
+SUPPORT_PERMISSIONS: frozenset[Permission] = frozenset(
+    {Permission.BILLS_VIEW, Permission.INVOICES_VIEW, Permission.REPORTS_GENERATE}
+)
 
 ADMIN_PERMISSIONS: frozenset[Permission] = frozenset(Permission) - BILLING_PERMISSIONS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 from billing_api.authz.actor import Actor
-from billing_api.authz.permissions import Permission
+from billing_api.authz.permissions import LIST_MANAGER_PERMISSIONS, Permission
+from billing_api.models import User
 
 
 def may_view_company(actor: Actor, company_id: uuid.UUID) -> bool:
@@ -22,3 +23,24 @@ def may_administer_users(actor: Actor, company_id: uuid.UUID) -> bool:
 
 def may_administer_company(actor: Actor, company_id: uuid.UUID) -> bool:
     return actor.active and actor.is_company_admin and actor.reaches(company_id)
+
+
+def is_list_manager(actor: Actor, company_id: uuid.UUID) -> bool:
+    """Rule 7: holders of both users:edit_others and billing:delegation_settings, where they reach."""
+    return (
+        actor.active
+        and not actor.is_support
+        and actor.reaches(company_id)
+        and actor.holds(*LIST_MANAGER_PERMISSIONS)
+    )
+
+
+def may_manage_list(actor: Actor, provider: User) -> bool:
+    """The provider manages their own list; list managers manage any list in companies they reach."""
+    if not actor.active or actor.is_support:
+        return False
+    return actor.id == provider.id or is_list_manager(actor, provider.company_id)
+
+
+def may_manage_segregation(actor: Actor, company_id: uuid.UUID) -> bool:
+    return may_administer_company(actor, company_id) or is_list_manager(actor, company_id)

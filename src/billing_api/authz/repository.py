@@ -21,6 +21,17 @@ def reached_companies(user_id: ColumnElement[uuid.UUID] | uuid.UUID) -> Select[t
     return union(home, admin_children).subquery("reached").select()
 
 
+def users_reaching(company_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+    """The inverse of `reached_companies`: ids of users who reach the company (any status)."""
+    home = select(User.id.label("user_id")).where(User.company_id == company_id)
+    parent_admins = (
+        select(User.id.label("user_id"))
+        .join(Company, Company.parent_id == User.company_id)
+        .where(Company.id == company_id, User.account_type == AccountType.company_admin)
+    )
+    return union(home, parent_admins).subquery("reaching").select()
+
+
 def role_permissions(user_id: uuid.UUID) -> Select[tuple[str]]:
     """Permissions held directly or through a group's role."""
     direct = select(func.unnest(User.permissions).label("permission")).where(User.id == user_id)

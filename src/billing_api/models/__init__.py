@@ -2,9 +2,32 @@
 
 from billing_api.models.audit import AuditEvent
 from billing_api.models.base import Base
+from billing_api.models.billing import (
+    Bill,
+    BillLine,
+    BillSource,
+    BillStatus,
+    Coverage,
+    Encounter,
+    EncounterLine,
+    Patient,
+    Visit,
+)
+from billing_api.models.delegation import DelegationEntry, DelegationList
 from billing_api.models.identity import AccountType, Company, Group, GroupMember, User, UserKind, UserStatus
 
 __all__ = [
+    "Bill",
+    "BillLine",
+    "BillSource",
+    "BillStatus",
+    "Coverage",
+    "DelegationEntry",
+    "DelegationList",
+    "Encounter",
+    "EncounterLine",
+    "Patient",
+    "Visit",
     "AccountType",
     "AuditEvent",
     "Base",

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -22,11 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_api.models.base import Base, CreatedAtMixin, IdMixin, utcnow
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, values_callable=lambda members: [m.value for m in members])
+from billing_api.models.base import Base, CreatedAtMixin, IdMixin, pg_enum, utcnow
 
 
 class UserStatus(enum.StrEnum):
@@ -76,12 +71,12 @@ class User(IdMixin, CreatedAtMixin, Base):
     display_name: Mapped[str] = mapped_column(String(200), nullable=False)
     password_hash: Mapped[str | None] = mapped_column(Text)
     status: Mapped[UserStatus] = mapped_column(
-        _enum(UserStatus, "user_status"), nullable=False, default=UserStatus.active
+        pg_enum(UserStatus, "user_status"), nullable=False, default=UserStatus.active
     )
     account_type: Mapped[AccountType] = mapped_column(
-        _enum(AccountType, "account_type"), nullable=False, default=AccountType.standard
+        pg_enum(AccountType, "account_type"), nullable=False, default=AccountType.standard
     )
-    kind: Mapped[UserKind] = mapped_column(_enum(UserKind, "user_kind"), nullable=False, default=UserKind.member)
+    kind: Mapped[UserKind] = mapped_column(pg_enum(UserKind, "user_kind"), nullable=False, default=UserKind.member)
     is_provider: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     billing_number: Mapped[str | None] = mapped_column(String(32))
     # Direct permissions (admin ones such as users:edit_others, and role permissions).

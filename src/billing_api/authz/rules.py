@@ -1,0 +1,96 @@
+"""THE authorization rules of DESIGN.md §3, as SQL. Every bill query and every decision is built from these.
+
+Rules 1 and 2 are overrides; otherwise access is the union of rules 4 (own bills), 5 (delegation lists,
+groups expanded, unexpired) and 6 (company-wide access where segregation is off, in reached companies).
+Rule 3 (reach) is `repository.reached_companies`. Everything is read fresh: there is no cache.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, Exists, Select, and_, any_, exists, false, func, literal, or_, select, union
+
+from billing_api.authz.permissions import BILLING_PERMISSIONS, SUPPORT_PERMISSIONS, Permission
+from billing_api.authz.repository import reached_companies, role_permissions
+from billing_api.models import AccountType, Company, DelegationEntry, GroupMember, User, UserStatus
+
+# Rule 6 hands out role permissions company-wide, but inviting belongs to providers and list managers.
+COMPANY_WIDE_PERMISSIONS = BILLING_PERMISSIONS - {Permission.TEAM_INVITE}
+
+
+def _actor_is(actor_id: uuid.UUID, *conditions: ColumnElement[bool]) -> Exists:
+    """Rule 1: every grant starts from an active actor."""
+    return exists().where(User.id == actor_id, User.status == UserStatus.active, *conditions)
+
+
+def _not_support(actor_id: uuid.UUID) -> Exists:
+    # Support reads through rule 2 only, and never writes.
+    return _actor_is(actor_id, User.account_type != AccountType.support)
+
+
+def entry_is_live() -> ColumnElement[bool]:
+    return or_(DelegationEntry.expires_at.is_(None), DelegationEntry.expires_at > func.now())
+
+
+def entry_grants(permission: Permission) -> ColumnElement[bool]:
+    return and_(literal(permission.value) == any_(DelegationEntry.permissions), entry_is_live())
+
+
+def support_sees_all(actor_id: uuid.UUID, permission: Permission) -> ColumnElement[bool]:
+    """Rule 2: support may use view-class permissions on every company's bills."""
+    if permission not in SUPPORT_PERMISSIONS:
+        return false()
+    return _actor_is(actor_id, User.account_type == AccountType.support)
+
+
+def granted_providers(actor_id: uuid.UUID, permission: Permission) -> Select[tuple[uuid.UUID]]:
+    """Providers whose bills the actor may use `permission` on, through rules 4 and 5."""
+    if permission not in BILLING_PERMISSIONS:
+        return select(User.id.label("provider_id")).where(false())
+    own = select(User.id.label("provider_id")).where(
+        User.id == actor_id,
+        User.is_provider,
+        User.status == UserStatus.active,
+        User.account_type != AccountType.support,
+    )
+    if permission == Permission.TEAM_INVITE:
+        return own  # never delegated
+    by_user = select(DelegationEntry.provider_id).where(
+        DelegationEntry.user_id == actor_id, entry_grants(permission), _not_support(actor_id)
+    )
+    by_group = (
+        select(DelegationEntry.provider_id)
+        .join(GroupMember, GroupMember.group_id == DelegationEntry.group_id)
+        .where(GroupMember.user_id == actor_id, entry_grants(permission), _not_support(actor_id))
+    )
+    return union(own, by_user, by_group).subquery("granted").select()
+
+
+def company_wide_companies(actor_id: uuid.UUID, permission: Permission) -> Select[tuple[uuid.UUID]]:
+    """Rule 6: reached companies with segregation off, where the actor may use `permission` on every bill."""
+    if permission not in COMPANY_WIDE_PERMISSIONS:
+        return select(Company.id.label("company_id")).where(false())
+    reached = reached_companies(actor_id).subquery("reached_companies")
+    statement = select(Company.id.label("company_id")).where(
+        Company.id.in_(select(reached.c.company_id)),
+        Company.billing_segregation_enabled_at.is_(None),
+        _not_support(actor_id),
+    )
+    if permission != Permission.BILLS_VIEW:
+        held = role_permissions(actor_id).subquery("held")
+        statement = statement.where(literal(permission.value).in_(select(held.c.permission)))
+    return statement
+
+
+def may_on_provider(
+    actor_id: uuid.UUID, permission: Permission, provider_id: uuid.UUID, company_id: uuid.UUID
+) -> ColumnElement[bool]:
+    """One decision: may the actor use `permission` on `provider_id`'s bills kept in `company_id`."""
+    providers = granted_providers(actor_id, permission).subquery("p")
+    companies = company_wide_companies(actor_id, permission).subquery("c")
+    return or_(
+        support_sees_all(actor_id, permission),
+        exists().where(providers.c.provider_id == provider_id),
+        exists().where(companies.c.company_id == company_id),
+    )

@@ -1,0 +1,157 @@
+"""HTTP for every bill surface of the seeds. Each route takes its BillScope from the BillAccess guard."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from billing_api.auth.principal import CurrentPrincipal
+from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CurrentActor
+from billing_api.bills import service
+from billing_api.bills.repository import BillFilters, BillRepository
+from billing_api.bills.schemas import BillCreate, BillPage, BillRead, BillUpdate, VisitPage, VisitWithBills
+from billing_api.db import Session
+from billing_api.errors import problem_responses
+from billing_api.models import BillStatus, Coverage
+from billing_api.pagination import Paging, next_cursor
+from billing_api.patients import repository as patients_repository
+from billing_api.patients import service as patients_service
+from billing_api.patients.schemas import VisitRead
+
+READ_ERRORS = problem_responses(401, 404, 422)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+
+router = APIRouter(prefix="/v1")
+
+
+async def _page(session, principal, scope, filters: BillFilters, paging, surface: str) -> BillPage:
+    repository = BillRepository(session, scope)
+    rows = await repository.page(filters, paging.limit, paging.after)
+    bills = rows[: paging.limit]
+    service.audit_support_reads(session, principal, scope, bills, surface)
+    return BillPage(items=await service.present(repository, bills), next_cursor=next_cursor(rows, paging.limit))
+
+
+@router.get("/bills", response_model=BillPage, tags=["bills"], responses=READ_ERRORS)
+async def list_bills(
+    session: Session,
+    principal: CurrentPrincipal,
+    scope: BillsView,
+    paging: Paging,
+    provider_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
+    bill_status: Annotated[BillStatus | None, Query(alias="status")] = None,
+    coverage: Coverage | None = None,
+    service_date_from: Annotated[date | None, Query(description="Service date on or after.")] = None,
+    service_date_to: Annotated[date | None, Query(description="Service date on or before.")] = None,
+) -> BillPage:
+    """The billing dashboard: every bill the caller may see, newest first."""
+    filters = BillFilters(provider_id=provider_id, patient_id=patient_id, status=bill_status, coverage=coverage,
+                          service_date_from=service_date_from, service_date_to=service_date_to)
+    return await _page(session, principal, scope, filters, paging, "billing_dashboard")
+
+
+@router.post("/bills", response_model=BillRead, status_code=status.HTTP_201_CREATED, tags=["bills"],
+             responses=WRITE_ERRORS)
+async def create_bill(data: BillCreate, session: Session, principal: CurrentPrincipal, actor: CurrentActor,
+                      view: BillsView, save: BillsSave) -> BillRead:
+    """Create a draft bill for a provider (needs `bills:save` on that provider's bills)."""
+    bill = await service.create_bill(session, principal, actor, view, save, data)
+    return (await service.present(BillRepository(session, view), [bill]))[0]
+
+
+@router.get("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=READ_ERRORS)
+async def get_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, scope: BillsView) -> BillRead:
+    repository = BillRepository(session, scope)
+    bill = await service.visible_bill(repository, bill_id)
+    service.audit_support_reads(session, principal, scope, [bill], "bill")
+    return (await service.present(repository, [bill]))[0]
+
+
+@router.patch("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
+async def update_bill(bill_id: uuid.UUID, data: BillUpdate, session: Session, principal: CurrentPrincipal,
+                      view: BillsView, save: BillsSave) -> BillRead:
+    """Edit a draft bill (`bills:save`)."""
+    bill = await service.update_bill(session, principal, view, save, bill_id, data)
+    return (await service.present(BillRepository(session, view), [bill]))[0]
+
+
+@router.post("/bills/{bill_id}/submit", response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
+async def submit_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, view: BillsView,
+                      submit: BillsSubmit) -> BillRead:
+    """Submit a draft bill (`bills:submit`)."""
+    bill = await service.submit_bill(session, principal, view, submit, bill_id)
+    return (await service.present(BillRepository(session, view), [bill]))[0]
+
+
+@router.delete("/bills/{bill_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["bills"],
+               responses=WRITE_ERRORS)
+async def delete_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, view: BillsView,
+                      delete: BillsDelete) -> Response:
+    """Delete a draft bill (`bills:delete`)."""
+    await service.delete_bill(session, principal, view, delete, bill_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/encounters/{encounter_id}/bills", response_model=list[BillRead], tags=["bills"],
+            responses=READ_ERRORS)
+async def list_encounter_bills(encounter_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+                               actor: CurrentActor, scope: BillsView) -> list[BillRead]:
+    """Bills created in an encounter that the caller may see."""
+    await patients_service.visible_encounter(session, actor, encounter_id)
+    repository = BillRepository(session, scope)
+    bills = await repository.for_encounter(encounter_id)
+    service.audit_support_reads(session, principal, scope, bills, "encounter")
+    return await service.present(repository, bills)
+
+
+@router.get("/patients/{patient_id}/bills", response_model=BillPage, tags=["bills"], responses=READ_ERRORS)
+async def list_patient_bills(
+    patient_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
+    scope: BillsView,
+    paging: Paging,
+    coverage: Annotated[Coverage | None, Query(description="`insured` or `private`; both when omitted.")] = None,
+) -> BillPage:
+    """The patient chart's billing: insured and private bills the caller may see, newest first."""
+    await patients_service.visible_patient(session, actor, patient_id)
+    filters = BillFilters(patient_id=patient_id, coverage=coverage)
+    return await _page(session, principal, scope, filters, paging, "patient_chart")
+
+
+@router.get("/visits", response_model=VisitPage, tags=["visits"], responses=READ_ERRORS)
+async def list_visits(
+    session: Session,
+    principal: CurrentPrincipal,
+    actor: CurrentActor,
+    scope: BillsView,
+    paging: Paging,
+    provider_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
+    scheduled_from: Annotated[datetime | None, Query(description="Scheduled at or after.")] = None,
+    scheduled_to: Annotated[datetime | None, Query(description="Scheduled before.")] = None,
+    coverage: Annotated[Coverage | None, Query(description="Only bills of this coverage.")] = None,
+) -> VisitPage:
+    """The visits dashboard: visits in schedule order, each with the bills the caller may see."""
+    company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+    rows = await patients_repository.list_visits(
+        session, company_ids, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
+        scheduled_to=scheduled_to, limit=paging.limit, after=paging.after,
+    )
+    visits = rows[: paging.limit]
+    repository = BillRepository(session, scope)
+    bills_by_visit = await repository.for_visits([visit.id for visit in visits], coverage)
+    shown = [bill for bills in bills_by_visit.values() for bill in bills]
+    service.audit_support_reads(session, principal, scope, shown, "visits_dashboard")
+    presented = {bill.id: bill for bill in await service.present(repository, shown)}
+    items = [
+        VisitWithBills(**VisitRead.model_validate(visit).model_dump(),
+                       bills=[presented[bill.id] for bill in bills_by_visit.get(visit.id, [])])
+        for visit in visits
+    ]
+    return VisitPage(items=items, next_cursor=next_cursor(rows, paging.limit, key="scheduled_at"))

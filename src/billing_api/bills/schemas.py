@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import Field
+
+from billing_api.models import BillSource, BillStatus, Coverage
+from billing_api.patients.schemas import ServiceLineCreate, ServiceLineRead, VisitRead
+from billing_api.schemas import InputModel, Page, ReadModel
+
+
+class BillCreate(InputModel):
+    provider_id: uuid.UUID
+    patient_id: uuid.UUID
+    encounter_id: uuid.UUID | None = None
+    visit_id: uuid.UUID | None = None
+    coverage: Coverage
+    service_date: date | None = Field(default=None, description="Defaults to the encounter's date.")
+    lines: list[ServiceLineCreate] | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="Defaults to the encounter's lines (those with a CPT code).",
+    )
+
+
+class BillUpdate(InputModel):
+    """Only draft bills can be edited."""
+
+    coverage: Coverage | None = None
+    service_date: date | None = None
+    lines: list[ServiceLineCreate] | None = Field(default=None, min_length=1, max_length=100)
+
+
+class BillRead(ReadModel):
+    id: uuid.UUID
+    company_id: uuid.UUID
+    provider_id: uuid.UUID
+    patient_id: uuid.UUID
+    encounter_id: uuid.UUID | None
+    visit_id: uuid.UUID | None
+    coverage: Coverage
+    status: BillStatus
+    source: BillSource
+    service_date: date
+    total_cents: int
+    balance_cents: int
+    lines: list[ServiceLineRead]
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+
+
+class BillPage(Page[BillRead]):
+    pass
+
+
+class VisitWithBills(VisitRead):
+    bills: list[BillRead] = Field(description="The bills of this visit that the caller may see.")
+
+
+class VisitPage(Page[VisitWithBills]):
+    pass

@@ -1,0 +1,171 @@
+"""Bill rules: what each surface returns, and the draft -> submitted lifecycle. Access is the scope's."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.audit.service import record
+from billing_api.auth.principal import Principal
+from billing_api.authz.actor import Actor
+from billing_api.authz.scope import BillScope
+from billing_api.bills.repository import BillRepository
+from billing_api.bills.schemas import BillCreate, BillRead, BillUpdate
+from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from billing_api.models import Bill, BillLine, BillStatus
+from billing_api.patients import repository as patients_repository
+from billing_api.patients import service as patients_service
+from billing_api.patients.schemas import ServiceLineCreate, ServiceLineRead
+
+
+async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRead]:
+    lines = await repository.lines([bill.id for bill in bills])
+    return [
+        BillRead(
+            id=bill.id, company_id=bill.company_id, provider_id=bill.provider_id, patient_id=bill.patient_id,
+            encounter_id=bill.encounter_id, visit_id=bill.visit_id, coverage=bill.coverage, status=bill.status,
+            source=bill.source, service_date=bill.service_date, total_cents=bill.total_cents,
+            balance_cents=bill.balance_cents, created_at=bill.created_at, updated_at=bill.updated_at,
+            submitted_at=bill.submitted_at,
+            lines=[ServiceLineRead.model_validate(line) for line in lines.get(bill.id, [])],
+        )
+        for bill in bills
+    ]
+
+
+def audit_support_reads(session: AsyncSession, principal: Principal, scope: BillScope, bills: list[Bill],
+                        surface: str) -> None:
+    """Rule 2: every support view is recorded, one event per provider whose bills were shown."""
+    if not scope.is_support or not bills:
+        return
+    by_provider: dict[uuid.UUID, list[Bill]] = defaultdict(list)
+    for bill in bills:
+        by_provider[bill.provider_id].append(bill)
+    for provider_id, shown in by_provider.items():
+        record(session, principal, "support.bills_viewed", company_id=shown[0].company_id, target_type="provider",
+               target_id=provider_id, details={"surface": surface, "bill_ids": [str(b.id) for b in shown]})
+
+
+async def visible_bill(repository: BillRepository, bill_id: uuid.UUID) -> Bill:
+    bill = await repository.get(bill_id)
+    if bill is None:
+        raise NotFound("No such bill.", code="bill_not_found")
+    return bill
+
+
+def _lines(bill_id: uuid.UUID, lines: list[ServiceLineCreate]) -> list[BillLine]:
+    return [
+        BillLine(id=uuid.uuid4(), bill_id=bill_id, position=position, **line.model_dump())
+        for position, line in enumerate(lines)
+    ]
+
+
+def _total(lines: list[ServiceLineCreate]) -> int:
+    return sum(line.units * line.fee_cents for line in lines)
+
+
+async def create_bill(
+    session: AsyncSession, principal: Principal, actor: Actor, view: BillScope, save: BillScope, data: BillCreate
+) -> Bill:
+    patient = await patients_service.visible_patient(session, actor, data.patient_id)
+    await patients_service.provider_working_in(session, data.provider_id, patient.company_id)
+    if not await BillRepository(session, view).permits(data.provider_id, patient.company_id):
+        raise NotFound("No such provider.", code="provider_not_found")
+    save_repository = BillRepository(session, save)
+    if not await save_repository.permits(data.provider_id, patient.company_id):
+        raise Forbidden("You may not save bills for this provider.", code="permission_denied",
+                        extra={"permission": save.permission.value})
+    lines = data.lines
+    service_date = data.service_date
+    if data.encounter_id is not None:
+        encounter = await patients_service.visible_encounter(session, actor, data.encounter_id)
+        if encounter.patient_id != patient.id or encounter.provider_id != data.provider_id:
+            raise Unprocessable("The encounter is of another patient or provider.", code="encounter_mismatch",
+                                extra={"field": "encounter_id"})
+        service_date = service_date or encounter.service_date
+        if lines is None:
+            lines = [
+                ServiceLineCreate(cpt_code=line.cpt_code, description=line.description, units=line.units,
+                                  fee_cents=line.fee_cents)
+                for line in await patients_repository.encounter_lines(session, encounter.id)
+                if line.cpt_code is not None
+            ]
+    if data.visit_id is not None:
+        visit = await patients_service.visible_visit(session, actor, data.visit_id)
+        if visit.patient_id != patient.id or visit.provider_id != data.provider_id:
+            raise Unprocessable("The visit is of another patient or provider.", code="visit_mismatch",
+                                extra={"field": "visit_id"})
+        service_date = service_date or visit.scheduled_at.date()
+    if not lines:
+        raise Unprocessable("A bill needs at least one line with a CPT code.", code="bill_lines_required",
+                            extra={"field": "lines"})
+    if service_date is None:
+        raise Unprocessable("`service_date` is required without an encounter or visit.",
+                            code="service_date_required", extra={"field": "service_date"})
+    total = _total(lines)
+    bill = Bill(id=uuid.uuid4(), company_id=patient.company_id, provider_id=data.provider_id, patient_id=patient.id,
+                encounter_id=data.encounter_id, visit_id=data.visit_id, coverage=data.coverage,
+                service_date=service_date, total_cents=total, balance_cents=total)
+    await save_repository.add(bill, _lines(bill.id, lines))
+    record(session, principal, "bill.created", company_id=bill.company_id, target_type="bill", target_id=bill.id,
+           details={"provider_id": str(bill.provider_id)})
+    return bill
+
+
+async def _for_change(session: AsyncSession, view: BillScope, change: BillScope, bill_id: uuid.UUID) -> Bill:
+    """Not visible: 404. Visible but not permitted: 403. Locked for the rest of the request."""
+    await visible_bill(BillRepository(session, view), bill_id)
+    bill = await BillRepository(session, change).get(bill_id, for_update=True)
+    if bill is None:
+        raise Forbidden("You may see this bill but not do that.", code="permission_denied",
+                        extra={"permission": change.permission.value})
+    return bill
+
+
+def _require_draft(bill: Bill) -> None:
+    if bill.status != BillStatus.draft:
+        raise Conflict(f"The bill is {bill.status.value}; only drafts can be changed.", code="bill_not_draft")
+
+
+async def update_bill(session: AsyncSession, principal: Principal, view: BillScope, save: BillScope,
+                      bill_id: uuid.UUID, data: BillUpdate) -> Bill:
+    bill = await _for_change(session, view, save, bill_id)
+    _require_draft(bill)
+    changes = data.model_dump(exclude_unset=True)
+    for field in ("coverage", "service_date", "lines"):
+        if field in changes and changes[field] is None:
+            raise Unprocessable(f"`{field}` cannot be null.", code="field_required", extra={"field": field})
+    if data.coverage is not None:
+        bill.coverage = data.coverage
+    if data.service_date is not None:
+        bill.service_date = data.service_date
+    if data.lines is not None:
+        await BillRepository(session, save).replace_lines(bill, _lines(bill.id, data.lines))
+        bill.total_cents = bill.balance_cents = _total(data.lines)
+    await session.flush()
+    record(session, principal, "bill.updated", company_id=bill.company_id, target_type="bill", target_id=bill.id,
+           details={"fields": sorted(changes)})
+    return bill
+
+
+async def submit_bill(session: AsyncSession, principal: Principal, view: BillScope, submit: BillScope,
+                      bill_id: uuid.UUID) -> Bill:
+    bill = await _for_change(session, view, submit, bill_id)
+    _require_draft(bill)
+    bill.status = BillStatus.submitted
+    bill.submitted_at = datetime.now(UTC)
+    await session.flush()
+    record(session, principal, "bill.submitted", company_id=bill.company_id, target_type="bill", target_id=bill.id)
+    return bill
+
+
+async def delete_bill(session: AsyncSession, principal: Principal, view: BillScope, delete: BillScope,
+                      bill_id: uuid.UUID) -> None:
+    bill = await _for_change(session, view, delete, bill_id)
+    _require_draft(bill)
+    await BillRepository(session, delete).delete(bill.id)
+    record(session, principal, "bill.deleted", company_id=bill.company_id, target_type="bill", target_id=bill.id,
+           details={"provider_id": str(bill.provider_id)})

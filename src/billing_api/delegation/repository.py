@@ -1,0 +1,191 @@
+"""All SQL about delegation lists, who can see a provider's bills, and segregation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, literal, or_, select, tuple_, union_all, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.authz.permissions import Permission
+from billing_api.authz.repository import users_reaching
+from billing_api.authz.rules import entry_grants
+from billing_api.models import (
+    AccountType,
+    Company,
+    DelegationEntry,
+    DelegationList,
+    Group,
+    GroupMember,
+    User,
+    UserStatus,
+)
+
+
+async def get_list(session: AsyncSession, provider_id: uuid.UUID) -> DelegationList | None:
+    return await session.get(DelegationList, provider_id)
+
+
+async def entries_with_targets(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple]:
+    """(entry, user or None, group or None, active member count or None), groups first, then by name."""
+    active_members = (
+        select(func.count())
+        .select_from(GroupMember)
+        .join(User, User.id == GroupMember.user_id)
+        .where(GroupMember.group_id == DelegationEntry.group_id, User.status == UserStatus.active)
+        .correlate(DelegationEntry)
+        .scalar_subquery()
+    )
+    statement = (
+        select(DelegationEntry, User, Group, active_members)
+        .outerjoin(User, User.id == DelegationEntry.user_id)
+        .outerjoin(Group, Group.id == DelegationEntry.group_id)
+        .where(DelegationEntry.provider_id == provider_id)
+        .order_by(DelegationEntry.group_id.is_(None), func.coalesce(Group.name, User.display_name), DelegationEntry.id)
+    )
+    return [tuple(row) for row in (await session.execute(statement)).all()]
+
+
+async def users_by_id(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, User]:
+    if not user_ids:
+        return {}
+    return {u.id: u for u in (await session.execute(select(User).where(User.id.in_(user_ids)))).scalars()}
+
+
+async def groups_by_id(session: AsyncSession, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Group]:
+    if not group_ids:
+        return {}
+    return {g.id: g for g in (await session.execute(select(Group).where(Group.id.in_(group_ids)))).scalars()}
+
+
+async def claim_version(
+    session: AsyncSession, provider_id: uuid.UUID, expected: int, actor_id: uuid.UUID
+) -> int | None:
+    """Optimistic concurrency: move the list from `expected` to the next version, or None if it moved on.
+    Concurrent savers queue on the row lock; after the first commits, the others find a new version."""
+    await session.execute(
+        insert(DelegationList).values(provider_id=provider_id, version=0).on_conflict_do_nothing()
+    )
+    result = await session.execute(
+        update(DelegationList)
+        .where(DelegationList.provider_id == provider_id, DelegationList.version == expected)
+        .values(version=DelegationList.version + 1, updated_at=func.now(), updated_by=actor_id)
+        .returning(DelegationList.version)
+    )
+    return result.scalar_one_or_none()
+
+
+async def replace_entries(session: AsyncSession, provider_id: uuid.UUID, entries: list[DelegationEntry]) -> None:
+    await session.execute(delete(DelegationEntry).where(DelegationEntry.provider_id == provider_id))
+    session.add_all(entries)
+    await session.flush()
+
+
+# Who can see a provider's bills
+
+
+def _viewers(provider: User, segregated: bool) -> list:
+    """(user_id, rule, entry_id, group_id) rows: everyone whose access to `provider`'s bills some rule grants."""
+    view = Permission.BILLS_VIEW
+    active = User.status == UserStatus.active
+    rows = [
+        select(User.id.label("user_id"), literal("own_bills").label("rule"),
+               literal(None).label("entry_id"), literal(None).label("group_id"))
+        .where(User.id == provider.id, active, User.is_provider),
+        select(DelegationEntry.user_id, literal("delegation_user"), DelegationEntry.id, literal(None))
+        .join(User, User.id == DelegationEntry.user_id)
+        .where(DelegationEntry.provider_id == provider.id, entry_grants(view), active,
+               User.account_type != AccountType.support),
+        select(GroupMember.user_id, literal("delegation_group"), DelegationEntry.id, DelegationEntry.group_id)
+        .join(GroupMember, GroupMember.group_id == DelegationEntry.group_id)
+        .join(User, User.id == GroupMember.user_id)
+        .where(DelegationEntry.provider_id == provider.id, entry_grants(view), active,
+               User.account_type != AccountType.support),
+        select(User.id, literal("support"), literal(None), literal(None))
+        .where(User.account_type == AccountType.support, active),
+    ]
+    if not segregated:
+        reaching = users_reaching(provider.company_id).subquery()
+        rows.append(
+            select(User.id, literal("company_wide"), literal(None), literal(None))
+            .where(User.id.in_(select(reaching.c.user_id)), active, User.account_type != AccountType.support)
+        )
+    return rows
+
+
+async def provider_viewers_page(
+    session: AsyncSession, provider: User, segregated: bool, limit: int, after: tuple[str, uuid.UUID] | None
+) -> tuple[list[User], dict[uuid.UUID, list[tuple]]]:
+    """A page of users (by name) who can see the provider's bills, and each one's reasons."""
+    viewers = union_all(*_viewers(provider, segregated)).subquery("viewers")
+    statement = select(User).where(User.id.in_(select(viewers.c.user_id)))
+    if after is not None:
+        statement = statement.where(tuple_(User.display_name, User.id) > tuple_(*after))
+    users = list((await session.execute(
+        statement.order_by(User.display_name, User.id).limit(limit + 1)
+    )).scalars())
+    shown = [user.id for user in users[:limit]]
+    reasons: dict[uuid.UUID, list[tuple]] = {user_id: [] for user_id in shown}
+    if shown:
+        rows = await session.execute(
+            select(viewers.c.user_id, viewers.c.rule, viewers.c.entry_id, viewers.c.group_id, Group.name)
+            .outerjoin(Group, Group.id == viewers.c.group_id)
+            .where(viewers.c.user_id.in_(shown))
+        )
+        for user_id, rule, entry_id, group_id, group_name in rows.all():
+            reasons[user_id].append((rule, entry_id, group_id, group_name))
+    return users, reasons
+
+
+# Segregation
+
+
+async def providers_of_company(session: AsyncSession, company_id: uuid.UUID) -> list[User]:
+    statement = select(User).where(User.company_id == company_id, User.is_provider).order_by(User.display_name)
+    return list((await session.execute(statement)).scalars())
+
+
+async def providers_with_entries(session: AsyncSession, provider_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    if not provider_ids:
+        return set()
+    statement = select(DelegationEntry.provider_id).where(DelegationEntry.provider_id.in_(provider_ids)).distinct()
+    return set((await session.execute(statement)).scalars())
+
+
+async def segregation_losses(
+    session: AsyncSession, company_id: uuid.UUID, provider_ids: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, uuid.UUID]]:
+    """(user id, name, provider id): who sees the provider's bills only company-wide, and so will lose them."""
+    if not provider_ids:
+        return []
+    reaching = users_reaching(company_id).subquery()
+    provider = select(User.id.label("provider_id")).where(User.id.in_(provider_ids)).subquery("provider")
+    member = GroupMember.__table__.alias("member")
+    delegated = select(DelegationEntry.id).where(
+        DelegationEntry.provider_id == provider.c.provider_id,
+        entry_grants(Permission.BILLS_VIEW),
+        or_(
+            DelegationEntry.user_id == User.id,
+            DelegationEntry.group_id.in_(select(member.c.group_id).where(member.c.user_id == User.id)),
+        ),
+    )
+    statement = (
+        select(User.id, User.display_name, provider.c.provider_id)
+        .join(provider, User.id != provider.c.provider_id)
+        .where(
+            User.id.in_(select(reaching.c.user_id)),
+            User.status == UserStatus.active,
+            User.account_type != AccountType.support,
+            ~delegated.exists(),
+        )
+        .order_by(User.display_name, User.id)
+    )
+    return [tuple(row) for row in (await session.execute(statement)).all()]
+
+
+async def lock_company(session: AsyncSession, company_id: uuid.UUID) -> Company | None:
+    return (await session.execute(select(Company).where(Company.id == company_id).with_for_update())).scalar_one_or_none()
+
+

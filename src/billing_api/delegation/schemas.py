@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field, StrictBool, StrictInt
+
+from billing_api.authz.permissions import Permission, RolePreset
+from billing_api.schemas import InputModel, ReadModel
+
+
+class DelegationEntryInput(InputModel):
+    """A user or a group (exactly one), with a role preset or, for `custom`, a permission set."""
+
+    user_id: uuid.UUID | None = None
+    group_id: uuid.UUID | None = None
+    role: RolePreset | None = Field(default=None, description="Omitted: `administrator`.")
+    permissions: list[Permission] | None = Field(default=None, description="Only with role `custom`.")
+    expires_at: AwareDatetime | None = Field(default=None, description="The entry stops granting at this instant.")
+
+
+class DelegationListSave(InputModel):
+    entries: list[DelegationEntryInput] = Field(max_length=500)
+    version: StrictInt = Field(ge=0, description="The `version` you read; a stale one gets 409 and saves nothing.")
+    password: str = Field(min_length=1, max_length=256, description="Your password, to confirm the save.")
+
+
+class DelegationEntryRead(ReadModel):
+    id: uuid.UUID
+    type: str = Field(description="`user` or `group`.")
+    user_id: uuid.UUID | None
+    group_id: uuid.UUID | None
+    name: str
+    active: bool | None = Field(description="For a user: false when deactivated (they stay listed, granting nothing).")
+    member_count: int | None = Field(description="For a group: its active members.")
+    role: str
+    permissions: list[str]
+    expires_at: datetime | None
+    expired: bool
+
+
+class DelegationListRead(ReadModel):
+    provider_id: uuid.UUID
+    version: int
+    updated_at: datetime | None
+    updated_by: uuid.UUID | None
+    entries: list[DelegationEntryRead]
+
+
+class AccessReason(ReadModel):
+    rule: str
+    grants: bool
+    detail: str
+    entry_id: uuid.UUID | None = None
+    group_id: uuid.UUID | None = None
+    group_name: str | None = None
+    company_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+
+
+class AccessExplanation(ReadModel):
+    allowed: bool
+    user_id: uuid.UUID
+    provider_id: uuid.UUID
+    company_id: uuid.UUID
+    permission: Permission
+    reasons: list[AccessReason]
+
+
+class ProviderAccessEntry(ReadModel):
+    user_id: uuid.UUID
+    display_name: str
+    username: str
+    reasons: list[AccessReason]
+
+
+class ProviderAccessPage(ReadModel):
+    items: list[ProviderAccessEntry]
+    next_cursor: str | None = None
+
+
+class EmptyListProvider(ReadModel):
+    provider_id: uuid.UUID
+    display_name: str
+    bill_count: int
+
+
+class AccessLoss(ReadModel):
+    user_id: uuid.UUID
+    display_name: str
+    provider_ids: list[uuid.UUID] = Field(description="Providers whose bills this user will no longer see.")
+
+
+class SegregationRead(ReadModel):
+    company_id: uuid.UUID
+    enabled: bool
+    enabled_at: datetime | None
+    enabled_by: uuid.UUID | None
+    ready: bool = Field(description="No provider with bills has an empty delegation list.")
+    providers_with_empty_list: list[EmptyListProvider]
+    preview: list[AccessLoss] = Field(description="Before enabling: who will lose access to whose bills.")
+
+
+class SegregationEnable(InputModel):
+    password: str = Field(min_length=1, max_length=256)
+    acknowledge_empty_lists: StrictBool = Field(
+        default=False, description="Enable even though some providers with bills have an empty list."
+    )

@@ -1,0 +1,169 @@
+"""Patients, visits, encounters and bills."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing_api.models.base import Base, CreatedAtMixin, IdMixin, pg_enum, utcnow
+
+
+class Coverage(enum.StrEnum):
+    insured = "insured"
+    private = "private"
+
+
+class BillStatus(enum.StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+    paid = "paid"
+    void = "void"
+
+
+class BillSource(enum.StrEnum):
+    manual = "manual"
+    automation = "automation"
+
+
+def _company_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), ForeignKey("company.id", ondelete="RESTRICT"), nullable=False)
+
+
+class Patient(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "patient"
+
+    company_id: Mapped[uuid.UUID] = _company_fk()
+    first_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    last_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+
+    __table_args__ = (Index("ix_patient_company_created", "company_id", "created_at", "id"),)
+
+
+class Visit(IdMixin, CreatedAtMixin, Base):
+    """An appointment."""
+
+    __tablename__ = "visit"
+
+    company_id: Mapped[uuid.UUID] = _company_fk()
+    patient_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("patient.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="RESTRICT"), nullable=False
+    )
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("ix_visit_company_scheduled", "company_id", "scheduled_at", "id"),)
+
+
+class Encounter(IdMixin, CreatedAtMixin, Base):
+    """A session: what was done for a patient on a date, with its service lines."""
+
+    __tablename__ = "encounter"
+
+    company_id: Mapped[uuid.UUID] = _company_fk()
+    patient_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("patient.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("visit.id", ondelete="RESTRICT"), index=True
+    )
+    service_date: Mapped[date] = mapped_column(Date, nullable=False)
+    # Imported from another system: may lack CPT codes, and automation never picks it up.
+    imported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class EncounterLine(IdMixin, Base):
+    __tablename__ = "encounter_line"
+
+    encounter_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("encounter.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    cpt_code: Mapped[str | None] = mapped_column(String(10))
+    description: Mapped[str] = mapped_column(String(200), nullable=False)
+    units: Mapped[int] = mapped_column(Integer, nullable=False)
+    fee_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("units > 0", name="units_positive"),
+        CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
+    )
+
+
+class Bill(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "bill"
+
+    company_id: Mapped[uuid.UUID] = _company_fk()
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="RESTRICT"), nullable=False
+    )
+    patient_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("patient.id", ondelete="RESTRICT"), nullable=False
+    )
+    encounter_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("encounter.id", ondelete="RESTRICT")
+    )
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("visit.id", ondelete="RESTRICT"))
+    coverage: Mapped[Coverage] = mapped_column(pg_enum(Coverage, "bill_coverage"), nullable=False)
+    status: Mapped[BillStatus] = mapped_column(
+        pg_enum(BillStatus, "bill_status"), nullable=False, default=BillStatus.draft
+    )
+    source: Mapped[BillSource] = mapped_column(
+        pg_enum(BillSource, "bill_source"), nullable=False, default=BillSource.manual
+    )
+    service_date: Mapped[date] = mapped_column(Date, nullable=False)
+    total_cents: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    balance_cents: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=text("now()"), default=utcnow, onupdate=utcnow
+    )
+
+    __table_args__ = (
+        # The dashboard's three access paths (PERF-NOTES): per provider, per company, everything.
+        Index("ix_bill_provider_created", "provider_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_bill_company_created", "company_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_bill_created", text("created_at DESC"), text("id DESC")),
+        Index("ix_bill_patient_created", "patient_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_bill_encounter", "encounter_id", postgresql_where=text("encounter_id IS NOT NULL")),
+        Index("ix_bill_visit", "visit_id", postgresql_where=text("visit_id IS NOT NULL")),
+        CheckConstraint("total_cents >= 0", name="total_not_negative"),
+    )
+
+
+class BillLine(IdMixin, Base):
+    __tablename__ = "bill_line"
+
+    bill_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bill.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    cpt_code: Mapped[str | None] = mapped_column(String(10))
+    description: Mapped[str] = mapped_column(String(200), nullable=False)
+    units: Mapped[int] = mapped_column(Integer, nullable=False)
+    fee_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("units > 0", name="units_positive"),
+        CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
+    )

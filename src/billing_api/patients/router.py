@@ -1,0 +1,92 @@
+"""HTTP for patients, visits and encounters (the records bills are made from)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from billing_api.auth.principal import CurrentPrincipal
+from billing_api.authz.dependencies import CurrentActor
+from billing_api.companies import service as company_service
+from billing_api.db import Session
+from billing_api.errors import problem_responses
+from billing_api.pagination import Paging, next_cursor
+from billing_api.patients import repository, service
+from billing_api.patients.schemas import (
+    EncounterCreate,
+    EncounterRead,
+    PatientCreate,
+    PatientPage,
+    PatientRead,
+    ServiceLineRead,
+    VisitCreate,
+    VisitRead,
+)
+
+READ_ERRORS = problem_responses(401, 404, 422)
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/patients", response_model=PatientRead, status_code=status.HTTP_201_CREATED, tags=["patients"],
+             responses=WRITE_ERRORS)
+async def create_patient(data: PatientCreate, session: Session, principal: CurrentPrincipal,
+                         actor: CurrentActor) -> PatientRead:
+    return PatientRead.model_validate(await service.create_patient(session, principal, actor, data))
+
+
+@router.get("/patients", response_model=PatientPage, tags=["patients"], responses=READ_ERRORS)
+async def list_patients(
+    session: Session, actor: CurrentActor, paging: Paging,
+    company_id: Annotated[uuid.UUID | None, Query(description="Only this company's patients.")] = None,
+) -> PatientPage:
+    if company_id is not None:
+        await company_service.visible_company(session, actor, company_id)
+        company_ids: list[uuid.UUID] | None = [company_id]
+    else:
+        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+    rows = await repository.list_patients(session, company_ids, paging.limit, paging.after)
+    return PatientPage(items=[PatientRead.model_validate(p) for p in rows[: paging.limit]],
+                       next_cursor=next_cursor(rows, paging.limit))
+
+
+@router.get("/patients/{patient_id}", response_model=PatientRead, tags=["patients"], responses=READ_ERRORS)
+async def get_patient(patient_id: uuid.UUID, session: Session, actor: CurrentActor) -> PatientRead:
+    return PatientRead.model_validate(await service.visible_patient(session, actor, patient_id))
+
+
+@router.post("/visits", response_model=VisitRead, status_code=status.HTTP_201_CREATED, tags=["visits"],
+             responses=WRITE_ERRORS)
+async def create_visit(data: VisitCreate, session: Session, principal: CurrentPrincipal,
+                       actor: CurrentActor) -> VisitRead:
+    return VisitRead.model_validate(await service.create_visit(session, principal, actor, data))
+
+
+def _encounter_read(encounter, lines) -> EncounterRead:
+    return EncounterRead(
+        id=encounter.id, company_id=encounter.company_id, patient_id=encounter.patient_id,
+        provider_id=encounter.provider_id, visit_id=encounter.visit_id, service_date=encounter.service_date,
+        imported=encounter.imported, created_at=encounter.created_at,
+        lines=[ServiceLineRead.model_validate(line) for line in lines],
+    )
+
+
+@router.post("/encounters", response_model=EncounterRead, status_code=status.HTTP_201_CREATED,
+             tags=["encounters"], responses=WRITE_ERRORS)
+async def create_encounter(data: EncounterCreate, session: Session, principal: CurrentPrincipal,
+                           actor: CurrentActor) -> EncounterRead:
+    """Record an encounter (session) with its service lines. Only imported ones may lack CPT codes."""
+    encounter, lines = await service.create_encounter(session, principal, actor, data)
+    return _encounter_read(encounter, lines)
+
+
+@router.get("/encounters/{encounter_id}", response_model=EncounterRead, tags=["encounters"],
+            responses=READ_ERRORS)
+async def get_encounter(encounter_id: uuid.UUID, session: Session, actor: CurrentActor) -> EncounterRead:
+    encounter = await service.visible_encounter(session, actor, encounter_id)
+    return _encounter_read(encounter, await repository.encounter_lines(session, encounter.id))
+
+

@@ -1,0 +1,160 @@
+"""One practice with every class of caller, and bills on every surface, for the decision tables."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import delete
+
+from billing_api.authz.permissions import ROLE_PRESETS, Permission, RolePreset
+from billing_api.models import (
+    AccountType,
+    Bill,
+    BillLine,
+    Company,
+    Coverage,
+    DelegationEntry,
+    Encounter,
+    GroupMember,
+    Patient,
+    User,
+    UserStatus,
+    Visit,
+)
+from tests.factories import Factory
+
+CALLERS = [
+    "owner",             # the provider whose bills these are
+    "delegate_user",     # named on the owner's list (data entry)
+    "group_delegate",    # member of a group on the owner's list (financial viewer)
+    "removed_member",    # was in that group, removed
+    "deactivated_delegate",
+    "expired_delegate",  # named by an entry that has expired
+    "other_provider",    # another provider of the same clinic
+    "admin_one",         # users:edit_others only
+    "admin_both",        # users:edit_others + billing:delegation_settings
+    "company_admin",     # account type company_admin of the clinic
+    "parent_admin",      # company_admin of the clinic's parent company
+    "role_biller",       # in a group whose role holds the data-entry permissions, not on the list
+    "staff",             # plain clinic user
+    "support",           # the vendor's support
+    "outsider",          # a user of another company
+]
+
+
+def _preset(role: RolePreset) -> list[str]:
+    return sorted(p.value for p in ROLE_PRESETS[role])
+
+
+@dataclass
+class World:
+    network: Company
+    clinic: Company
+    elsewhere: Company
+    users: dict[str, User]
+    patient: Patient
+    encounter: Encounter
+    visit: Visit
+    insured_bill: Bill
+    private_bill: Bill
+    other_provider_bill: Bill
+    elsewhere_bill: Bill
+    group_id: uuid.UUID
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def owner(self) -> User:
+        return self.users["owner"]
+
+    @property
+    def owner_bill_ids(self) -> set[str]:
+        return {str(self.insured_bill.id), str(self.private_bill.id)}
+
+
+async def _bill(factory: Factory, company: Company, provider: User, patient: Patient, coverage: Coverage,
+                *, encounter: Encounter | None = None, visit: Visit | None = None) -> Bill:
+    bill = Bill(id=uuid.uuid4(), company_id=company.id, provider_id=provider.id, patient_id=patient.id,
+                encounter_id=encounter.id if encounter else None, visit_id=visit.id if visit else None,
+                coverage=coverage, service_date=date(2026, 11, 2), total_cents=12000, balance_cents=12000)
+    factory.session.add(bill)
+    await factory.session.flush()
+    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code="99213",
+                                 description="Office visit", units=1, fee_cents=12000))
+    await factory.session.flush()
+    return bill
+
+
+async def build_world(factory: Factory, *, segregated: bool) -> World:
+    session = factory.session
+    network = await factory.company("Network")
+    clinic = await factory.company("Clinic", parent=network)
+    elsewhere = await factory.company("Elsewhere")
+    u: dict[str, User] = {}
+    u["owner"] = await factory.user(clinic, name="Owner Provider", provider=True)
+    u["other_provider"] = await factory.user(clinic, name="Other Provider", provider=True)
+    for name in ("delegate_user", "group_delegate", "removed_member", "expired_delegate", "staff"):
+        u[name] = await factory.user(clinic, name=name)
+    u["deactivated_delegate"] = await factory.user(clinic, name="deactivated", status=UserStatus.deactivated)
+    u["admin_one"] = await factory.user(clinic, name="admin_one", permissions=[Permission.USERS_EDIT_OTHERS.value])
+    u["admin_both"] = await factory.user(clinic, name="admin_both", permissions=[
+        Permission.USERS_EDIT_OTHERS.value, Permission.BILLING_DELEGATION_SETTINGS.value])
+    u["company_admin"] = await factory.user(clinic, name="company_admin", account_type=AccountType.company_admin)
+    u["parent_admin"] = await factory.user(network, name="parent_admin", account_type=AccountType.company_admin)
+    u["role_biller"] = await factory.user(clinic, name="role_biller")
+    vendor = await factory.company("Vendor")
+    u["support"] = await factory.user(vendor, name="support", account_type=AccountType.support)
+    u["outsider"] = await factory.user(elsewhere, name="outsider")
+    far_provider = await factory.user(elsewhere, name="Far Provider", provider=True)
+
+    clerks = await factory.group(clinic, [u["group_delegate"], u["removed_member"]], name="Billing clerks")
+    await factory.group(clinic, [u["role_biller"]], name="Billers", permissions=_preset(RolePreset.DATA_ENTRY))
+    past = datetime.now(UTC) - timedelta(days=1)
+    for user_id, group_id, role, expires in (
+        (u["delegate_user"].id, None, RolePreset.DATA_ENTRY, None),
+        (None, clerks.id, RolePreset.FINANCIAL_VIEWER, None),
+        (u["deactivated_delegate"].id, None, RolePreset.ADMINISTRATOR, None),
+        (u["expired_delegate"].id, None, RolePreset.ADMINISTRATOR, past),
+    ):
+        session.add(DelegationEntry(id=uuid.uuid4(), provider_id=u["owner"].id, user_id=user_id, group_id=group_id,
+                                    role=role.value, permissions=_preset(role), expires_at=expires))
+    await session.flush()
+    # "member removed from the group": membership taken away after the list was set up.
+    await session.execute(delete(GroupMember).where(GroupMember.group_id == clerks.id,
+                                                    GroupMember.user_id == u["removed_member"].id))
+
+    patient = Patient(id=uuid.uuid4(), company_id=clinic.id, first_name="Pat", last_name="Ient")
+    far_patient = Patient(id=uuid.uuid4(), company_id=elsewhere.id, first_name="Far", last_name="Away")
+    session.add_all([patient, far_patient])
+    await session.flush()
+    visit = Visit(id=uuid.uuid4(), company_id=clinic.id, patient_id=patient.id, provider_id=u["owner"].id,
+                  scheduled_at=datetime(2026, 11, 2, 15, tzinfo=UTC))
+    session.add(visit)
+    await session.flush()
+    encounter = Encounter(id=uuid.uuid4(), company_id=clinic.id, patient_id=patient.id, provider_id=u["owner"].id,
+                          visit_id=visit.id, service_date=date(2026, 11, 2))
+    session.add(encounter)
+    await session.flush()
+    insured = await _bill(factory, clinic, u["owner"], patient, Coverage.insured, encounter=encounter, visit=visit)
+    private = await _bill(factory, clinic, u["owner"], patient, Coverage.private, visit=visit)
+    other = await _bill(factory, clinic, u["other_provider"], patient, Coverage.insured)
+    far = await _bill(factory, elsewhere, far_provider, far_patient, Coverage.insured)
+    if segregated:
+        clinic.billing_segregation_enabled_at = datetime.now(UTC)
+        await session.flush()
+    return World(network, clinic, elsewhere, u, patient, encounter, visit, insured, private, other, far, clerks.id)
+
+
+# Who sees the owner's bills (bills:view), by segregation state. Everyone else gets 404.
+SEES_OWNER_BILLS = {
+    False: {"owner", "delegate_user", "group_delegate", "removed_member", "expired_delegate", "other_provider",
+            "admin_one", "admin_both", "company_admin", "parent_admin", "role_biller", "staff", "support"},
+    True: {"owner", "delegate_user", "group_delegate", "support"},
+}
+
+# Who may change the owner's draft bills with each permission, by segregation state.
+MAY_CHANGE_OWNER_BILLS = {
+    False: {"owner", "delegate_user", "role_biller"},
+    True: {"owner", "delegate_user"},
+}
