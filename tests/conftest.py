@@ -48,27 +48,43 @@ def _server_url() -> str:
         return embedded_database_url(ROOT / ".billing-api-data" / "test")
 
 
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    server_url = make_url(_server_url())
+async def _create_database(server_url) -> str:
     name = f"billing_api_test_{uuid.uuid4().hex[:10]}"
     admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return name
+
+
+async def _drop_database(server_url, name: str) -> None:
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def _migrated_engine(url: str, **kwargs) -> AsyncEngine:
+    engine = create_async_engine(url, **kwargs)
+    async with engine.connect() as connection:
+        await upgrade_connection(connection)
+        await connection.commit()
+    return engine
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    server_url = make_url(_server_url())
+    name = await _create_database(server_url)
     try:
         yield server_url.set(database=name).render_as_string(hide_password=False)
     finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        await _drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database_url, pool_size=20, max_overflow=10)
-    async with engine.connect() as connection:
-        await upgrade_connection(connection)
-        await connection.commit()
+    engine = await _migrated_engine(database_url, pool_size=20, max_overflow=10)
     yield engine
     await engine.dispose()
 
@@ -99,11 +115,19 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
+@pytest.fixture(scope="session")
+def shared_app(settings: Settings):
+    # One app for the run: FastAPI builds each route's dependency state on an app's first requests
+    # (about 0.1 s), which a fresh app per test would pay every time.
+    return create_app(settings)
+
+
 @pytest.fixture
-def app(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]):
-    app = create_app(settings)
-    app.state.sessionmaker = sessionmaker
-    return app
+def app(shared_app, sessionmaker: async_sessionmaker[AsyncSession]):
+    # Tests run one at a time, so the shared app takes this test's sessionmaker (its transaction).
+    shared_app.state.sessionmaker = sessionmaker
+    yield shared_app
+    shared_app.state.sessionmaker = None
 
 
 @pytest.fixture
@@ -116,3 +140,29 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def factory(session: AsyncSession, settings: Settings) -> Factory:
     return Factory(session, settings)
+
+
+@pytest.fixture(scope="session")
+async def live_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A second database of this run for tests that need real commits, so that what they commit
+    never shows up in the transaction-isolated tests."""
+    url = make_url(database_url)
+    name = await _create_database(url)
+    engine = await _migrated_engine(url.set(database=name), pool_size=10)
+    yield engine
+    await engine.dispose()
+    await _drop_database(url, name)
+
+
+@pytest.fixture
+async def live(live_engine: AsyncEngine, settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Factory]]:
+    """The app on a real engine: every request commits for real, as in production. Tests using this
+    make their own companies (the data stays until the run ends)."""
+    from billing_api.db import make_sessionmaker
+
+    sessionmaker = make_sessionmaker(live_engine)
+    app = create_app(settings)
+    app.state.sessionmaker = sessionmaker
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with sessionmaker() as session, httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http, Factory(session, settings)

@@ -1,0 +1,98 @@
+"""Structural guarantees: every bill route is guarded, and bill SQL lives in one module."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi.routing import APIRoute
+
+from billing_api.app import create_app
+from billing_api.authz.dependencies import BillAccess
+from billing_api.authz.scope import BillScope, bill_scope
+from billing_api.authz.permissions import Permission
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "billing_api"
+BILL_REPOSITORY = SRC / "bills" / "repository.py"
+# Paths that serve bill data (or data derived from bills) whatever their code looks like.
+BILL_PATHS = re.compile(r"/bills|/invoices|/reports|/payments|/billing-segregation|/documents")
+
+
+def _routes(app) -> list[APIRoute]:
+    """Every APIRoute, through FastAPI's included-router wrappers."""
+    found: list[APIRoute] = []
+
+    def walk(routes):
+        for route in routes:
+            if isinstance(route, APIRoute):
+                found.append(route)
+            elif hasattr(route, "original_router"):
+                walk(route.original_router.routes)
+
+    walk(app.routes)
+    return found
+
+
+def _guards(dependant) -> list[BillAccess]:
+    guards = [d.call for d in dependant.dependencies if isinstance(d.call, BillAccess)]
+    for sub in dependant.dependencies:
+        guards += _guards(sub)
+    return guards
+
+
+def _source(route: APIRoute) -> str:
+    import inspect
+
+    return inspect.getsource(route.endpoint)
+
+
+def test_the_route_walk_finds_the_bill_surfaces():
+    paths = {(tuple(sorted(r.methods)), r.path) for r in _routes(create_app())}
+    for path in ("/v1/bills", "/v1/bills/{bill_id}", "/v1/encounters/{encounter_id}/bills",
+                 "/v1/patients/{patient_id}/bills", "/v1/visits"):
+        assert any(p == path for _, p in paths), path
+
+
+def test_every_route_that_touches_bills_has_the_guard():
+    app = create_app()
+    bill_routes = [r for r in _routes(app) if BILL_PATHS.search(r.path) or "BillRepository" in _source(r)]
+    unguarded = [f"{sorted(r.methods)} {r.path}" for r in bill_routes if not _guards(r.dependant)]
+    assert bill_routes, "the walk found no bill routes"
+    assert not unguarded, f"bill routes without the BillAccess guard: {unguarded}"
+
+
+def test_routes_without_the_guard_never_build_a_bill_repository():
+    for route in _routes(create_app()):
+        if not _guards(route.dependant):
+            assert "BillRepository" not in _source(route), route.path
+
+
+def test_bill_queries_are_written_only_in_the_bill_repository():
+    pattern = re.compile(r"\b(select|update|delete|insert)\(\s*(Bill|BillLine)\b")
+    offenders = [
+        str(path.relative_to(SRC)) for path in SRC.rglob("*.py")
+        if path != BILL_REPOSITORY and pattern.search(path.read_text())
+    ]
+    assert not offenders, f"bill SQL outside bills/repository.py: {offenders}"
+    assert pattern.search(BILL_REPOSITORY.read_text())
+
+
+def test_a_bill_scope_cannot_be_made_outside_authz():
+    import pytest
+
+    with pytest.raises(TypeError):
+        BillScope(object(), None, Permission.BILLS_VIEW, False)
+    scope = bill_scope(__import__("uuid").uuid4(), Permission.BILLS_VIEW, is_support=False)
+    assert isinstance(scope, BillScope)
+
+
+def test_the_bill_repository_needs_a_scope():
+    import pytest
+
+    from billing_api.bills.repository import BillRepository
+
+    with pytest.raises(TypeError):
+        BillRepository(None, None)
+    public = [name for name in vars(BillRepository) if not name.startswith("_")]
+    # Every read and write goes through the scope: none of them takes a way around it.
+    assert "page" in public and "get" in public
