@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.authz.permissions import Permission
+from billing_api.authz.permissions import ROLE_PRESETS, Permission, RolePreset
+from billing_api.authz.scope import bill_scope
+from billing_api.bills.repository import BillRepository
 from billing_api.config import Settings
 from billing_api.identity.bootstrap import ensure_company, ensure_group, ensure_user
-from billing_api.models import AccountType
+from billing_api.models import (
+    AccountType,
+    Bill,
+    BillLine,
+    Company,
+    Coverage,
+    DelegationEntry,
+    DelegationList,
+    Encounter,
+    EncounterLine,
+    Group,
+    Patient,
+    User,
+    Visit,
+)
 
 DEMO_PASSWORD = "demo-password-1"
 
@@ -42,12 +61,17 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     await user(clinic, "clinic.admin", "Casey Admin", account_type=AccountType.company_admin)
     await user(clinic, "office.manager", "Olive Manager",
                permissions=[Permission.USERS_EDIT_OTHERS, Permission.BILLING_DELEGATION_SETTINGS])
-    await user(clinic, "dr.lovelace", "Dr. Ada Lovelace", billing_number="ON-100234")
-    await user(clinic, "dr.carter", "Dr. Ben Carter", billing_number="ON-100871")
-    await user(clinic, "dr.wu", "Dr. Chen Wu", billing_number="ON-101560")
+    wu = await user(clinic, "dr.wu", "Dr. Chen Wu", billing_number="ON-101560")
+    lovelace = await user(clinic, "dr.lovelace", "Dr. Ada Lovelace", billing_number="ON-100234")
+    carter = await user(clinic, "dr.carter", "Dr. Ben Carter", billing_number="ON-100871")
     clara = await user(clinic, "clara.clerk", "Clara Clerk")
     bob = await user(clinic, "bob.clerk", "Bob Clerk")
-    await ensure_group(session, clinic, "Billing clerks", [clara, bob])
+    clerks = await ensure_group(session, clinic, "Billing clerks", [clara, bob])
+    await ensure_billing(session, clinic, [lovelace, carter, wu])
+    # Dr. Lovelace delegates to the clerks' group; Dr. Carter to Clara alone; Dr. Wu's list stays empty
+    # (so the segregation readiness check has something to show).
+    await ensure_delegation(session, lovelace, group=clerks, role=RolePreset.DATA_ENTRY)
+    await ensure_delegation(session, carter, user=clara, role=RolePreset.FINANCIAL_VIEWER)
 
     west = await ensure_company(session, "West EMS Transport", time_zone="America/Denver")
     for child in ("West EMS North", "West EMS South", "West EMS East", "West EMS Mountain"):
@@ -60,3 +84,62 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     vendor = await ensure_company(session, "billing-api Support")
     await user(vendor, "support", "Sam Support", account_type=AccountType.support)
     return DEMO_LOGINS
+
+
+DEMO_PATIENTS = [("Grace", "Hopper", date(1956, 12, 9)), ("Alan", "Turing", date(1962, 6, 23)),
+                 ("Katherine", "Johnson", date(1948, 8, 26))]
+DEMO_SERVICES = [("99213", "Office visit, established patient", 1, 9500),
+                 ("99214", "Office visit, moderate complexity", 1, 14000),
+                 ("90837", "Psychotherapy, 60 minutes", 1, 16000)]
+
+
+async def ensure_billing(session: AsyncSession, company: Company, providers: list[User]) -> None:
+    """Patients, and for each provider a visit, an encounter and a bill per patient (once)."""
+    patients = []
+    for first, last, born in DEMO_PATIENTS:
+        patient = (await session.execute(select(Patient).where(
+            Patient.company_id == company.id, Patient.first_name == first, Patient.last_name == last
+        ))).scalar_one_or_none()
+        if patient is None:
+            patient = Patient(id=uuid.uuid4(), company_id=company.id, first_name=first, last_name=last,
+                              date_of_birth=born)
+            session.add(patient)
+            await session.flush()
+        patients.append(patient)
+    for index, provider in enumerate(providers):
+        if (await session.execute(select(Encounter.id).where(Encounter.provider_id == provider.id))).first():
+            continue
+        for day, patient in enumerate(patients):
+            when = datetime(2026, 11, 2 + day + index, 14, tzinfo=UTC)
+            cpt, description, units, fee = DEMO_SERVICES[(day + index) % len(DEMO_SERVICES)]
+            visit = Visit(id=uuid.uuid4(), company_id=company.id, patient_id=patient.id,
+                          provider_id=provider.id, scheduled_at=when)
+            encounter = Encounter(id=uuid.uuid4(), company_id=company.id, patient_id=patient.id,
+                                  provider_id=provider.id, visit_id=visit.id, service_date=when.date())
+            bill = Bill(id=uuid.uuid4(), company_id=company.id, provider_id=provider.id, patient_id=patient.id,
+                        encounter_id=encounter.id, visit_id=visit.id,
+                        coverage=Coverage.insured if day % 2 == 0 else Coverage.private,
+                        service_date=when.date(), total_cents=units * fee, balance_cents=units * fee)
+            session.add(visit)
+            await session.flush()
+            session.add(encounter)
+            await session.flush()
+            session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0, cpt_code=cpt,
+                                      description=description, units=units, fee_cents=fee))
+            # Written as the provider would: through the bill repository, under their own scope.
+            scope = bill_scope(provider.id, Permission.BILLS_SAVE, is_support=False)
+            await BillRepository(session, scope).add(bill, [BillLine(
+                id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code=cpt, description=description,
+                units=units, fee_cents=fee)])
+
+
+async def ensure_delegation(session: AsyncSession, provider: User, *, role: RolePreset, user: User | None = None,
+                            group: Group | None = None) -> None:
+    """One entry on the provider's list, unless the list was ever saved (then it is the provider's)."""
+    if await session.get(DelegationList, provider.id) is not None:
+        return
+    session.add(DelegationList(provider_id=provider.id, version=1))
+    session.add(DelegationEntry(id=uuid.uuid4(), provider_id=provider.id, user_id=user.id if user else None,
+                                group_id=group.id if group else None, role=role.value,
+                                permissions=sorted(p.value for p in ROLE_PRESETS[role])))
+    await session.flush()

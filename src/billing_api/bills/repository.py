@@ -219,6 +219,9 @@ class BillRepository:
     # Writes: each statement re-checks the scope in its WHERE clause.
 
     async def add(self, bill: Bill, lines: list[BillLine]) -> None:
+        # Callers check first and answer 403/404; this guards against a caller that forgot.
+        if not await self.permits(bill.provider_id, bill.company_id):
+            raise PermissionError("this scope may not create bills for that provider")
         self.session.add(bill)
         await self.session.flush()
         self.session.add_all(lines)
