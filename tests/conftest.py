@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from billing_api.app import create_app
 from billing_api.config import Settings
-from billing_api.db import embedded_database_url, to_asyncpg_url
+from billing_api.db import SERVER_SETTINGS, embedded_database_url, to_asyncpg_url
 from billing_api.migrations_runner import upgrade_connection
 from tests.factories import Factory
 
@@ -65,7 +65,8 @@ async def _drop_database(server_url, name: str) -> None:
 
 
 async def _migrated_engine(url: str, **kwargs) -> AsyncEngine:
-    engine = create_async_engine(url, **kwargs)
+    # Connections configured as the service configures its own (db.SERVER_SETTINGS).
+    engine = create_async_engine(url, connect_args={"server_settings": SERVER_SETTINGS}, **kwargs)
     async with engine.connect() as connection:
         await upgrade_connection(connection)
         await connection.commit()

@@ -50,8 +50,16 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_database_url(settings.data_dir)
 
 
+# The bill queries decide their access path at run time inside one statement (bills/repository.py), so one
+# generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
+# running them (PERF-NOTES, and bench/run.py measures it).
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
 def make_engine(url: str) -> AsyncEngine:
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"server_settings": SERVER_SETTINGS}
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

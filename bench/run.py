@@ -1,0 +1,396 @@
+"""The benchmark of the authorization core. Run bench/generate.py first, then:
+
+    .venv/bin/python bench/run.py [--runs 300] [--http-seconds 10] [--revocations 1000] [--database-url ...]
+
+Prints one JSON object (one figure per key) and a human summary. Figures are ratios measured in the
+same run, so the machine's noise cancels out; the absolute times are printed for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy import select, union
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH_PASSWORD, database_url  # noqa: E402
+
+from billing_api.authz.permissions import Permission  # noqa: E402
+from billing_api.authz.rules import may_on_provider  # noqa: E402
+from billing_api.authz.scope import bill_scope  # noqa: E402
+from billing_api.bills.repository import BillFilters, BillRepository  # noqa: E402
+from billing_api.db import SERVER_SETTINGS  # noqa: E402
+from billing_api.models import User  # noqa: E402
+
+DIALECT = asyncpg_dialect.dialect()
+PAGE = 50
+CLASSES = ["a_provider", "b_delegate_5", "c_delegate_40", "d_parent_admin", "e_support", "f_everything"]
+
+NO_FILTER_PAGE = "SELECT * FROM bill ORDER BY created_at DESC, id DESC LIMIT 51"
+PK_READ = "SELECT * FROM bill WHERE id = $1"
+# The best page shapes for an application handed a literal provider list by an external engine
+# (PERF-NOTES): one probe per provider when the list is short, one filtered index walk when long.
+LIST_PAGE_NARROW = """
+    SELECT * FROM bill WHERE id IN (
+        SELECT k.id FROM unnest($1::uuid[]) AS p(id)
+        CROSS JOIN LATERAL (SELECT id, created_at FROM bill WHERE provider_id = p.id
+                            ORDER BY created_at DESC, id DESC LIMIT 51) k
+        ORDER BY k.created_at DESC, k.id DESC LIMIT 51)
+    ORDER BY created_at DESC, id DESC"""
+LIST_PAGE_WIDE = "SELECT * FROM bill WHERE provider_id = ANY($1::uuid[]) ORDER BY created_at DESC, id DESC LIMIT 51"
+SUPPORT_CHECK = "SELECT account_type FROM app_user WHERE id = $1"
+
+
+def compiled(statement) -> tuple[str, list]:
+    query = statement.compile(dialect=DIALECT)
+    return str(query), [query.params[name] for name in query.positiontup]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": statistics.median(values) * 1000, "p95": percentile(values, 0.95) * 1000,
+            "p99": percentile(values, 0.99) * 1000}
+
+
+class Timed:
+    """A prepared statement and its timings (seconds)."""
+
+    def __init__(self, statement: asyncpg.prepared_stmt.PreparedStatement, args: list) -> None:
+        self.statement, self.args, self.times = statement, args, []
+
+    async def run(self) -> list:
+        started = time.perf_counter()
+        rows = await self.statement.fetch(*self.args)
+        self.times.append(time.perf_counter() - started)
+        return rows
+
+
+async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connection, callers: dict[str, uuid.UUID],
+                         runs: int) -> dict:
+    """`ours_conn` is configured as the service configures its connections; `conn` as the two-step
+    application would (PostgreSQL's default plan choice, best for its literal lists)."""
+    ours, lists, two_step_first = {}, {}, {}
+    for name in CLASSES:
+        actor = callers[name]
+        scope = bill_scope(actor, Permission.BILLS_VIEW, is_support=name == "e_support")
+        sql, args = compiled(BillRepository(None, scope)._dashboard_statement(BillFilters(), 51, None))
+        ours[name] = Timed(await ours_conn.prepare(sql), args)
+        if name == "e_support":
+            two_step_first[name] = Timed(await conn.prepare(SUPPORT_CHECK), [actor])
+            lists[name] = Timed(await conn.prepare(NO_FILTER_PAGE), [])
+            continue
+        # Step one of the two-step shape: the visible providers, as an external engine would list them.
+        visible = union(
+            scope.providers(),
+            select(User.id).where(User.is_provider, User.company_id.in_(scope.companies())),
+        )
+        sql, args = compiled(visible)
+        two_step_first[name] = Timed(await conn.prepare(sql), args)
+        provider_ids = [row[0] for row in await two_step_first[name].statement.fetch(*args)]
+        shape = LIST_PAGE_NARROW if len(provider_ids) <= 100 else LIST_PAGE_WIDE
+        lists[name] = Timed(await conn.prepare(shape), [provider_ids])
+        two_step_first[name].visible = len(provider_ids)
+    no_filter = Timed(await conn.prepare(NO_FILTER_PAGE), [])
+
+    # One decision (authorize) against reading one bill by primary key.
+    some_bill = await conn.fetchrow("SELECT id, provider_id, company_id FROM bill ORDER BY created_at DESC LIMIT 1")
+    pk_read = Timed(await ours_conn.prepare(PK_READ), [some_bill["id"]])
+    delegate = callers["c_delegate_40"]
+    seen = await ours["c_delegate_40"].statement.fetchrow(*ours["c_delegate_40"].args)
+    unseen = await conn.fetchrow("""SELECT b.provider_id, b.company_id FROM bill b JOIN company c ON c.id = b.company_id
+        WHERE c.billing_segregation_enabled_at IS NOT NULL AND b.provider_id <> $1 LIMIT 1""", seen["provider_id"])
+    decisions = {}
+    for label, provider, company in (("allowed", seen["provider_id"], seen["company_id"]),
+                                     ("denied", unseen["provider_id"], unseen["company_id"])):
+        sql, args = compiled(select(may_on_provider(delegate, Permission.BILLS_VIEW, provider, company)))
+        decisions[label] = Timed(await ours_conn.prepare(sql), args)
+
+    # Keyset pagination: the cursor of page 200 for the 40-provider delegate, found by walking.
+    scope = bill_scope(delegate, Permission.BILLS_VIEW, is_support=False)
+    after = None
+    for _ in range(199):
+        sql, args = compiled(BillRepository(None, scope)._dashboard_statement(BillFilters(), 51, after))
+        rows = await conn.fetch(sql, *args)
+        after = (rows[PAGE - 1]["created_at"], rows[PAGE - 1]["id"])
+    sql, args = compiled(BillRepository(None, scope)._dashboard_statement(BillFilters(), 51, after))
+    deep_page = Timed(await ours_conn.prepare(sql), args)
+
+    jobs = [*ours.values(), *lists.values(), *two_step_first.values(), no_filter, pk_read, *decisions.values(),
+            deep_page]
+    two_step_times = {name: [] for name in CLASSES}
+    for run in range(runs + 10):
+        random.shuffle(jobs)
+        for job in jobs:
+            await job.run()
+        for name in CLASSES:  # the two round trips, back to back, as the application would make them
+            started = time.perf_counter()
+            await two_step_first[name].statement.fetch(*two_step_first[name].args)
+            await lists[name].statement.fetch(*lists[name].args)
+            two_step_times[name].append(time.perf_counter() - started)
+        if run == 9:  # warm-up done (and past the switch to generic plans): start counting
+            for job in jobs:
+                job.times.clear()
+            for times in two_step_times.values():
+                times.clear()
+
+    figures: dict[str, float] = {}
+    unfiltered = summary(no_filter.times)
+    for name in CLASSES:
+        mine, two_step, literal = summary(ours[name].times), summary(two_step_times[name]), summary(lists[name].times)
+        figures[f"G1_{name}_p50_ratio"] = mine["p50"] / two_step["p50"]
+        figures[f"G1_{name}_p95_ratio"] = mine["p95"] / two_step["p95"]
+        figures[f"G1cap_{name}_p95_ratio"] = mine["p95"] / unfiltered["p95"]
+        figures[f"G1_{name}_vs_literal_list_p95_ratio"] = mine["p95"] / literal["p95"]
+        figures[f"ms_{name}_p50"], figures[f"ms_{name}_p95"] = mine["p50"], mine["p95"]
+        figures[f"ms_{name}_two_step_p50"], figures[f"ms_{name}_two_step_p95"] = two_step["p50"], two_step["p95"]
+        if hasattr(two_step_first[name], "visible"):
+            figures[f"visible_providers_{name}"] = two_step_first[name].visible
+    figures["ms_no_filter_p50"], figures["ms_no_filter_p95"] = unfiltered["p50"], unfiltered["p95"]
+    figures["G2_p95_ratio"] = summary(ours["f_everything"].times)["p95"] / summary(ours["a_provider"].times)["p95"]
+    pk = summary(pk_read.times)
+    for label, timed in decisions.items():
+        figures[f"G3_{label}_p95_ratio"] = summary(timed.times)["p95"] / pk["p95"]
+    figures["G3_p95_ratio"] = max(figures["G3_allowed_p95_ratio"], figures["G3_denied_p95_ratio"])
+    figures["ms_pk_read_p95"] = pk["p95"]
+    figures["keyset_page200_vs_page1_p95_ratio"] = summary(deep_page.times)["p95"] / summary(
+        ours["c_delegate_40"].times)["p95"]
+    return figures
+
+
+# HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "BILLING_API_DATABASE_URL": url, "BILLING_API_JWT_SECRET": "bench-" + "s" * 40,
+           "BILLING_API_ARGON2_TIME_COST": "1", "BILLING_API_ARGON2_MEMORY_COST_KIB": "8",
+           "BILLING_API_ARGON2_PARALLELISM": "1"}
+    billing_api = Path(sys.executable).with_name("billing-api")
+    return subprocess.Popen([str(billing_api), "serve", "--port", str(port), "--workers", "2", "--log-level",
+                             "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            try:
+                if (await client.get(f"{base}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the server did not become ready")
+
+
+async def login(client: httpx.AsyncClient, base: str, username: str) -> dict[str, str]:
+    response = await client.post(f"{base}/v1/auth/token", data={"username": username, "password": BENCH_PASSWORD})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def load(base: str, path: str, headers: dict[str, str], seconds: float, concurrency: int = 32) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.get(path)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    figures = summary(latencies)
+    return {"rps": len(latencies) / elapsed, "p50_ms": figures["p50"], "p99_ms": figures["p99"], "errors": errors}
+
+
+async def revocations(conn: asyncpg.Connection, base: str, count: int) -> dict:
+    """G4: grant, check, revoke, and count the next requests that still return the revoked bill."""
+    provider, admin, revokee, group_id, bill_id = await revocation_fixture(conn)
+    late = {"list_save": 0, "group_removal": 0, "deactivation": 0}
+    granted_not_seen = 0
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        owner = await login(client, base, provider)
+        manager = await login(client, base, admin)
+        revokee_id = await conn.fetchval("SELECT id FROM app_user WHERE username = $1", revokee)
+
+        async def save_list(entries: list[dict]) -> None:
+            current = (await client.get(f"/v1/providers/{await provider_id()}/delegation", headers=owner)).json()
+            response = await client.put(f"/v1/providers/{await provider_id()}/delegation", headers=owner,
+                                        json={"entries": entries, "version": current["version"],
+                                              "password": BENCH_PASSWORD})
+            response.raise_for_status()
+
+        async def provider_id():
+            return await conn.fetchval("SELECT id FROM app_user WHERE username = $1", provider)
+
+        async def sees(headers) -> bool:
+            return (await client.get(f"/v1/bills/{bill_id}", headers=headers)).status_code == 200
+
+        group_entry = {"group_id": str(group_id), "role": "financial_viewer"}
+        for i in range(count):
+            kind = ("list_save", "group_removal", "deactivation")[i % 3]
+            if kind == "list_save":
+                await save_list([group_entry, {"user_id": str(revokee_id), "role": "financial_viewer"}])
+                token = await login(client, base, revokee)
+                granted_not_seen += not await sees(token)
+                await save_list([group_entry])
+            elif kind == "group_removal":
+                await client.put(f"/v1/groups/{group_id}/members", headers=manager,
+                                 json={"user_ids": [str(revokee_id)]})
+                token = await login(client, base, revokee)
+                granted_not_seen += not await sees(token)
+                await client.put(f"/v1/groups/{group_id}/members", headers=manager, json={"user_ids": []})
+            else:
+                await client.put(f"/v1/groups/{group_id}/members", headers=manager,
+                                 json={"user_ids": [str(revokee_id)]})
+                await client.post(f"/v1/users/{revokee_id}/reactivate", headers=manager)
+                token = await login(client, base, revokee)
+                granted_not_seen += not await sees(token)
+                await client.post(f"/v1/users/{revokee_id}/deactivate", headers=manager)
+            late[kind] += await sees(token)
+            if kind == "deactivation":  # leave the next cycle a clean start
+                await client.post(f"/v1/users/{revokee_id}/reactivate", headers=manager)
+                await client.put(f"/v1/groups/{group_id}/members", headers=manager, json={"user_ids": []})
+    return {"G4_late": sum(late.values()), **{f"G4_late_{k}": v for k, v in late.items()},
+            "G4_revocations": count, "G4_grants_not_seen": granted_not_seen}
+
+
+async def revocation_fixture(conn: asyncpg.Connection) -> tuple[str, str, str, uuid.UUID, uuid.UUID]:
+    """A provider in a segregated company with one bill, a list manager, a user to grant and revoke, a group."""
+    row = await conn.fetchrow("""SELECT u.id, u.company_id, u.username, u.password_hash FROM app_user u
+        JOIN company c ON c.id = u.company_id JOIN bench_caller bc ON bc.user_id = u.id
+        WHERE bc.class = 'a_provider'""")
+    provider = row["username"]
+    await conn.execute("""
+        INSERT INTO app_user (id, company_id, email, username, display_name, password_hash, status, account_type,
+                              kind, is_provider, permissions, token_version, created_at, updated_at)
+        VALUES (gen_random_uuid(), $1, 'bench.revokee@bench.example', 'bench.revokee', 'Revokee', $2, 'active',
+                'standard', 'member', false, '{}', 1, now(), now()),
+               (gen_random_uuid(), $1, 'bench.admin@bench.example', 'bench.admin', 'Bench admin', $2, 'active',
+                'standard', 'member', false, '{users:edit_others,billing:delegation_settings}', 1, now(), now())
+        ON CONFLICT DO NOTHING""", row["company_id"], row["password_hash"])
+    group_id = await conn.fetchval("SELECT id FROM user_group WHERE name = 'Bench revocation group'")
+    if group_id is None:
+        group_id = await conn.fetchval("""INSERT INTO user_group (id, company_id, name, permissions, created_at)
+            VALUES (gen_random_uuid(), $1, 'Bench revocation group', '{}', now()) RETURNING id""", row["company_id"])
+    bill_id = await conn.fetchval("SELECT id FROM bill WHERE provider_id = $1 LIMIT 1", row["id"])
+    return provider, "bench.admin", "bench.revokee", group_id, bill_id
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    url = database_url(args.database_url)
+    conn = await asyncpg.connect(url)
+    callers = {row["class"]: row["user_id"] for row in await conn.fetch("SELECT class, user_id FROM bench_caller")}
+    scale = await conn.fetchrow("""SELECT (SELECT count(*) FROM bill) AS bills,
+        (SELECT count(*) FROM app_user WHERE is_provider) AS providers, (SELECT count(*) FROM app_user) AS users,
+        (SELECT count(*) FROM user_group) AS groups""")
+    figures: dict = {f"data_{k}": v for k, v in scale.items()}
+    figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} " \
+                         f"{platform.python_version()}, PostgreSQL {conn.get_server_version().major}"
+    print(f"measuring queries ({args.runs} interleaved runs)...", file=sys.stderr, flush=True)
+    ours_conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
+    figures.update(await measure_queries(conn, ours_conn, callers, args.runs))
+    await ours_conn.close()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(url, port)
+    try:
+        await wait_ready(base)
+        async with httpx.AsyncClient() as client:
+            headers = await login(client, base, "bench.delegate40")
+        print(f"HTTP load, 32 clients, {args.http_seconds:g} s each...", file=sys.stderr, flush=True)
+        await load(base, "/healthz", {}, 2)  # warm-up
+        await load(base, f"/v1/bills?limit={PAGE}", headers, 2)
+        health = await load(base, "/healthz", {}, args.http_seconds)
+        bills = await load(base, f"/v1/bills?limit={PAGE}", headers, args.http_seconds)
+        figures.update({f"http_bills_{k}": v for k, v in bills.items()})
+        figures.update({f"http_healthz_{k}": v for k, v in health.items()})
+        figures["http_bills_vs_healthz_rps_ratio"] = bills["rps"] / health["rps"]
+        figures["http_bills_p99_vs_p50_ratio"] = bills["p99_ms"] / bills["p50_ms"]
+        print(f"revocations ({args.revocations})...", file=sys.stderr, flush=True)
+        figures.update(await revocations(conn, base, args.revocations))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        await conn.close()
+    return figures
+
+
+GOALS = [
+    ("G1 (one statement / two-step), p95, worst class", lambda f: max(f[f"G1_{c}_p95_ratio"] for c in CLASSES), 1.0),
+    ("G1 (one statement / two-step), p50, worst class", lambda f: max(f[f"G1_{c}_p50_ratio"] for c in CLASSES), 1.0),
+    ("G1-cap (page / unfiltered page), p95, worst class", lambda f: max(f[f"G1cap_{c}_p95_ratio"] for c in CLASSES), 6.0),
+    ("G2 (2,000 providers / 1), p95", lambda f: f["G2_p95_ratio"], 3.0),
+    ("G3 (authorize / primary-key read), p95", lambda f: f["G3_p95_ratio"], 1.5),
+    ("G4 (revoked bills returned late)", lambda f: f["G4_late"], 0),
+    ("keyset (page 200 / page 1), p95", lambda f: f["keyset_page200_vs_page1_p95_ratio"], 1.25),
+    ("HTTP bills rps / healthz rps (at least)", lambda f: f["http_bills_vs_healthz_rps_ratio"], 0.25),
+    ("HTTP bills p99 / p50", lambda f: f["http_bills_p99_vs_p50_ratio"], 3.0),
+]
+
+
+def human(figures: dict) -> str:
+    lines = [f"billing-api benchmark: {figures['data_bills']:,} bills, {figures['data_providers']:,} providers, "
+             f"{figures['data_users']:,} users, {figures['data_groups']:,} groups; {figures['machine']}", "",
+             f"{'class':<16}{'visible':>8}{'page p50':>10}{'p95':>8}{'2-step p95':>12}{'G1 p50':>8}{'G1 p95':>8}"
+             f"{'G1-cap':>8}{'/list':>7}"]
+    for name in CLASSES:
+        lines.append(
+            f"{name:<16}{str(figures.get(f'visible_providers_{name}', 'all')):>8}{figures[f'ms_{name}_p50']:>9.2f}m"
+            f"{figures[f'ms_{name}_p95']:>7.2f}m{figures[f'ms_{name}_two_step_p95']:>11.2f}m"
+            f"{figures[f'G1_{name}_p50_ratio']:>8.2f}{figures[f'G1_{name}_p95_ratio']:>8.2f}"
+            f"{figures[f'G1cap_{name}_p95_ratio']:>8.2f}{figures[f'G1_{name}_vs_literal_list_p95_ratio']:>7.2f}")
+    lines += ["", f"no-filter page p50/p95 {figures['ms_no_filter_p50']:.2f}/{figures['ms_no_filter_p95']:.2f} ms; "
+              f"HTTP GET /v1/bills {figures['http_bills_rps']:.0f} rps (p50 {figures['http_bills_p50_ms']:.1f} ms, "
+              f"p99 {figures['http_bills_p99_ms']:.1f} ms), /healthz {figures['http_healthz_rps']:.0f} rps", ""]
+    for label, value, bound in GOALS:
+        measured = value(figures)
+        met = measured >= bound if "at least" in label else measured <= bound
+        lines.append(f"  {'met ' if met else 'MISS'}  {label:<52} {measured:8.2f}  (goal {bound})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="PostgreSQL URL; default: embedded server in bench/.data")
+    parser.add_argument("--runs", type=int, default=300, help="interleaved runs per query figure (default 300)")
+    parser.add_argument("--http-seconds", type=float, default=10, help="seconds of load per endpoint (default 10)")
+    parser.add_argument("--revocations", type=int, default=1000, help="revocations for G4 (default 1000)")
+    args = parser.parse_args()
+    figures = asyncio.run(main_async(args))
+    print(json.dumps(figures, indent=2, default=str))
+    print(human(figures), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
