@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("billing_api")
@@ -128,6 +129,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 _HTTP_CODES = {
+    400: "malformed_body",
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
@@ -138,7 +140,29 @@ _HTTP_CODES = {
 }
 
 
+def _document_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI files a `responses` model under `application/json`; errors are served as
+    `application/problem+json`, so the contract names that media type (and only it) with the Problem schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if PROBLEM_JSON in content and "application/json" in content:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    _document_problems_as_problem_json(app)
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         return problem_response(
@@ -161,6 +185,18 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         return problem_response(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 (data exception) is a value the database cannot store or compare, such as a
+        # NUL character in a string: the client's input, not our failure. The request has rolled back.
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
+        if str(sqlstate).startswith("22"):
+            return problem_response(
+                request, 422, "invalid_value", "A value in the request cannot be stored (a NUL character, say)."
+            )
+        logger.exception("database error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

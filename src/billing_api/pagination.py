@@ -47,7 +47,14 @@ def _decode(cursor: str, first: Callable[[str], Any]) -> tuple[Any, uuid.UUID]:
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """A (timestamp, id) key. Anything else is a 422 with code `invalid_cursor`."""
-    return _decode(cursor, datetime.fromisoformat)
+    return _decode(cursor, _aware_timestamp)
+
+
+def _aware_timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:  # every cursor we issue carries its UTC offset
+        raise ValueError("naive timestamp")
+    return value
 
 
 def decode_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:

@@ -38,7 +38,8 @@ async def create_child_company(
 ) -> Company:
     parent = await visible_company(session, actor, data.parent_id)
     if not may_administer_company(actor, parent.id):
-        raise Forbidden("Only a company administrator of the parent may add child companies.")
+        raise Forbidden("Only a company administrator of the parent may add child companies.",
+                        code="company_admin_required")
     if parent.parent_id is not None:
         # Two levels: a parent and its children. Deeper trees are not supported (and cannot loop).
         raise Unprocessable("A child company cannot have children of its own.", code="company_depth_exceeded")
@@ -55,8 +56,11 @@ async def update_company(
 ) -> Company:
     company = await visible_company(session, actor, company_id)
     if not may_administer_company(actor, company.id):
-        raise Forbidden("Only a company administrator may change the company.")
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+        raise Forbidden("Only a company administrator may change the company.", code="company_admin_required")
+    changes = data.model_dump(exclude_unset=True)
+    for required in ("name", "time_zone"):
+        if required in changes and changes[required] is None:
+            raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
     for field, value in changes.items():
         setattr(company, field, value)
     await session.flush()

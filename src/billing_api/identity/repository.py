@@ -24,28 +24,40 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 async def get_user_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return (await session.execute(select(User).where(User.id == user_id).with_for_update())).scalar_one_or_none()
+    """Lock the row and re-read it: the request may hold the user already (the caller, say), and a change
+    made on the stale copy would overwrite a concurrent one (two token_version bumps becoming one)."""
+    statement = select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def find_user_by_login(session: AsyncSession, login: str) -> User | None:
     """A user by username or email, case-insensitively."""
     login = login.lower()
     statement = select(User).where(or_(func.lower(User.username) == login, func.lower(User.email) == login))
+    # Usernames and emails never collide across accounts (see `_login_taken`); a username match wins anyway.
+    statement = statement.order_by(func.lower(User.username) != login)
     return (await session.execute(statement.limit(1))).scalar_one_or_none()
 
 
-async def email_taken(session: AsyncSession, email: str, *, except_user: uuid.UUID | None = None) -> bool:
-    statement = select(User.id).where(func.lower(User.email) == email.lower())
+async def _login_taken(session: AsyncSession, login: str, except_user: uuid.UUID | None) -> bool:
+    """Someone else logs in with `login`, as their username or as their email.
+
+    Both log in (POST /v1/auth/token takes either), so a username may not equal another account's email
+    and an email may not equal another account's username: one login names one account.
+    """
+    login = login.lower()
+    statement = select(User.id).where(or_(func.lower(User.username) == login, func.lower(User.email) == login))
     if except_user:
         statement = statement.where(User.id != except_user)
     return (await session.execute(statement.limit(1))).first() is not None
+
+
+async def email_taken(session: AsyncSession, email: str, *, except_user: uuid.UUID | None = None) -> bool:
+    return await _login_taken(session, email, except_user)
 
 
 async def username_taken(session: AsyncSession, username: str, *, except_user: uuid.UUID | None = None) -> bool:
-    statement = select(User.id).where(func.lower(User.username) == username.lower())
-    if except_user:
-        statement = statement.where(User.id != except_user)
-    return (await session.execute(statement.limit(1))).first() is not None
+    return await _login_taken(session, username, except_user)
 
 
 async def list_users(
@@ -100,7 +112,7 @@ def _member_counts() -> tuple:
 async def get_group(session: AsyncSession, group_id: uuid.UUID, *, for_update: bool = False) -> Group | None:
     statement = select(Group).where(Group.id == group_id)
     if for_update:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.execute(statement)).scalar_one_or_none()
 
 

@@ -13,7 +13,10 @@ from billing_api.schemas import InputModel, Page, ReadModel
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+# Passwords are taken exactly as typed: InputModel strips other strings, never these (the login form
+# does not strip, so a stripped stored password would never match again).
+NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256, strip_whitespace=False)]
+CurrentPassword = Annotated[str, StringConstraints(max_length=256, strip_whitespace=False)]
 BillingNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -126,8 +129,8 @@ class ProfileUpdate(InputModel):
     display_name: DisplayName | None = None
     email: EmailStr | None = Field(default=None, max_length=320)
     new_password: NewPassword | None = None
-    current_password: str | None = Field(
-        default=None, max_length=256, description="Required to change the email or the password."
+    current_password: CurrentPassword | None = Field(
+        default=None, description="Required to change the email or the password."
     )
 
 

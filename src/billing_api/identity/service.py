@@ -59,6 +59,14 @@ def _check_grants(actor: Actor, account_type: AccountType | None, permissions: l
                         code="permission_grant_forbidden", extra={"permissions": lacking})
 
 
+_PERMISSION_VALUES = frozenset(permission.value for permission in Permission)
+
+
+def _added(wanted: list[Permission] | None, held: list[str]) -> list[Permission]:
+    """The permissions in `wanted` that `held` lacks: what a change would newly grant."""
+    return [permission for permission in wanted or () if permission.value not in held]
+
+
 async def _check_unique(
     session: AsyncSession, *, email: str | None, username: str | None, except_user: uuid.UUID | None = None
 ) -> None:
@@ -112,7 +120,8 @@ async def update_user(
     for required in ("email", "username", "display_name", "account_type", "is_provider", "permissions"):
         if required in changes and changes[required] is None:
             raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
-    _check_grants(actor, data.account_type, data.permissions)
+    # Only what is added counts as a grant: resending or removing what the user already holds is no grant.
+    _check_grants(actor, data.account_type, _added(data.permissions, user.permissions))
     if user.account_type == AccountType.support:
         raise Forbidden("Support accounts are managed by the vendor.", code="account_type_forbidden")
     if user.account_type == AccountType.company_admin and not actor.is_company_admin:
@@ -199,7 +208,7 @@ async def update_group(
     for required in ("name", "permissions"):
         if required in changes and changes[required] is None:
             raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
-    _check_grants(actor, None, data.permissions)
+    _check_grants(actor, None, _added(data.permissions, group.permissions))
     if data.name and await repository.group_name_taken(session, group.company_id, data.name, except_group=group.id):
         raise Conflict("A group of that name exists.", code="group_name_taken", extra={"field": "name"})
     if "permissions" in changes:
@@ -225,6 +234,10 @@ async def set_group_members(
         raise Unprocessable("Members must be users of the group's company.", code="member_not_in_company",
                             extra={"user_ids": unknown})
     before = {member.id for member in await repository.group_members(session, group.id)}
+    if wanted - before:
+        # Joining a group hands over its role: adding members grants the role's permissions, so a
+        # non-admin may only add members to a group whose role they hold in full (themselves included).
+        _check_grants(actor, None, [Permission(p) for p in group.permissions if p in _PERMISSION_VALUES])
     await repository.set_group_members(session, group.id, wanted)
     record(session, principal, "group.members_set", company_id=group.company_id, target_type="group",
            target_id=group.id,
