@@ -14,10 +14,13 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     or_,
     select,
+    text,
     true,
     tuple_,
+    union,
     union_all,
     update,
 )
@@ -26,10 +29,11 @@ from sqlalchemy.orm import aliased
 
 from billing_api.authz.rules import may_on_provider
 from billing_api.authz.scope import BillScope
-from billing_api.models import Bill, BillLine, BillStatus, Coverage
+from billing_api.models import Bill, BillLine, BillStatus, Coverage, ProviderBillCount
 
-# Above this many visible providers, walking the newest-first index beats one probe per provider.
-NARROW_PROVIDER_LIMIT = 100
+# The dashboard's choice of access path (see BillRepository._mode); measured with bench/run.py.
+NARROW_SOURCE_LIMIT = 200
+NARROW_BIAS = 2
 
 
 @dataclass(frozen=True)
@@ -99,32 +103,23 @@ class BillRepository:
     def _dashboard_statement(
         self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> Select[tuple[Bill]]:
-        """The scope computed in CTEs of the same statement; one of three branches runs (PERF-NOTES):
-        `all` walks the newest-first index unfiltered; `wide` walks it keeping visible rows; `narrow`
-        takes the newest keys of each visible provider from the provider index and merges them."""
+        """One statement (PERF-NOTES). Support (rule 2) walks the newest-first index behind an in-statement
+        check. Everyone else has the scope computed in CTEs, then one of two branches runs, chosen in the
+        statement from the exact bill counts of what the scope covers:
+        `narrow` takes the newest keys of each visible provider and company from their own indexes and
+        merges them; `wide` walks the newest-first (covering) index keeping visible rows."""
+        conditions = _conditions(Bill, filters, after)
+        if self.scope.is_support:
+            return (
+                select(Bill).where(self.scope.sees_all(), *conditions).order_by(*_newest_first(Bill)).limit(limit)
+            )
         providers = self.scope.providers().cte("scope_providers")
         companies = self.scope.companies().cte("scope_companies")
-        provider_count = select(func.count()).select_from(providers).scalar_subquery()
-        mode = (
-            select(
-                case(
-                    (self.scope.sees_all(), "all"),
-                    (or_(exists(select(companies.c.company_id)), provider_count > NARROW_PROVIDER_LIMIT), "wide"),
-                    else_="narrow",
-                ).label("mode")
-            )
-            .cte("scope_mode")
-        )
+        mode = select(self._mode(providers, companies).label("mode")).cte("scope_mode")
 
         def mode_is(name: str) -> ColumnElement[bool]:
             return select(mode.c.mode).scalar_subquery() == name
 
-        everything = (
-            select(Bill.id, Bill.created_at)
-            .where(mode_is("all"), *_conditions(Bill, filters, after))
-            .order_by(*_newest_first(Bill))
-            .limit(limit)
-        )
         wide = (
             select(Bill.id, Bill.created_at)
             .where(
@@ -133,32 +128,65 @@ class BillRepository:
                     Bill.provider_id.in_(select(providers.c.provider_id)),
                     Bill.company_id.in_(select(companies.c.company_id)),
                 ),
-                *_conditions(Bill, filters, after),
+                *conditions,
             )
             .order_by(*_newest_first(Bill))
             .limit(limit)
         )
-        per_provider = aliased(Bill, name="provider_bill")
+        of_provider = aliased(Bill, name="provider_bill")
         newest_of_provider = (
-            select(per_provider.id, per_provider.created_at)
-            .where(per_provider.provider_id == providers.c.provider_id, *_conditions(per_provider, filters, after))
-            .order_by(*_newest_first(per_provider))
+            select(of_provider.id, of_provider.created_at)
+            .where(of_provider.provider_id == providers.c.provider_id, *_conditions(of_provider, filters, after))
+            .order_by(*_newest_first(of_provider))
             .limit(limit)
             .lateral("newest_of_provider")
         )
-        narrow = (
+        of_company = aliased(Bill, name="company_bill")
+        newest_of_company = (
+            select(of_company.id, of_company.created_at)
+            .where(of_company.company_id == companies.c.company_id, *_conditions(of_company, filters, after))
+            .order_by(*_newest_first(of_company))
+            .limit(limit)
+            .lateral("newest_of_company")
+        )
+        narrow_keys = union(  # a bill reached both ways counts once
             select(newest_of_provider.c.id, newest_of_provider.c.created_at)
-            .select_from(providers)
-            .join(newest_of_provider, true())
+            .select_from(providers).join(newest_of_provider, true()),
+            select(newest_of_company.c.id, newest_of_company.c.created_at)
+            .select_from(companies).join(newest_of_company, true()),
+        ).subquery("narrow_keys")
+        narrow = (
+            select(narrow_keys.c.id, narrow_keys.c.created_at)
             .where(mode_is("narrow"))
-            .order_by(newest_of_provider.c.created_at.desc(), newest_of_provider.c.id.desc())
+            .order_by(narrow_keys.c.created_at.desc(), narrow_keys.c.id.desc())
             .limit(limit)
         )
-        keys = union_all(
-            everything.subquery().select(), wide.subquery().select(), narrow.subquery().select()
-        ).subquery("page_keys")
-        top = select(keys.c.id).order_by(keys.c.created_at.desc(), keys.c.id.desc()).limit(limit)
-        return select(Bill).where(Bill.id.in_(top)).order_by(*_newest_first(Bill))
+        keys = union_all(wide.subquery().select(), narrow.subquery().select()).subquery("page_keys")
+        return select(Bill).where(Bill.id.in_(select(keys.c.id))).order_by(*_newest_first(Bill))
+
+    @staticmethod
+    def _mode(providers, companies) -> ColumnElement[str]:
+        """`narrow` when probing each source costs less than walking the whole index to the 50th visible
+        bill: sources x visible bills x NARROW_BIAS <= all bills (probes read about `limit` keys per source,
+        and the walk about `limit` x all / visible keys). Counts are exact (provider_bill_count)."""
+        provider_count = select(func.count()).select_from(providers).scalar_subquery()
+        company_count = select(func.count()).select_from(companies).scalar_subquery()
+        visible_bills = (
+            select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
+            .where(ProviderBillCount.provider_id.in_(select(providers.c.provider_id)))
+            .scalar_subquery()
+            + select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
+            .where(ProviderBillCount.company_id.in_(select(companies.c.company_id)))
+            .scalar_subquery()
+        )
+        all_bills = select(func.greatest(literal_column("reltuples"), 1)).select_from(
+            text("pg_class")).where(text("oid = 'bill'::regclass")).scalar_subquery()
+        return case(
+            # Past this many sources the sum itself costs too much, and the walk is certainly cheaper.
+            (provider_count + company_count > NARROW_SOURCE_LIMIT, "wide"),
+            ((provider_count + company_count) * visible_bills * NARROW_BIAS <= all_bills, "narrow"),
+            else_="wide",
+        )
 
     async def get(self, bill_id: uuid.UUID, *, for_update: bool = False) -> Bill | None:
         statement = select(Bill).where(Bill.id == bill_id, self._visible())

@@ -11,6 +11,7 @@ from billing_api.models.billing import (
     Encounter,
     EncounterLine,
     Patient,
+    ProviderBillCount,
     Visit,
 )
 from billing_api.models.delegation import DelegationEntry, DelegationList
@@ -27,6 +28,7 @@ __all__ = [
     "Encounter",
     "EncounterLine",
     "Patient",
+    "ProviderBillCount",
     "Visit",
     "AccountType",
     "AuditEvent",

@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -143,7 +144,9 @@ class Bill(IdMixin, CreatedAtMixin, Base):
         # The dashboard's three access paths (PERF-NOTES): per provider, per company, everything.
         Index("ix_bill_provider_created", "provider_id", text("created_at DESC"), text("id DESC")),
         Index("ix_bill_company_created", "company_id", text("created_at DESC"), text("id DESC")),
-        Index("ix_bill_created", text("created_at DESC"), text("id DESC")),
+        # Covering: the `wide` walk filters on provider and company without visiting the table.
+        Index("ix_bill_created", text("created_at DESC"), text("id DESC"),
+              postgresql_include=["provider_id", "company_id"]),
         Index("ix_bill_patient_created", "patient_id", text("created_at DESC"), text("id DESC")),
         Index("ix_bill_encounter", "encounter_id", postgresql_where=text("encounter_id IS NOT NULL")),
         Index("ix_bill_visit", "visit_id", postgresql_where=text("visit_id IS NOT NULL")),
@@ -167,3 +170,16 @@ class BillLine(IdMixin, Base):
         CheckConstraint("units > 0", name="units_positive"),
         CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
     )
+
+
+class ProviderBillCount(Base):
+    """How many bills each provider has in each company, kept exact by triggers on `bill` (migration
+    20261124_bill_counts). The dashboard query reads it to choose its access path."""
+
+    __tablename__ = "provider_bill_count"
+
+    provider_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    bill_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+    __table_args__ = (Index("ix_provider_bill_count_company", "company_id", "bill_count"),)
