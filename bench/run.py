@@ -56,8 +56,8 @@ LIST_PAGE_WIDE = "SELECT * FROM bill WHERE provider_id = ANY($1::uuid[]) ORDER B
 SUPPORT_CHECK = "SELECT account_type FROM app_user WHERE id = $1"
 
 
-def compiled(statement) -> tuple[str, list]:
-    query = statement.compile(dialect=DIALECT)
+def compiled(statement, params: dict | None = None) -> tuple[str, list]:
+    query = (statement.params(params) if params else statement).compile(dialect=DIALECT)
     return str(query), [query.params[name] for name in query.positiontup]
 
 
@@ -92,7 +92,7 @@ async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connectio
     for name in CLASSES:
         actor = callers[name]
         scope = bill_scope(actor, Permission.BILLS_VIEW, is_support=name == "e_support")
-        sql, args = compiled(BillRepository(None, scope)._dashboard_statement(BillFilters(), 51, None))
+        sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51))
         ours[name] = Timed(await ours_conn.prepare(sql), args)
         if name == "e_support":
             two_step_first[name] = Timed(await conn.prepare(SUPPORT_CHECK), [actor])
@@ -103,7 +103,7 @@ async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connectio
             scope.providers(),
             select(User.id).where(User.is_provider, User.company_id.in_(scope.companies())),
         )
-        sql, args = compiled(visible)
+        sql, args = compiled(visible, scope.params)
         two_step_first[name] = Timed(await conn.prepare(sql), args)
         provider_ids = [row[0] for row in await two_step_first[name].statement.fetch(*args)]
         shape = LIST_PAGE_NARROW if len(provider_ids) <= 100 else LIST_PAGE_WIDE
@@ -128,10 +128,10 @@ async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connectio
     scope = bill_scope(delegate, Permission.BILLS_VIEW, is_support=False)
     after = None
     for _ in range(199):
-        sql, args = compiled(BillRepository(None, scope)._dashboard_statement(BillFilters(), 51, after))
+        sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51, after))
         rows = await conn.fetch(sql, *args)
         after = (rows[PAGE - 1]["created_at"], rows[PAGE - 1]["id"])
-    sql, args = compiled(BillRepository(None, scope)._dashboard_statement(BillFilters(), 51, after))
+    sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51, after))
     deep_page = Timed(await ours_conn.prepare(sql), args)
 
     jobs = [*ours.values(), *lists.values(), *two_step_first.values(), no_filter, pk_read, *decisions.values(),

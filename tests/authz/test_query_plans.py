@@ -75,13 +75,13 @@ async def _plan(session, world, caller: str, generic: bool) -> dict:
         caller = "staff"
     user = world.users[caller]
     scope = bill_scope(user.id, Permission.BILLS_VIEW, is_support=user.account_type == AccountType.support)
-    statement = BillRepository(session, scope)._dashboard_statement(BillFilters(), 51, None)
-    compiled = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    statement, params = BillRepository(session, scope).dashboard_statement(BillFilters(), 51)
+    compiled = statement.params(params).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     if not generic:
         return (await session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}"))).scalar_one()[0]["Plan"]
     # A prepared statement with parameters, forced onto the generic plan PostgreSQL switches to after
     # five executions (the trap in PERF-NOTES).
-    asyncpg_compiled = statement.compile(dialect=session.bind.dialect)
+    asyncpg_compiled = statement.params(params).compile(dialect=session.bind.dialect)
     values = [asyncpg_compiled.params[name] for name in asyncpg_compiled.positiontup]
     raw = await (await session.connection()).get_raw_connection()
     driver = raw.driver_connection
@@ -120,7 +120,7 @@ async def test_first_page_uses_indexes_and_answers_like_the_row_predicate(sessio
             page = [bill.id for bill in await BillRepository(session, scope).page(BillFilters(), 50, None)]
             reference = (await session.execute(
                 select(Bill.id).where(scope.allows(Bill.provider_id, Bill.company_id))
-                .order_by(Bill.created_at.desc(), Bill.id.desc()).limit(51)
+                .order_by(Bill.created_at.desc(), Bill.id.desc()).limit(51), scope.params
             )).scalars().all()
             assert page == list(reference), (caller, segregated)
             assert len(page) == size, (caller, segregated)

@@ -1,20 +1,47 @@
-"""BillScope: the filter every bill query must take, compiled into the SQL of the query itself."""
+"""BillScope: the filter every bill query must take, compiled into the SQL of the query itself.
+
+The SQL names the actor through one bound parameter, so each permission's SQL is built once per process
+and every request only binds its actor (building these statements costs more than running them).
+"""
 
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Select, or_
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, or_
+from sqlalchemy.dialects.postgresql import UUID
 
 from billing_api.authz import rules
 from billing_api.authz.permissions import Permission
 
 _KEY = object()
+ACTOR = "scope_actor_id"
+
+
+def _actor() -> BindParameter[uuid.UUID]:
+    return bindparam(ACTOR, type_=UUID(as_uuid=True))
+
+
+@lru_cache
+def _sees_all(permission: Permission) -> ColumnElement[bool]:
+    return rules.support_sees_all(_actor(), permission)
+
+
+@lru_cache
+def _providers(permission: Permission) -> Select[tuple[uuid.UUID]]:
+    return rules.granted_providers(_actor(), permission)
+
+
+@lru_cache
+def _companies(permission: Permission) -> Select[tuple[uuid.UUID]]:
+    return rules.company_wide_companies(_actor(), permission)
 
 
 class BillScope:
     """Which bills one actor may use one permission on. Only `bill_scope` (this module) makes one,
-    and the bill repository cannot be built without one."""
+    and the bill repository cannot be built without one. Statements using its SQL are executed with
+    `params` (the actor)."""
 
     __slots__ = ("actor_id", "permission", "is_support")
 
@@ -23,33 +50,29 @@ class BillScope:
             raise TypeError("BillScope is built by billing_api.authz.scope.bill_scope only")
         self.actor_id = actor_id
         self.permission = permission
-        # Support reads are audited (rule 2).
+        # Support reads are audited (rule 2); support statements take the rule-2 shape only.
         self.is_support = is_support
 
+    @property
+    def params(self) -> dict[str, uuid.UUID]:
+        return {ACTOR: self.actor_id}
+
     def sees_all(self) -> ColumnElement[bool]:
-        return rules.support_sees_all(self.actor_id, self.permission)
+        return _sees_all(self.permission)
 
     def providers(self) -> Select[tuple[uuid.UUID]]:
         """Providers granted through rules 4 and 5 (column `provider_id`)."""
-        return rules.granted_providers(self.actor_id, self.permission)
+        return _providers(self.permission)
 
     def companies(self) -> Select[tuple[uuid.UUID]]:
         """Companies granted whole through rule 6 (column `company_id`)."""
-        return rules.company_wide_companies(self.actor_id, self.permission)
+        return _companies(self.permission)
 
     def allows(
         self, provider_id: ColumnElement[uuid.UUID], company_id: ColumnElement[uuid.UUID]
     ) -> ColumnElement[bool]:
         """The predicate for a bill with these columns: evaluated by PostgreSQL, row by row."""
-        return or_(
-            self.sees_all(),
-            provider_id.in_(self.providers()),
-            company_id.in_(self.companies()),
-        )
-
-    def narrowed_to(self, permission: Permission) -> BillScope:
-        """The same actor, another permission (for example: may they also submit what they see)."""
-        return BillScope(_KEY, self.actor_id, permission, self.is_support)
+        return or_(self.sees_all(), provider_id.in_(self.providers()), company_id.in_(self.companies()))
 
 
 def bill_scope(actor_id: uuid.UUID, permission: Permission, *, is_support: bool) -> BillScope:

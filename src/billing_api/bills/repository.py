@@ -1,15 +1,26 @@
-"""All SQL that touches bills. Built only with a BillScope; every statement carries it (no unscoped read)."""
+"""All SQL that touches bills. Built only with a BillScope; every statement carries it (no unscoped read).
+
+Statements are built once per shape (permission, support or not, filters in use, ...) and reused with
+new parameters, the actor among them: building these statements costs more than PostgreSQL spends
+running them. A scope's SQL depends only on its permission and kind, so a shape's statement serves
+every actor.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
+    Integer,
+    Executable,
     Select,
+    bindparam,
     case,
     delete,
     exists,
@@ -22,8 +33,8 @@ from sqlalchemy import (
     tuple_,
     union,
     union_all,
-    update,
 )
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -31,9 +42,11 @@ from billing_api.authz.rules import may_on_provider
 from billing_api.authz.scope import BillScope
 from billing_api.models import Bill, BillLine, BillStatus, Coverage, ProviderBillCount
 
-# The dashboard's choice of access path (see BillRepository._mode); measured with bench/run.py.
+# The dashboard's choice of access path (see _mode); measured with bench/run.py.
 NARROW_SOURCE_LIMIT = 200
 NARROW_BIAS = 2
+
+_statements: dict[tuple, Executable] = {}
 
 
 @dataclass(frozen=True)
@@ -46,30 +59,130 @@ class BillFilters:
     service_date_from: date | None = None
     service_date_to: date | None = None
 
+    def values(self) -> dict[str, object]:
+        """The filters in use, by name; each is bound as `filter_<name>`."""
+        return {name: value for name, value in self.__dict__.items() if value is not None}
 
-def _conditions(table, filters: BillFilters, after: tuple[datetime, uuid.UUID] | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if filters.provider_id is not None:
-        conditions.append(table.provider_id == filters.provider_id)
-    if filters.patient_id is not None:
-        conditions.append(table.patient_id == filters.patient_id)
-    if filters.company_id is not None:
-        conditions.append(table.company_id == filters.company_id)
-    if filters.status is not None:
-        conditions.append(table.status == filters.status)
-    if filters.coverage is not None:
-        conditions.append(table.coverage == filters.coverage)
-    if filters.service_date_from is not None:
-        conditions.append(table.service_date >= filters.service_date_from)
-    if filters.service_date_to is not None:
-        conditions.append(table.service_date <= filters.service_date_to)
-    if after is not None:
-        conditions.append(tuple_(table.created_at, table.id) < tuple_(*after))
+
+_FILTER_TESTS: dict[str, Callable] = {
+    "provider_id": lambda t: t.provider_id == bindparam("filter_provider_id"),
+    "patient_id": lambda t: t.patient_id == bindparam("filter_patient_id"),
+    "company_id": lambda t: t.company_id == bindparam("filter_company_id"),
+    "status": lambda t: t.status == bindparam("filter_status"),
+    "coverage": lambda t: t.coverage == bindparam("filter_coverage"),
+    "service_date_from": lambda t: t.service_date >= bindparam("filter_service_date_from"),
+    "service_date_to": lambda t: t.service_date <= bindparam("filter_service_date_to"),
+}
+
+
+def _conditions(table, used: tuple[str, ...], keyset: bool) -> list[ColumnElement[bool]]:
+    conditions = [_FILTER_TESTS[name](table) for name in used]
+    if keyset:
+        after = tuple_(bindparam("after_created_at", type_=DateTime(timezone=True)),
+                       bindparam("after_id", type_=UUID(as_uuid=True)))
+        conditions.append(tuple_(table.created_at, table.id) < after)
     return conditions
+
+
+def _page_limit():
+    return bindparam("page_limit", type_=Integer)
+
+
+def _page_params(filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None) -> dict:
+    params: dict[str, object] = {f"filter_{name}": value for name, value in filters.values().items()}
+    params["page_limit"] = limit
+    if after is not None:
+        params["after_created_at"], params["after_id"] = after
+    return params
 
 
 def _newest_first(table) -> tuple:
     return table.created_at.desc(), table.id.desc()
+
+
+def _dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool) -> Select[tuple[Bill]]:
+    """One statement (PERF-NOTES). Support (rule 2) walks the newest-first index behind an in-statement
+    check. Everyone else has the scope computed in CTEs, then one of two branches runs, chosen in the
+    statement from the exact bill counts of what the scope covers:
+    `narrow` takes the newest keys of each visible provider and company from their own indexes and
+    merges them; `wide` walks the newest-first (covering) index keeping visible rows."""
+    limit = _page_limit()
+    conditions = _conditions(Bill, used, keyset)
+    if scope.is_support:
+        return select(Bill).where(scope.sees_all(), *conditions).order_by(*_newest_first(Bill)).limit(limit)
+    providers = scope.providers().cte("scope_providers")
+    companies = scope.companies().cte("scope_companies")
+    mode = select(_mode(providers, companies).label("mode")).cte("scope_mode")
+
+    def mode_is(name: str) -> ColumnElement[bool]:
+        return select(mode.c.mode).scalar_subquery() == name
+
+    wide = (
+        select(Bill.id, Bill.created_at)
+        .where(
+            mode_is("wide"),
+            or_(
+                Bill.provider_id.in_(select(providers.c.provider_id)),
+                Bill.company_id.in_(select(companies.c.company_id)),
+            ),
+            *conditions,
+        )
+        .order_by(*_newest_first(Bill))
+        .limit(limit)
+    )
+
+    def newest_of(column_name: str, sources, source_column, name: str):
+        table = aliased(Bill, name=f"{name}_bill")
+        return (
+            select(table.id, table.created_at)
+            .where(getattr(table, column_name) == source_column, *_conditions(table, used, keyset))
+            .order_by(*_newest_first(table))
+            .limit(limit)
+            .lateral(f"newest_of_{name}")
+        )
+
+    of_provider = newest_of("provider_id", providers, providers.c.provider_id, "provider")
+    of_company = newest_of("company_id", companies, companies.c.company_id, "company")
+    narrow_keys = union(  # a bill reached both ways counts once
+        select(of_provider.c.id, of_provider.c.created_at).select_from(providers).join(of_provider, true()),
+        select(of_company.c.id, of_company.c.created_at).select_from(companies).join(of_company, true()),
+    ).subquery("narrow_keys")
+    narrow = (
+        select(narrow_keys.c.id, narrow_keys.c.created_at)
+        .where(mode_is("narrow"))
+        .order_by(narrow_keys.c.created_at.desc(), narrow_keys.c.id.desc())
+        .limit(limit)
+    )
+    keys = union_all(wide.subquery().select(), narrow.subquery().select()).subquery("page_keys")
+    return select(Bill).where(Bill.id.in_(select(keys.c.id))).order_by(*_newest_first(Bill))
+
+
+def _mode(providers, companies) -> ColumnElement[str]:
+    """`narrow` when probing each source costs less than walking the whole index to the 50th visible
+    bill: sources x visible bills x NARROW_BIAS <= all bills (probes read about `limit` keys per source,
+    and the walk about `limit` x all / visible keys). Counts are exact (provider_bill_count)."""
+    provider_count = select(func.count()).select_from(providers).scalar_subquery()
+    company_count = select(func.count()).select_from(companies).scalar_subquery()
+    visible_bills = (
+        select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
+        .where(ProviderBillCount.provider_id.in_(select(providers.c.provider_id)))
+        .scalar_subquery()
+        + select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
+        .where(ProviderBillCount.company_id.in_(select(companies.c.company_id)))
+        .scalar_subquery()
+    )
+    all_bills = (
+        select(func.greatest(literal_column("reltuples"), 1))
+        .select_from(text("pg_class"))
+        .where(text("oid = 'bill'::regclass"))
+        .scalar_subquery()
+    )
+    return case(
+        # Past this many sources the sum itself costs too much, and the walk is certainly cheaper.
+        (provider_count + company_count > NARROW_SOURCE_LIMIT, "wide"),
+        ((provider_count + company_count) * visible_bills * NARROW_BIAS <= all_bills, "narrow"),
+        else_="wide",
+    )
 
 
 class BillRepository:
@@ -82,136 +195,80 @@ class BillRepository:
     def _visible(self, table=Bill) -> ColumnElement[bool]:
         return self.scope.allows(table.provider_id, table.company_id)
 
+    def _statement(self, *shape: object, build: Callable[[], Executable]) -> Executable:
+        key = (self.scope.permission, self.scope.is_support, *shape)
+        statement = _statements.get(key)
+        if statement is None:
+            statement = _statements[key] = build()
+        return statement
+
+    async def _run(self, statement: Executable, **params: object):
+        return await self.session.execute(statement, {**self.scope.params, **params})
+
     # Reads
+
+    def dashboard_statement(
+        self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> tuple[Select[tuple[Bill]], dict]:
+        """The dashboard statement and its parameters (also for benchmarks and plan checks)."""
+        used, keyset = tuple(filters.values()), after is not None
+        statement = self._statement("dashboard", used, keyset,
+                                    build=lambda: _dashboard_statement(self.scope, used, keyset))
+        return statement, {**self.scope.params, **_page_params(filters, limit, after)}
 
     async def page(
         self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[Bill]:
         """Newest first, limit + 1 rows, in one statement."""
-        if filters.provider_id is not None or filters.patient_id is not None:
+        used, keyset = tuple(filters.values()), after is not None
+        if {"provider_id", "patient_id"} & set(used):
             # One provider's or one patient's bills: their own index, the scope as a row predicate.
-            statement = (
+            statement = self._statement("predicate_page", used, keyset, build=lambda: (
                 select(Bill)
-                .where(self._visible(), *_conditions(Bill, filters, after))
+                .where(self._visible(), *_conditions(Bill, used, keyset))
                 .order_by(*_newest_first(Bill))
-                .limit(limit + 1)
-            )
+                .limit(_page_limit())
+            ))
+            params = {**self.scope.params, **_page_params(filters, limit + 1, after)}
         else:
-            statement = self._dashboard_statement(filters, limit + 1, after)
-        return list((await self.session.execute(statement)).scalars())
-
-    def _dashboard_statement(
-        self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None
-    ) -> Select[tuple[Bill]]:
-        """One statement (PERF-NOTES). Support (rule 2) walks the newest-first index behind an in-statement
-        check. Everyone else has the scope computed in CTEs, then one of two branches runs, chosen in the
-        statement from the exact bill counts of what the scope covers:
-        `narrow` takes the newest keys of each visible provider and company from their own indexes and
-        merges them; `wide` walks the newest-first (covering) index keeping visible rows."""
-        conditions = _conditions(Bill, filters, after)
-        if self.scope.is_support:
-            return (
-                select(Bill).where(self.scope.sees_all(), *conditions).order_by(*_newest_first(Bill)).limit(limit)
-            )
-        providers = self.scope.providers().cte("scope_providers")
-        companies = self.scope.companies().cte("scope_companies")
-        mode = select(self._mode(providers, companies).label("mode")).cte("scope_mode")
-
-        def mode_is(name: str) -> ColumnElement[bool]:
-            return select(mode.c.mode).scalar_subquery() == name
-
-        wide = (
-            select(Bill.id, Bill.created_at)
-            .where(
-                mode_is("wide"),
-                or_(
-                    Bill.provider_id.in_(select(providers.c.provider_id)),
-                    Bill.company_id.in_(select(companies.c.company_id)),
-                ),
-                *conditions,
-            )
-            .order_by(*_newest_first(Bill))
-            .limit(limit)
-        )
-        of_provider = aliased(Bill, name="provider_bill")
-        newest_of_provider = (
-            select(of_provider.id, of_provider.created_at)
-            .where(of_provider.provider_id == providers.c.provider_id, *_conditions(of_provider, filters, after))
-            .order_by(*_newest_first(of_provider))
-            .limit(limit)
-            .lateral("newest_of_provider")
-        )
-        of_company = aliased(Bill, name="company_bill")
-        newest_of_company = (
-            select(of_company.id, of_company.created_at)
-            .where(of_company.company_id == companies.c.company_id, *_conditions(of_company, filters, after))
-            .order_by(*_newest_first(of_company))
-            .limit(limit)
-            .lateral("newest_of_company")
-        )
-        narrow_keys = union(  # a bill reached both ways counts once
-            select(newest_of_provider.c.id, newest_of_provider.c.created_at)
-            .select_from(providers).join(newest_of_provider, true()),
-            select(newest_of_company.c.id, newest_of_company.c.created_at)
-            .select_from(companies).join(newest_of_company, true()),
-        ).subquery("narrow_keys")
-        narrow = (
-            select(narrow_keys.c.id, narrow_keys.c.created_at)
-            .where(mode_is("narrow"))
-            .order_by(narrow_keys.c.created_at.desc(), narrow_keys.c.id.desc())
-            .limit(limit)
-        )
-        keys = union_all(wide.subquery().select(), narrow.subquery().select()).subquery("page_keys")
-        return select(Bill).where(Bill.id.in_(select(keys.c.id))).order_by(*_newest_first(Bill))
-
-    @staticmethod
-    def _mode(providers, companies) -> ColumnElement[str]:
-        """`narrow` when probing each source costs less than walking the whole index to the 50th visible
-        bill: sources x visible bills x NARROW_BIAS <= all bills (probes read about `limit` keys per source,
-        and the walk about `limit` x all / visible keys). Counts are exact (provider_bill_count)."""
-        provider_count = select(func.count()).select_from(providers).scalar_subquery()
-        company_count = select(func.count()).select_from(companies).scalar_subquery()
-        visible_bills = (
-            select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
-            .where(ProviderBillCount.provider_id.in_(select(providers.c.provider_id)))
-            .scalar_subquery()
-            + select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
-            .where(ProviderBillCount.company_id.in_(select(companies.c.company_id)))
-            .scalar_subquery()
-        )
-        all_bills = select(func.greatest(literal_column("reltuples"), 1)).select_from(
-            text("pg_class")).where(text("oid = 'bill'::regclass")).scalar_subquery()
-        return case(
-            # Past this many sources the sum itself costs too much, and the walk is certainly cheaper.
-            (provider_count + company_count > NARROW_SOURCE_LIMIT, "wide"),
-            ((provider_count + company_count) * visible_bills * NARROW_BIAS <= all_bills, "narrow"),
-            else_="wide",
-        )
+            statement, params = self.dashboard_statement(filters, limit + 1, after)
+        return list((await self.session.execute(statement, params)).scalars())
 
     async def get(self, bill_id: uuid.UUID, *, for_update: bool = False) -> Bill | None:
-        statement = select(Bill).where(Bill.id == bill_id, self._visible())
-        if for_update:
-            statement = statement.with_for_update(of=Bill)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        def build() -> Select:
+            statement = select(Bill).where(Bill.id == bindparam("bill_id"), self._visible())
+            return statement.with_for_update(of=Bill) if for_update else statement
+
+        statement = self._statement("get", for_update, build=build)
+        return (await self._run(statement, bill_id=bill_id)).scalar_one_or_none()
 
     async def for_encounter(self, encounter_id: uuid.UUID) -> list[Bill]:
-        statement = (
-            select(Bill).where(Bill.encounter_id == encounter_id, self._visible()).order_by(*_newest_first(Bill))
-        )
-        return list((await self.session.execute(statement)).scalars())
+        statement = self._statement("for_encounter", build=lambda: (
+            select(Bill)
+            .where(Bill.encounter_id == bindparam("encounter_id"), self._visible())
+            .order_by(*_newest_first(Bill))
+        ))
+        return list((await self._run(statement, encounter_id=encounter_id)).scalars())
 
     async def for_visits(
         self, visit_ids: list[uuid.UUID], coverage: Coverage | None = None
     ) -> dict[uuid.UUID, list[Bill]]:
         if not visit_ids:
             return {}
-        statement = (
-            select(Bill).where(Bill.visit_id.in_(visit_ids), self._visible()).order_by(*_newest_first(Bill))
-        )
+
+        def build() -> Select:
+            statement = select(Bill).where(Bill.visit_id.in_(bindparam("visit_ids", expanding=True)),
+                                           self._visible())
+            if coverage is not None:
+                statement = statement.where(Bill.coverage == bindparam("filter_coverage"))
+            return statement.order_by(*_newest_first(Bill))
+
+        params: dict[str, object] = {"visit_ids": visit_ids}
         if coverage is not None:
-            statement = statement.where(Bill.coverage == coverage)
+            params["filter_coverage"] = coverage
         by_visit: dict[uuid.UUID, list[Bill]] = defaultdict(list)
-        for bill in (await self.session.execute(statement)).scalars():
+        statement = self._statement("for_visits", coverage is not None, build=build)
+        for bill in (await self._run(statement, **params)).scalars():
             by_visit[bill.visit_id].append(bill)
         return by_visit
 
@@ -219,25 +276,25 @@ class BillRepository:
         """Lines of bills this scope can see (the join repeats the scope, so ids alone reveal nothing)."""
         if not bill_ids:
             return {}
-        statement = (
+        statement = self._statement("lines", build=lambda: (
             select(BillLine)
             .join(Bill, Bill.id == BillLine.bill_id)
-            .where(BillLine.bill_id.in_(bill_ids), self._visible())
+            .where(BillLine.bill_id.in_(bindparam("bill_ids", expanding=True)), self._visible())
             .order_by(BillLine.bill_id, BillLine.position)
-        )
+        ))
         by_bill: dict[uuid.UUID, list[BillLine]] = defaultdict(list)
-        for line in (await self.session.execute(statement)).scalars():
+        for line in (await self._run(statement, bill_ids=bill_ids)).scalars():
             by_bill[line.bill_id].append(line)
         return by_bill
 
     async def counts_by_provider(self, company_id: uuid.UUID) -> dict[uuid.UUID, int]:
         """How many bills of each provider in the company this scope sees."""
-        statement = (
+        statement = self._statement("counts_by_provider", build=lambda: (
             select(Bill.provider_id, func.count())
-            .where(Bill.company_id == company_id, self._visible())
+            .where(Bill.company_id == bindparam("company_id"), self._visible())
             .group_by(Bill.provider_id)
-        )
-        return {provider_id: count for provider_id, count in (await self.session.execute(statement)).all()}
+        ))
+        return {provider_id: count for provider_id, count in (await self._run(statement, company_id=company_id)).all()}
 
     async def permits(self, provider_id: uuid.UUID, company_id: uuid.UUID) -> bool:
         """May this scope act on bills of `provider_id` kept in `company_id` (for creating one)."""
@@ -256,23 +313,14 @@ class BillRepository:
         await self.session.flush()
 
     async def replace_lines(self, bill: Bill, lines: list[BillLine]) -> None:
-        await self.session.execute(
-            delete(BillLine).where(BillLine.bill_id == bill.id, exists().where(Bill.id == bill.id, self._visible()))
-        )
+        await self._run(delete(BillLine).where(
+            BillLine.bill_id == bill.id, exists().where(Bill.id == bill.id, self._visible())
+        ))
         self.session.add_all(lines)
         await self.session.flush()
 
-    async def set_status(self, bill_id: uuid.UUID, status: BillStatus, **values) -> bool:
-        result = await self.session.execute(
-            update(Bill)
-            .where(Bill.id == bill_id, self._visible())
-            .values(status=status, **values)
-            .execution_options(synchronize_session="fetch")
-        )
-        return result.rowcount == 1
-
     async def delete(self, bill_id: uuid.UUID) -> bool:
-        result = await self.session.execute(
+        result = await self._run(
             delete(Bill).where(Bill.id == bill_id, self._visible()).execution_options(synchronize_session="fetch")
         )
         return result.rowcount == 1

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, literal, or_, select, tuple_, union_all, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import cast, delete, func, literal, null, or_, select, tuple_, union_all, update
+from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz.permissions import Permission
 from billing_api.authz.repository import users_reaching
-from billing_api.authz.rules import entry_grants
+from billing_api.authz.rules import entry_grants, entry_is_live
 from billing_api.models import (
     AccountType,
     Company,
@@ -29,7 +29,8 @@ async def get_list(session: AsyncSession, provider_id: uuid.UUID) -> DelegationL
 
 
 async def entries_with_targets(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple]:
-    """(entry, user or None, group or None, active member count or None), groups first, then by name."""
+    """(entry, user or None, group or None, active member count or None, live), groups first, then by name.
+    `live` is read by the database's clock, the one the authorization rules use."""
     active_members = (
         select(func.count())
         .select_from(GroupMember)
@@ -39,7 +40,7 @@ async def entries_with_targets(session: AsyncSession, provider_id: uuid.UUID) ->
         .scalar_subquery()
     )
     statement = (
-        select(DelegationEntry, User, Group, active_members)
+        select(DelegationEntry, User, Group, active_members, entry_is_live())
         .outerjoin(User, User.id == DelegationEntry.user_id)
         .outerjoin(Group, Group.id == DelegationEntry.group_id)
         .where(DelegationEntry.provider_id == provider_id)
@@ -86,15 +87,39 @@ async def replace_entries(session: AsyncSession, provider_id: uuid.UUID, entries
 # Who can see a provider's bills
 
 
+async def may_concern(session: AsyncSession, user: User, provider: User) -> bool:
+    """Could some rule give `user` access to `provider`'s bills: support, someone who reaches the provider's
+    company (a parent company's admin, say), or someone named on the list directly or through a group."""
+    if user.account_type == AccountType.support:
+        return True
+    reaching = users_reaching(provider.company_id).subquery()
+    named = select(DelegationEntry.id).where(
+        DelegationEntry.provider_id == provider.id,
+        or_(
+            DelegationEntry.user_id == user.id,
+            DelegationEntry.group_id.in_(select(GroupMember.group_id).where(GroupMember.user_id == user.id)),
+        ),
+    )
+    statement = select(or_(
+        select(reaching.c.user_id).where(reaching.c.user_id == user.id).exists(), named.exists()
+    ))
+    return bool((await session.execute(statement)).scalar_one())
+
+
+def _no_id():
+    # A typed NULL: PostgreSQL cannot match an untyped NULL (text) with the uuid columns of the other branches.
+    return cast(null(), UUID(as_uuid=True))
+
+
 def _viewers(provider: User, segregated: bool) -> list:
     """(user_id, rule, entry_id, group_id) rows: everyone whose access to `provider`'s bills some rule grants."""
     view = Permission.BILLS_VIEW
     active = User.status == UserStatus.active
     rows = [
         select(User.id.label("user_id"), literal("own_bills").label("rule"),
-               literal(None).label("entry_id"), literal(None).label("group_id"))
+               _no_id().label("entry_id"), _no_id().label("group_id"))
         .where(User.id == provider.id, active, User.is_provider),
-        select(DelegationEntry.user_id, literal("delegation_user"), DelegationEntry.id, literal(None))
+        select(DelegationEntry.user_id, literal("delegation_user"), DelegationEntry.id, _no_id())
         .join(User, User.id == DelegationEntry.user_id)
         .where(DelegationEntry.provider_id == provider.id, entry_grants(view), active,
                User.account_type != AccountType.support),
@@ -103,13 +128,13 @@ def _viewers(provider: User, segregated: bool) -> list:
         .join(User, User.id == GroupMember.user_id)
         .where(DelegationEntry.provider_id == provider.id, entry_grants(view), active,
                User.account_type != AccountType.support),
-        select(User.id, literal("support"), literal(None), literal(None))
+        select(User.id, literal("support"), _no_id(), _no_id())
         .where(User.account_type == AccountType.support, active),
     ]
     if not segregated:
         reaching = users_reaching(provider.company_id).subquery()
         rows.append(
-            select(User.id, literal("company_wide"), literal(None), literal(None))
+            select(User.id, literal("company_wide"), _no_id(), _no_id())
             .where(User.id.in_(select(reaching.c.user_id)), active, User.account_type != AccountType.support)
         )
     return rows
@@ -168,7 +193,11 @@ async def segregation_losses(
         entry_grants(Permission.BILLS_VIEW),
         or_(
             DelegationEntry.user_id == User.id,
-            DelegationEntry.group_id.in_(select(member.c.group_id).where(member.c.user_id == User.id)),
+            # Correlated explicitly: nested two levels down, `app_user` would otherwise become a FROM of its own
+            # (a cross join that makes every member of any listed group count as every user).
+            DelegationEntry.group_id.in_(
+                select(member.c.group_id).where(member.c.user_id == User.id).correlate(User)
+            ),
         ),
     )
     statement = (

@@ -56,16 +56,15 @@ async def provider_for_manager(session: AsyncSession, actor: Actor, provider_id:
 
 async def read_list(session: AsyncSession, provider: User) -> DelegationListRead:
     header = await repository.get_list(session, provider.id)
-    now = datetime.now(UTC)
     entries = []
-    for entry, user, group, member_count in await repository.entries_with_targets(session, provider.id):
+    for entry, user, group, member_count, live in await repository.entries_with_targets(session, provider.id):
         entries.append(DelegationEntryRead(
             id=entry.id, type="user" if user else "group", user_id=entry.user_id, group_id=entry.group_id,
             name=user.display_name if user else group.name,
             active=(user.status == UserStatus.active) if user else None,
             member_count=member_count if group else None,
             role=entry.role, permissions=sorted(entry.permissions), expires_at=entry.expires_at,
-            expired=entry.expires_at is not None and entry.expires_at <= now,
+            expired=not live,
         ))
     return DelegationListRead(
         provider_id=provider.id, version=header.version if header else 0,
@@ -168,16 +167,29 @@ def reason_read(reason) -> AccessReason:
 
 async def explain(session: AsyncSession, actor: Actor, user_id: uuid.UUID, provider_id: uuid.UUID,
                   permission: Permission) -> Decision:
-    """The provider, the list managers, and a user asking about themself may see the reasons."""
+    """The provider, the list managers, and a user asking about themself may see the reasons.
+
+    A manager of the list may ask about anyone in the companies they reach, and also about anyone outside them
+    whom some rule could concern for this provider (support, a parent company's admin, a delegate named on the
+    list): everyone `GET /providers/{id}/access` may show them. Other ids stay unknown (404)."""
     subject = await identity_repository.get_user(session, user_id)
-    if subject is None or not (subject.id == actor.id or may_view_company(actor, subject.company_id)):
+    if subject is None:
         raise NotFound("No such user.", code="user_not_found")
-    if subject.id != actor.id:
+    if subject.id == actor.id:
+        # About yourself: for providers of companies you reach, or whose list names you; any other id
+        # stays unknown, so asking tells an outsider nothing about who is a provider where.
+        provider = await identity_repository.get_user(session, provider_id)
+        if provider is None or not provider.is_provider or not (
+            may_view_company(actor, provider.company_id) or await repository.may_concern(session, subject, provider)
+        ):
+            raise NotFound("No such provider.", code="provider_not_found")
+    elif may_view_company(actor, subject.company_id):
         await provider_for_manager(session, actor, provider_id)
     else:
         provider = await identity_repository.get_user(session, provider_id)
-        if provider is None or not provider.is_provider:
-            raise NotFound("No such provider.", code="provider_not_found")
+        if (provider is None or not provider.is_provider or not may_manage_list(actor, provider)
+                or not await repository.may_concern(session, subject, provider)):
+            raise NotFound("No such user.", code="user_not_found")
     return await authorize(session, user_id, permission, provider_id)
 
 
