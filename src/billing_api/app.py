@@ -38,7 +38,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if getattr(app.state, "sessionmaker", None) is not None:  # provided by the caller (tests)
         yield
         return
-    engine = make_engine(resolve_database_url(app.state.settings))
+    settings = app.state.settings
+    engine = make_engine(resolve_database_url(settings), settings.db_pool_size, settings.db_max_overflow)
     app.state.sessionmaker = make_sessionmaker(engine)
     try:
         yield

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Unset: an embedded PostgreSQL (pgserver) is started in `data_dir`.
     database_url: str | None = None
     data_dir: Path = Field(default=Path(".billing-api-data"))
+    # Database connections per process (each uvicorn worker has its own pool).
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
     token_lifetime_minutes: int = 60

@@ -163,13 +163,17 @@ def _mode(providers, companies) -> ColumnElement[str]:
     and the walk about `limit` x all / visible keys). Counts are exact (provider_bill_count)."""
     provider_count = select(func.count()).select_from(providers).scalar_subquery()
     company_count = select(func.count()).select_from(companies).scalar_subquery()
-    visible_bills = (
-        select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
-        .where(ProviderBillCount.provider_id.in_(select(providers.c.provider_id)))
-        .scalar_subquery()
-        + select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
-        .where(ProviderBillCount.company_id.in_(select(companies.c.company_id)))
-        .scalar_subquery()
+    # Summed by one index probe per source (correlated), never by scanning the whole count table.
+    def bills_of(sources, source_column, count_column) -> ColumnElement[int]:
+        per_source = (
+            select(func.coalesce(func.sum(ProviderBillCount.bill_count), 0))
+            .where(count_column == source_column)
+            .scalar_subquery()
+        )
+        return select(func.coalesce(func.sum(per_source), 0)).select_from(sources).scalar_subquery()
+
+    visible_bills = bills_of(providers, providers.c.provider_id, ProviderBillCount.provider_id) + bills_of(
+        companies, companies.c.company_id, ProviderBillCount.company_id
     )
     all_bills = (
         select(func.greatest(literal_column("reltuples"), 1))
