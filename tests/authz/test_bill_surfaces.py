@@ -147,3 +147,16 @@ async def test_support_reads_are_audited_per_provider(client, factory, session):
     owner_event = next(e for e in events if e.target_id == world.owner.id)
     assert set(owner_event.details["bill_ids"]) == world.owner_bill_ids
     assert owner_event.details["surface"] == "billing_dashboard"
+
+
+@pytest.mark.parametrize("segregated", SEGREGATION)
+async def test_invited_users_never_get_company_wide_access(client, factory, segregated):
+    """Rule 6 is for the practice's own people: an invited login sees only what its list entries give."""
+    from billing_api.models import UserKind
+
+    world = await build_world(factory, segregated=segregated)
+    invited = await factory.user(world.clinic, kind=UserKind.invited)
+    headers = factory.headers(invited)
+    assert (await client.get(f"/v1/bills/{world.insured_bill.id}", headers=headers)).status_code == 404
+    dashboard = (await client.get("/v1/bills", headers=headers)).json()
+    assert not ({b["id"] for b in dashboard["items"]} & world.owner_bill_ids)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz import repository, rules
 from billing_api.authz.permissions import BILLING_PERMISSIONS, SUPPORT_PERMISSIONS, Permission
-from billing_api.models import AccountType, Company, DelegationEntry, Group, GroupMember, User, UserStatus
+from billing_api.models import AccountType, Company, DelegationEntry, Group, GroupMember, User, UserKind, UserStatus
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,11 @@ async def _reasons(
     if actor.id == provider_id and actor.is_provider and permission in BILLING_PERMISSIONS:
         reasons.append(Reason("own_bills", True, "Providers have every billing permission on their own bills."))
     reasons += await _delegation_reasons(session, actor.id, permission, provider_id)
-    reasons += await _company_reasons(session, actor.id, permission, company_id)
+    if actor.kind == UserKind.invited:
+        reasons.append(Reason("company_wide", False, "Invited users work only through the lists that name them.",
+                              company_id=company_id))
+    else:
+        reasons += await _company_reasons(session, actor.id, permission, company_id)
     return reasons
 
 

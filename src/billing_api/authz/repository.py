@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import ColumnElement, Select, and_, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.models import AccountType, Company, Group, GroupMember, User
+from billing_api.models import AccountType, Company, Group, GroupMember, User, UserKind
 
 
 def reached_companies(user_id: ColumnElement[uuid.UUID] | uuid.UUID) -> Select[tuple[uuid.UUID]]:
@@ -21,14 +21,18 @@ def reached_companies(user_id: ColumnElement[uuid.UUID] | uuid.UUID) -> Select[t
     return union(home, admin_children).subquery("reached").select()
 
 
-def users_reaching(company_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
-    """The inverse of `reached_companies`: ids of users who reach the company (any status)."""
+def users_reaching(company_id: uuid.UUID, *, members_only: bool = False) -> Select[tuple[uuid.UUID]]:
+    """The inverse of `reached_companies`: ids of users who reach the company (any status). With
+    `members_only`, the practice's own people (rule 6 never applies to invited users)."""
     home = select(User.id.label("user_id")).where(User.company_id == company_id)
     parent_admins = (
         select(User.id.label("user_id"))
         .join(Company, Company.parent_id == User.company_id)
         .where(Company.id == company_id, User.account_type == AccountType.company_admin)
     )
+    if members_only:
+        home = home.where(User.kind == UserKind.member)
+        parent_admins = parent_admins.where(User.kind == UserKind.member)
     return union(home, parent_admins).subquery("reaching").select()
 
 

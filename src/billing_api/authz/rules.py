@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Exists, Select, and_, any_, exists, false,
 
 from billing_api.authz.permissions import BILLING_PERMISSIONS, SUPPORT_PERMISSIONS, Permission
 from billing_api.authz.repository import reached_companies, role_permissions
-from billing_api.models import AccountType, Company, DelegationEntry, GroupMember, User, UserStatus
+from billing_api.models import AccountType, Company, DelegationEntry, GroupMember, User, UserKind, UserStatus
 
 # Rule 6 hands out role permissions company-wide, but inviting belongs to providers and list managers.
 COMPANY_WIDE_PERMISSIONS = BILLING_PERMISSIONS - {Permission.TEAM_INVITE}
@@ -91,7 +91,8 @@ def company_wide_companies(actor_id: uuid.UUID, permission: Permission) -> Selec
     statement = select(Company.id.label("company_id")).where(
         Company.id.in_(select(reached.c.company_id)),
         Company.billing_segregation_enabled_at.is_(None),
-        _not_support(actor_id),
+        # The practice's own people only: invited users work through their list entries alone.
+        _actor_is(actor_id, User.account_type != AccountType.support, User.kind == UserKind.member),
     )
     if permission != Permission.BILLS_VIEW:
         held = role_permissions(actor_id).subquery("held")

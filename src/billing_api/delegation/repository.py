@@ -132,7 +132,7 @@ def _viewers(provider: User, segregated: bool) -> list:
         .where(User.account_type == AccountType.support, active),
     ]
     if not segregated:
-        reaching = users_reaching(provider.company_id).subquery()
+        reaching = users_reaching(provider.company_id, members_only=True).subquery()
         rows.append(
             select(User.id, literal("company_wide"), _no_id(), _no_id())
             .where(User.id.in_(select(reaching.c.user_id)), active, User.account_type != AccountType.support)
@@ -185,7 +185,7 @@ async def segregation_losses(
     """(user id, name, provider id): who sees the provider's bills only company-wide, and so will lose them."""
     if not provider_ids:
         return []
-    reaching = users_reaching(company_id).subquery()
+    reaching = users_reaching(company_id, members_only=True).subquery()
     provider = select(User.id.label("provider_id")).where(User.id.in_(provider_ids)).subquery("provider")
     member = GroupMember.__table__.alias("member")
     delegated = select(DelegationEntry.id).where(
