@@ -173,7 +173,9 @@ BAD_BODIES = [
     case("create_company", "list-body", body=[NEW_COMPANY]),
     case("create_company", "nul-character", name=NUL, code="invalid_value"),
     # PATCH /v1/companies/{id}
-    case("update_company", "unknown-field", parent_id="{company}"),
+    case("update_company", "unknown-field", billing_segregation_enabled=True),
+    case("update_company", "own-parent", parent_id="{company}", code="company_cycle"),
+    case("update_company", "parent-false", parent_id=False),
     case("update_company", "name-number", name=5),
     case("update_company", "time-zone-number", time_zone=0),
     case("update_company", "time-zone-unknown", time_zone="Nowhere/Land"),

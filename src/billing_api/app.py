@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
+from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
 from billing_api.auth.router import router as auth_router
 from billing_api.bills.router import router as bills_router
@@ -22,10 +24,16 @@ from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 from billing_api.errors import install_error_handlers, problem_response
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
+from billing_api.invoices.router import router as invoices_router
+from billing_api.mail import sender as mail_sender
 from billing_api.patients.router import router as patients_router
+from billing_api.payers_facilities.router import router as payers_facilities_router
+from billing_api.team.router import router as team_router
 
 ROUTERS = [health_router, auth_router, identity_router, companies_router, patients_router, bills_router,
            delegation_router, audit_router]
+ROUTERS += [assignments_router, payers_facilities_router]
+ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
 
 
 def operation_id(route: APIRoute) -> str:
@@ -41,9 +49,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     engine = make_engine(resolve_database_url(settings), settings.db_pool_size, settings.db_max_overflow)
     app.state.sessionmaker = make_sessionmaker(engine)
+    # The outbox sender runs beside the API (each worker process; they share the outbox safely).
+    stop, sender_task = asyncio.Event(), None
+    if settings.mail_sender_enabled:
+        sender_task = asyncio.create_task(mail_sender.run(app.state.sessionmaker, settings, stop))
     try:
         yield
     finally:
+        stop.set()
+        if sender_task is not None:
+            try:
+                await asyncio.wait_for(sender_task, timeout=settings.smtp_timeout_seconds + 5)
+            except TimeoutError:
+                pass  # wait_for cancelled it; an unfinished message stays queued for the next sender
         await engine.dispose()
 
 

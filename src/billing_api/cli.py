@@ -1,4 +1,4 @@
-"""`billing-api`: serve | migrate | openapi | demo | create-company | create-user."""
+"""`billing-api`: serve | migrate | worker | openapi | demo | create-company | create-user."""
 
 from __future__ import annotations
 
@@ -131,6 +131,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
                 workers=args.workers, log_level=args.log_level, proxy_headers=True)
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.worker import main as worker_main
+
+    worker_main(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billing-api",
@@ -152,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations up to the latest",
                                   description="Apply the Alembic migrations up to head.")
     migrate.set_defaults(func=cmd_migrate)
+
+    worker = commands.add_parser(
+        "worker", help="run the background loops (the mail sender) until interrupted",
+        description="Apply migrations, then run the background loops until SIGINT or SIGTERM: today the "
+        "outbox mail sender (SMTP settings: BILLING_API_SMTP_*). Run as many as you like; they share the work.",
+    )
+    worker.set_defaults(func=cmd_worker)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract",
                                   description="Write the OpenAPI document (the contract) as JSON.")

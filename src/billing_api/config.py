@@ -36,6 +36,27 @@ class Settings(BaseSettings):
     # Password confirmation: this many failures within the window locks further attempts.
     password_confirmation_max_failures: int = 5
     password_confirmation_window_minutes: int = 15
+    # Invitations (team/): the accept link is `public_base_url` + /invitations/accept?token=...
+    public_base_url: str = "http://localhost:8000"
+    invitation_ttl_days: int = Field(default=7, ge=1, le=90)
+    invitation_resend_max: int = Field(default=3, ge=1)
+    invitation_resend_window_minutes: int = Field(default=60, ge=1)
+    # Outgoing mail (mail/): SMTP, with retries and exponential backoff recorded on the outbox row.
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # None: STARTTLS when the server offers it; true: required; false: never. `smtp_use_tls`: implicit TLS (465).
+    smtp_starttls: bool | None = None
+    smtp_use_tls: bool = False
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = "billing-api <no-reply@localhost>"
+    mail_max_attempts: int = Field(default=6, ge=1)
+    mail_retry_base_seconds: float = Field(default=30.0, ge=0)
+    mail_retry_max_seconds: float = Field(default=3600.0, ge=0)
+    # The sender runs inside `billing-api serve` (app lifespan) unless disabled; `billing-api worker` runs it too.
+    mail_sender_enabled: bool = True
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
 
     def check_production(self) -> None:
         if self.env != "production":

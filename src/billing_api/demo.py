@@ -6,7 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz.permissions import ROLE_PRESETS, Permission, RolePreset
@@ -24,8 +25,11 @@ from billing_api.models import (
     DelegationList,
     Encounter,
     EncounterLine,
+    Facility,
     Group,
+    GroupCompanyAssignment,
     Patient,
+    Payer,
     User,
     Visit,
 )
@@ -48,7 +52,12 @@ DEMO_LOGINS = [
     DemoLogin("clara.clerk", "Maple Street Clinic: billing clerk (group Billing clerks)"),
     DemoLogin("bob.clerk", "Maple Street Clinic: billing clerk (group Billing clerks)"),
     DemoLogin("betty", "West EMS Transport: company administrator (the EMS seed's Betty)"),
-    DemoLogin("barney", "West EMS Transport: standard user with the Biller role (the EMS seed's Barney)"),
+    DemoLogin("barney", "West EMS Transport: standard user with the Biller role, which selects West EMS North and "
+                        "West EMS South (the EMS seed's Barney)"),
+    DemoLogin("dr.north", "West EMS North: provider"),
+    DemoLogin("dr.south", "West EMS South: provider"),
+    DemoLogin("dr.east", "West EMS East: provider"),
+    DemoLogin("dr.mountain", "West EMS Mountain: provider"),
     DemoLogin("support", "Vendor support: views every company's bills, audited"),
 ]
 
@@ -73,13 +82,31 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     await ensure_delegation(session, lovelace, group=clerks, role=RolePreset.DATA_ENTRY)
     await ensure_delegation(session, carter, user=clara, role=RolePreset.FINANCIAL_VIEWER)
 
+    # The EMS seed: West EMS Transport with four children. The Biller role selects two of them, so Barney (a
+    # standard user with that role) reaches those two; Betty, a company administrator, reaches all four and
+    # keeps the parent-level payers and facilities, copied down to the children.
     west = await ensure_company(session, "West EMS Transport", time_zone="America/Denver")
+    children = {}
     for child in ("West EMS North", "West EMS South", "West EMS East", "West EMS Mountain"):
-        await ensure_company(session, child, time_zone="America/Denver", parent=west)
+        children[child] = await ensure_company(session, child, time_zone="America/Denver", parent=west)
     await user(west, "betty", "Betty Supervisor", account_type=AccountType.company_admin)
     barney = await user(west, "barney", "Barney Biller")
-    await ensure_group(session, west, "Biller", [barney],
-                       permissions=[Permission.BILLS_VIEW, Permission.BILLS_SAVE, Permission.BILLS_SUBMIT])
+    biller = await ensure_group(session, west, "Biller", [barney],
+                                permissions=[Permission.BILLS_VIEW, Permission.BILLS_SAVE, Permission.BILLS_SUBMIT])
+    await ensure_group_companies(session, biller, [children["West EMS North"], children["West EMS South"]])
+    for username, child, number in (("dr.north", "West EMS North", "CO-200101"),
+                                    ("dr.south", "West EMS South", "CO-200202"),
+                                    ("dr.east", "West EMS East", "CO-200303"),
+                                    ("dr.mountain", "West EMS Mountain", "CO-200404")):
+        medic = await user(children[child], username, f"{child.removeprefix('West EMS ')} Medic",
+                           billing_number=number)
+        await ensure_billing(session, children[child], [medic])
+    medicare = await ensure_record(session, Payer, west, "Medicare Part B", payer_code="04412")
+    await ensure_record(session, Payer, west, "Colorado Medicaid", payer_code="COMCD")
+    station = await ensure_record(session, Facility, west, "West EMS Station 1", address="1 Station Rd, Denver CO")
+    for child in (children["West EMS North"], children["West EMS South"]):
+        await ensure_record(session, Payer, child, medicare.name, payer_code=medicare.payer_code, copy_of=medicare)
+        await ensure_record(session, Facility, child, station.name, address=station.address, copy_of=station)
 
     vendor = await ensure_company(session, "billing-api Support")
     await user(vendor, "support", "Sam Support", account_type=AccountType.support)
@@ -131,6 +158,28 @@ async def ensure_billing(session: AsyncSession, company: Company, providers: lis
             await BillRepository(session, scope).add(bill, [BillLine(
                 id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code=cpt, description=description,
                 units=units, fee_cents=fee)])
+
+
+async def ensure_group_companies(session: AsyncSession, group: Group, companies: list[Company]) -> None:
+    """Add the child companies to the group's billing customer assignments (once)."""
+    await session.execute(
+        insert(GroupCompanyAssignment)
+        .values([{"group_id": group.id, "company_id": company.id} for company in companies])
+        .on_conflict_do_nothing()
+    )
+
+
+async def ensure_record(session: AsyncSession, model: type[Payer] | type[Facility], company: Company, name: str,
+                        *, copy_of: Payer | Facility | None = None, **fields: str) -> Payer | Facility:
+    """A payer or facility of the company by name (once); `copy_of` links a child's copy to its source."""
+    found = (await session.execute(select(model).where(
+        model.company_id == company.id, func.lower(model.name) == name.lower()))).scalar_one_or_none()
+    if found is None:
+        found = model(id=uuid.uuid4(), company_id=company.id, name=name,
+                      copied_from_id=copy_of.id if copy_of else None, **fields)
+        session.add(found)
+        await session.flush()
+    return found
 
 
 async def ensure_delegation(session: AsyncSession, provider: User, *, role: RolePreset, user: User | None = None,

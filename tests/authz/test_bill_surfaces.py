@@ -160,3 +160,18 @@ async def test_invited_users_never_get_company_wide_access(client, factory, segr
     assert (await client.get(f"/v1/bills/{world.insured_bill.id}", headers=headers)).status_code == 404
     dashboard = (await client.get("/v1/bills", headers=headers)).json()
     assert not ({b["id"] for b in dashboard["items"]} & world.owner_bill_ids)
+
+
+async def test_invited_users_do_not_browse_the_practice(client, factory):
+    """An invited login reaches no company: it sees neither the practice's patients nor its people."""
+    from billing_api.models import UserKind
+
+    world = await build_world(factory, segregated=True)
+    invited = await factory.user(world.clinic, kind=UserKind.invited)
+    headers = factory.headers(invited)
+    patients = await client.get("/v1/patients", headers=headers)
+    assert patients.status_code == 200 and patients.json()["items"] == []
+    assert (await client.get(f"/v1/patients/{world.patient.id}", headers=headers)).status_code == 404
+    users = await client.get("/v1/users", headers=headers)
+    assert users.status_code == 200 and users.json()["items"] == []
+    assert (await client.get("/v1/directory", params={"q": "Owner"}, headers=headers)).status_code == 404

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz import repository
 from billing_api.authz.permissions import Permission
-from billing_api.models import AccountType, User, UserStatus
+from billing_api.models import AccountType, User, UserKind, UserStatus
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class Actor:
 
 async def load_actor(session: AsyncSession, user: User) -> Actor:
     permissions, reached = await repository.actor_facts(session, user.id)
+    if user.kind == UserKind.invited:
+        # Invited users work a provider's billing through the list entries that name them (the bill
+        # scope); they do not browse the practice: no company's users, patients or records by reach.
+        reached = []
     return Actor(
         id=user.id,
         company_id=user.company_id,

@@ -44,3 +44,21 @@ def may_manage_list(actor: Actor, provider: User) -> bool:
 
 def may_manage_segregation(actor: Actor, company_id: uuid.UUID) -> bool:
     return may_administer_company(actor, company_id) or is_list_manager(actor, company_id)
+
+
+def may_manage_company_records(actor: Actor, company_id: uuid.UUID, *, parent_level: bool,
+                               permission: Permission) -> bool:
+    """Payers and facilities (`permission` is payers:manage or facilities:manage). At the parent level (a
+    top-level company) only company administrators may create, edit, delete or copy them, whatever their roles
+    hold; at a child level, company administrators and holders of the permission, where they reach."""
+    if not actor.active or actor.is_support or not actor.reaches(company_id):
+        return False
+    if actor.is_company_admin:
+        return True
+    return not parent_level and actor.holds(permission)
+
+
+def may_grant_company_access(actor: Actor, company_ids: set[uuid.UUID]) -> bool:
+    """Assigning child companies hands out reach: company admins may assign any child of what they administer;
+    anyone else only companies they reach themselves (no one hands out more than they hold)."""
+    return actor.is_company_admin or company_ids <= actor.reached_company_ids

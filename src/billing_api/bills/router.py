@@ -14,6 +14,7 @@ from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, 
 from billing_api.bills import service
 from billing_api.bills.repository import BillFilters, BillRepository
 from billing_api.bills.schemas import BillCreate, BillPage, BillRead, BillUpdate, VisitPage, VisitWithBills
+from billing_api.companies.context import ActiveCompany, within_active_company
 from billing_api.db import Session
 from billing_api.errors import problem_responses
 from billing_api.models import BillStatus, Coverage
@@ -49,6 +50,7 @@ async def list_bills(
     principal: CurrentPrincipal,
     scope: BillsView,
     paging: Paging,
+    active: ActiveCompany,
     provider_id: uuid.UUID | None = None,
     patient_id: uuid.UUID | None = None,
     bill_status: Annotated[BillStatus | None, Query(alias="status")] = None,
@@ -56,18 +58,19 @@ async def list_bills(
     service_date_from: Annotated[date | None, Query(description="Service date on or after.")] = None,
     service_date_to: Annotated[date | None, Query(description="Service date on or before.")] = None,
 ) -> Response:
-    """The billing dashboard: every bill the caller may see, newest first."""
-    filters = BillFilters(provider_id=provider_id, patient_id=patient_id, status=bill_status, coverage=coverage,
-                          service_date_from=service_date_from, service_date_to=service_date_to)
+    """The billing dashboard: every bill the caller may see, newest first (in the active company only, when
+    `X-Company-Id` names one)."""
+    filters = BillFilters(provider_id=provider_id, patient_id=patient_id, company_id=active, status=bill_status,
+                          coverage=coverage, service_date_from=service_date_from, service_date_to=service_date_to)
     return await _page(session, principal, scope, filters, paging, "billing_dashboard")
 
 
 @router.post("/bills", response_model=BillRead, status_code=status.HTTP_201_CREATED, tags=["bills"],
              responses=WRITE_ERRORS)
-async def create_bill(data: BillCreate, session: Session, principal: CurrentPrincipal, actor: CurrentActor,
+async def create_bill(data: BillCreate, session: Session, principal: CurrentPrincipal,
                       view: BillsView, save: BillsSave) -> BillRead:
     """Create a draft bill for a provider (needs `bills:save` on that provider's bills)."""
-    bill = await service.create_bill(session, principal, actor, view, save, data)
+    bill = await service.create_bill(session, principal, view, save, data)
     return (await service.present(BillRepository(session, view), [bill]))[0]
 
 
@@ -107,9 +110,11 @@ async def delete_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPr
 @router.get("/encounters/{encounter_id}/bills", response_model=list[BillRead], tags=["bills"],
             responses=READ_ERRORS)
 async def list_encounter_bills(encounter_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
-                               actor: CurrentActor, scope: BillsView) -> list[BillRead]:
-    """Bills created in an encounter that the caller may see."""
-    await patients_service.visible_encounter(session, actor, encounter_id)
+                               actor: CurrentActor, scope: BillsView, active: ActiveCompany) -> list[BillRead]:
+    """Bills created in an encounter that the caller may see. With `X-Company-Id`, an encounter of another
+    company is not found."""
+    encounter = await patients_service.visible_encounter(session, actor, encounter_id)
+    within_active_company(active, encounter.company_id, "encounter")
     repository = BillRepository(session, scope)
     bills = await repository.for_encounter(encounter_id)
     service.audit_support_reads(session, principal, scope, bills, "encounter")
@@ -124,10 +129,13 @@ async def list_patient_bills(
     actor: CurrentActor,
     scope: BillsView,
     paging: Paging,
+    active: ActiveCompany,
     coverage: Annotated[Coverage | None, Query(description="`insured` or `private`; both when omitted.")] = None,
 ) -> Response:
-    """The patient chart's billing: insured and private bills the caller may see, newest first."""
-    await patients_service.visible_patient(session, actor, patient_id)
+    """The patient chart's billing: insured and private bills the caller may see, newest first. With
+    `X-Company-Id`, a patient of another company is not found."""
+    patient = await patients_service.visible_patient(session, actor, patient_id)
+    within_active_company(active, patient.company_id, "patient")
     filters = BillFilters(patient_id=patient_id, coverage=coverage)
     return await _page(session, principal, scope, filters, paging, "patient_chart")
 
@@ -139,14 +147,19 @@ async def list_visits(
     actor: CurrentActor,
     scope: BillsView,
     paging: Paging,
+    active: ActiveCompany,
     provider_id: uuid.UUID | None = None,
     patient_id: uuid.UUID | None = None,
     scheduled_from: Annotated[datetime | None, Query(description="Scheduled at or after.")] = None,
     scheduled_to: Annotated[datetime | None, Query(description="Scheduled before.")] = None,
     coverage: Annotated[Coverage | None, Query(description="Only bills of this coverage.")] = None,
 ) -> VisitPage:
-    """The visits dashboard: visits in schedule order, each with the bills the caller may see."""
-    company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+    """The visits dashboard: visits in schedule order, each with the bills the caller may see (of the active
+    company only, when `X-Company-Id` names one)."""
+    if active is not None:
+        company_ids: list[uuid.UUID] | None = [active]
+    else:
+        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
     rows = await patients_repository.list_visits(
         session, company_ids, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
         scheduled_to=scheduled_to, limit=paging.limit, after=paging.after,

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
-from billing_api.authz.actor import Actor
 from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
 from billing_api.bills.schemas import BillCreate, BillRead, BillUpdate
@@ -68,12 +67,14 @@ def _total(lines: list[ServiceLineCreate]) -> int:
 
 
 async def create_bill(
-    session: AsyncSession, principal: Principal, actor: Actor, view: BillScope, save: BillScope, data: BillCreate
+    session: AsyncSession, principal: Principal, view: BillScope, save: BillScope, data: BillCreate
 ) -> Bill:
-    patient = await patients_service.visible_patient(session, actor, data.patient_id)
+    # Access to the patient comes with access to the provider's bills there (the one authorization function),
+    # not from reach: an invited clerk works the provider's patients, and only theirs.
+    patient = await patients_repository.get_patient(session, data.patient_id)
+    if patient is None or not await BillRepository(session, view).permits(data.provider_id, patient.company_id):
+        raise NotFound("No such patient, or no such provider for you there.", code="patient_not_found")
     await patients_service.provider_working_in(session, data.provider_id, patient.company_id)
-    if not await BillRepository(session, view).permits(data.provider_id, patient.company_id):
-        raise NotFound("No such provider.", code="provider_not_found")
     save_repository = BillRepository(session, save)
     if not await save_repository.permits(data.provider_id, patient.company_id):
         raise Forbidden("You may not save bills for this provider.", code="permission_denied",
@@ -81,8 +82,8 @@ async def create_bill(
     lines = data.lines
     service_date = data.service_date
     if data.encounter_id is not None:
-        encounter = await patients_service.visible_encounter(session, actor, data.encounter_id)
-        if encounter.patient_id != patient.id or encounter.provider_id != data.provider_id:
+        encounter = await patients_repository.get_encounter(session, data.encounter_id)
+        if encounter is None or encounter.patient_id != patient.id or encounter.provider_id != data.provider_id:
             raise Unprocessable("The encounter is of another patient or provider.", code="encounter_mismatch",
                                 extra={"field": "encounter_id"})
         service_date = service_date or encounter.service_date
@@ -94,8 +95,8 @@ async def create_bill(
                 if line.cpt_code is not None
             ]
     if data.visit_id is not None:
-        visit = await patients_service.visible_visit(session, actor, data.visit_id)
-        if visit.patient_id != patient.id or visit.provider_id != data.provider_id:
+        visit = await patients_repository.get_visit(session, data.visit_id)
+        if visit is None or visit.patient_id != patient.id or visit.provider_id != data.provider_id:
             raise Unprocessable("The visit is of another patient or provider.", code="visit_mismatch",
                                 extra={"field": "visit_id"})
         service_date = service_date or visit.scheduled_at.date()

@@ -30,3 +30,23 @@ async def list_companies(session: AsyncSession, company_ids: Sequence[uuid.UUID]
 async def find_company_by_name(session: AsyncSession, name: str) -> Company | None:
     statement = select(Company).where(Company.name == name).order_by(Company.created_at).limit(1)
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def children_of(session: AsyncSession, company_id: uuid.UUID) -> list[Company]:
+    """The child companies of a company, by name."""
+    statement = select(Company).where(Company.parent_id == company_id).order_by(Company.name, Company.id)
+    return list((await session.execute(statement)).scalars())
+
+
+async def has_children(session: AsyncSession, company_id: uuid.UUID) -> bool:
+    statement = select(Company.id).where(Company.parent_id == company_id).limit(1)
+    return (await session.execute(statement)).first() is not None
+
+
+async def lock_companies(session: AsyncSession, company_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Company]:
+    """Lock the rows (in id order, so two requests locking the same pair never deadlock) and re-read them."""
+    statement = (
+        select(Company).where(Company.id.in_(company_ids)).order_by(Company.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    return {company.id: company for company in (await session.execute(statement)).scalars()}

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from billing_api.schemas import InputModel, ReadModel
 
@@ -40,6 +40,14 @@ class CompanyCreate(InputModel):
 class CompanyUpdate(InputModel):
     name: CompanyName | None = None
     time_zone: TimeZone | None = None
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        description="Move a company under another top-level company, or null to detach a child company. Two "
+                    "levels: the new parent must be top-level and the company must have no children (422 "
+                    "`company_depth_exceeded`); a company can never sit under itself (422 `company_cycle`). "
+                    "Needs a company administrator of the company, of its current parent and of the new one. "
+                    "Billing customer assignments naming a moved company are removed.",
+    )
 
 
 class CompanyRead(ReadModel):

@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.assignments.repository import drop_assignments_to
 from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
@@ -61,9 +62,61 @@ async def update_company(
     for required in ("name", "time_zone"):
         if required in changes and changes[required] is None:
             raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
+    details = {field: str(value) if isinstance(value, uuid.UUID) else value for field, value in changes.items()}
+    if "parent_id" in changes:
+        parent_id = changes.pop("parent_id")
+        if parent_id != company.parent_id:
+            company = await _set_parent(session, actor, company, parent_id)
+            details["previous_parent_id"] = str(company.parent_id) if company.parent_id else None
+            company.parent_id = parent_id
+            # Made by the old parent's users and groups: they would grant nothing any more (reach checks the
+            # tree on every request anyway), so they go.
+            details["assignments_removed"] = await drop_assignments_to(session, company.id)
     for field, value in changes.items():
         setattr(company, field, value)
     await session.flush()
     record(session, principal, "company.updated", company_id=company.id, target_type="company",
-           target_id=company.id, details=changes)
+           target_id=company.id, details=details)
+    return company
+
+
+MAX_TREE_WALK = 10
+
+
+async def _set_parent(
+    session: AsyncSession, actor: Actor, company: Company, parent_id: uuid.UUID | None
+) -> Company:
+    """Check a move of `company` under `parent_id` (None: detach) and lock the rows it touches; returns the
+    company re-read under its lock. Two levels, no cycles: the database's trigger enforces the same."""
+    if company.parent_id is not None and not may_administer_company(actor, company.parent_id):
+        raise Forbidden("Only a company administrator of the current parent may move a child company.",
+                        code="company_admin_required")
+    if parent_id == company.id:
+        raise Unprocessable("A company cannot be its own parent.", code="company_cycle",
+                            extra={"field": "parent_id", "company_id": str(company.id)})
+    if parent_id is not None:
+        parent = await visible_company(session, actor, parent_id)
+        if not may_administer_company(actor, parent.id):
+            raise Forbidden("Only a company administrator of the new parent may move a company under it.",
+                            code="company_admin_required")
+    # Locked in id order (no deadlock between two moves of the same pair), then checked on fresh rows.
+    locked = await repository.lock_companies(session, [c for c in (company.id, parent_id) if c is not None])
+    company = locked[company.id]
+    if parent_id is None:
+        return company
+    ancestor: Company | None = locked[parent_id]
+    for _ in range(MAX_TREE_WALK):
+        if ancestor is None:
+            break
+        if ancestor.id == company.id:
+            raise Unprocessable(f"{company.name} is above {locked[parent_id].name} in the tree: the move would "
+                                "make a cycle.", code="company_cycle",
+                                extra={"field": "parent_id", "company_id": str(company.id)})
+        ancestor = await repository.get_company(session, ancestor.parent_id) if ancestor.parent_id else None
+    if locked[parent_id].parent_id is not None:
+        raise Unprocessable("A child company cannot have children of its own.", code="company_depth_exceeded",
+                            extra={"field": "parent_id", "company_id": str(parent_id)})
+    if await repository.has_children(session, company.id):
+        raise Unprocessable(f"{company.name} has child companies, so it cannot become a child company.",
+                            code="company_depth_exceeded", extra={"field": "parent_id", "company_id": str(company.id)})
     return company

@@ -93,17 +93,26 @@ async def may_concern(session: AsyncSession, user: User, provider: User) -> bool
     if user.account_type == AccountType.support:
         return True
     reaching = users_reaching(provider.company_id).subquery()
-    named = select(DelegationEntry.id).where(
-        DelegationEntry.provider_id == provider.id,
-        or_(
-            DelegationEntry.user_id == user.id,
-            DelegationEntry.group_id.in_(select(GroupMember.group_id).where(GroupMember.user_id == user.id)),
-        ),
-    )
     statement = select(or_(
-        select(reaching.c.user_id).where(reaching.c.user_id == user.id).exists(), named.exists()
+        select(reaching.c.user_id).where(reaching.c.user_id == user.id).exists(),
+        _naming(provider.id, user.id).exists(),
     ))
     return bool((await session.execute(statement)).scalar_one())
+
+
+def _naming(provider_id: uuid.UUID, user_id: uuid.UUID):
+    """Entries of the provider's list that name the user, directly or through a group (expired ones too)."""
+    return select(DelegationEntry.id).where(
+        DelegationEntry.provider_id == provider_id,
+        or_(
+            DelegationEntry.user_id == user_id,
+            DelegationEntry.group_id.in_(select(GroupMember.group_id).where(GroupMember.user_id == user_id)),
+        ),
+    )
+
+
+async def names_user(session: AsyncSession, provider_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return bool((await session.execute(select(_naming(provider_id, user_id).exists()))).scalar_one())
 
 
 def _no_id():

@@ -37,6 +37,9 @@ class DelegationEntryRead(ReadModel):
     permissions: list[str]
     expires_at: datetime | None
     expired: bool
+    source: str = Field(default="list", description="`list` (saved on the list) or `invitation` (an accepted "
+                        "invitation; such a user may be from outside the provider's company).")
+    invitation_id: uuid.UUID | None = None
 
 
 class DelegationListRead(ReadModel):

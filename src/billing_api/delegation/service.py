@@ -41,12 +41,20 @@ from billing_api.models import Company, DelegationEntry, User, UserStatus
 DELEGABLE = frozenset(ROLE_PRESETS[RolePreset.ADMINISTRATOR])
 
 
+async def provider_known(session: AsyncSession, actor: Actor, provider: User | None) -> bool:
+    """Is this a provider the actor knows of: themself, one in a company they reach, or one whose list
+    names them (how an invited user, who reaches no company, knows the providers they serve)."""
+    return provider is not None and provider.is_provider and (
+        actor.id == provider.id
+        or may_view_company(actor, provider.company_id)
+        or await repository.names_user(session, provider.id, actor.id)
+    )
+
+
 async def provider_for_manager(session: AsyncSession, actor: Actor, provider_id: uuid.UUID) -> User:
     """The provider whose list the actor manages. Unseen: 404; seen but not theirs to manage: 403."""
     provider = await identity_repository.get_user(session, provider_id)
-    if provider is None or not provider.is_provider or not (
-        actor.id == provider.id or may_view_company(actor, provider.company_id)
-    ):
+    if not await provider_known(session, actor, provider):
         raise NotFound("No such provider.", code="provider_not_found")
     if not may_manage_list(actor, provider):
         raise Forbidden("Only the provider, or someone holding both users:edit_others and "
@@ -64,7 +72,7 @@ async def read_list(session: AsyncSession, provider: User) -> DelegationListRead
             active=(user.status == UserStatus.active) if user else None,
             member_count=member_count if group else None,
             role=entry.role, permissions=sorted(entry.permissions), expires_at=entry.expires_at,
-            expired=not live,
+            expired=not live, source=entry.source, invitation_id=entry.invitation_id,
         ))
     return DelegationListRead(
         provider_id=provider.id, version=header.version if header else 0,
@@ -83,6 +91,9 @@ async def _build_entries(
 ) -> list[DelegationEntry]:
     users = await repository.users_by_id(session, [e.user_id for e in inputs if e.user_id])
     groups = await repository.groups_by_id(session, [e.group_id for e in inputs if e.group_id])
+    # Users already named on the list keep where their entry came from (an accepted invitation, say).
+    listed = {entry.user_id: entry for entry, *_ in await repository.entries_with_targets(session, provider.id)
+              if entry.user_id is not None}
     now = datetime.now(UTC)
     seen: set[uuid.UUID] = set()
     entries = []
@@ -99,7 +110,8 @@ async def _build_entries(
                 raise _invalid(index, "unknown_user", "no such user.")
             if user.id == provider.id:
                 raise _invalid(index, "self", "the provider always sees their own bills.")
-            if user.company_id != provider.company_id:
+            if user.company_id != provider.company_id and user.id not in listed:
+                # People from outside join through invitations; once on the list, a save may keep or drop them.
                 raise _invalid(index, "outside_company",
                                "the user is not of the provider's company; invite them instead.")
         else:
@@ -123,9 +135,11 @@ async def _build_entries(
             permissions = sorted(p.value for p in ROLE_PRESETS[role])
         if item.expires_at is not None and item.expires_at <= now:
             raise _invalid(index, "expired", "`expires_at` is in the past.")
+        previous = listed.get(item.user_id) if item.user_id is not None else None
         entries.append(DelegationEntry(
             id=uuid.uuid4(), provider_id=provider.id, user_id=item.user_id, group_id=item.group_id,
             role=role.value, permissions=permissions, expires_at=item.expires_at,
+            source=previous.source if previous else "list", invitation_id=previous.invitation_id if previous else None,
         ))
     return entries
 
@@ -133,7 +147,7 @@ async def _build_entries(
 def _summary(entry: DelegationEntry) -> dict:
     return {"user_id": str(entry.user_id) if entry.user_id else None,
             "group_id": str(entry.group_id) if entry.group_id else None,
-            "role": entry.role, "permissions": entry.permissions,
+            "role": entry.role, "permissions": entry.permissions, "source": entry.source,
             "expires_at": entry.expires_at.isoformat() if entry.expires_at else None}
 
 

@@ -18,6 +18,9 @@ async def ensure_company(
 ) -> Company:
     company = await company_repository.find_company_by_name(session, name)
     if company is None:
+        if parent is not None and parent.parent_id is not None:
+            # Two levels (the database refuses it too): a child company cannot have children.
+            raise ValueError(f"{parent.name} is a child company and cannot have children")
         company = Company(id=uuid.uuid4(), name=name, time_zone=time_zone, parent_id=parent.id if parent else None)
         session.add(company)
         await session.flush()

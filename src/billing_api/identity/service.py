@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.assignments import repository as assignments_repository
 from billing_api.audit.service import record
 from billing_api.auth.confirmation import confirm_password
 from billing_api.auth.passwords import hash_password, verify_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import Permission
-from billing_api.authz.policies import may_administer_users, may_view_company
+from billing_api.authz.policies import may_administer_users, may_grant_company_access, may_view_company
 from billing_api.config import Settings
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.identity import repository
@@ -238,6 +239,12 @@ async def set_group_members(
         # Joining a group hands over its role: adding members grants the role's permissions, so a
         # non-admin may only add members to a group whose role they hold in full (themselves included).
         _check_grants(actor, None, [Permission(p) for p in group.permissions if p in _PERMISSION_VALUES])
+        # ... and the child companies the group selects (billing customer assignments).
+        companies = await assignments_repository.companies_of_groups(session, [group.id])
+        if not may_grant_company_access(actor, companies):
+            lacking = sorted(str(c) for c in companies - actor.reached_company_ids)
+            raise Forbidden("The group gives companies you do not reach yourself; you cannot add members to it.",
+                            code="assignment_grant_forbidden", extra={"company_id": lacking[0], "company_ids": lacking})
     await repository.set_group_members(session, group.id, wanted)
     record(session, principal, "group.members_set", company_id=group.company_id, target_type="group",
            target_id=group.id,

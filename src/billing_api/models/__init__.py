@@ -16,6 +16,10 @@ from billing_api.models.billing import (
 )
 from billing_api.models.delegation import DelegationEntry, DelegationList
 from billing_api.models.identity import AccountType, Company, Group, GroupMember, User, UserKind, UserStatus
+from billing_api.models.multi_company import Facility, GroupCompanyAssignment, Payer, UserCompanyAssignment
+from billing_api.models.mail import OutboxMessage, OutboxStatus
+from billing_api.models.payments import Payment, PaymentMethod
+from billing_api.models.team import DeliveryStatus, Invitation, InvitationStatus
 
 __all__ = [
     "Bill",
@@ -27,6 +31,10 @@ __all__ = [
     "DelegationList",
     "Encounter",
     "EncounterLine",
+    "Facility",
+    "GroupCompanyAssignment",
+    "Payer",
+    "UserCompanyAssignment",
     "Patient",
     "ProviderBillCount",
     "Visit",
@@ -39,4 +47,11 @@ __all__ = [
     "User",
     "UserKind",
     "UserStatus",
+    "DeliveryStatus",
+    "Invitation",
+    "InvitationStatus",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Payment",
+    "PaymentMethod",
 ]

@@ -44,9 +44,17 @@ class DelegationEntry(IdMixin, CreatedAtMixin, Base):
     role: Mapped[str] = mapped_column(String(32), nullable=False)
     permissions: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How the entry came to be: saved on the list (`list`) or an accepted invitation (`invitation`, which
+    # may name someone from outside the provider's company).
+    source: Mapped[str] = mapped_column(String(16), nullable=False, default="list", server_default="list")
+    invitation_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("invitation.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="user_xor_group"),
+        CheckConstraint("source IN ('list', 'invitation')", name="known_source"),
+        CheckConstraint("source = 'list' OR user_id IS NOT NULL", name="invitation_names_a_user"),
         CheckConstraint("cardinality(permissions) > 0", name="has_permissions"),
         Index("uq_delegation_entry_provider_user", "provider_id", "user_id", unique=True,
               postgresql_where=text("user_id IS NOT NULL")),

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, status
 from billing_api.auth.principal import CurrentPrincipal
 from billing_api.authz.dependencies import CurrentActor
 from billing_api.companies import service as company_service
+from billing_api.companies.context import ActiveCompany
 from billing_api.db import Session
 from billing_api.errors import problem_responses
 from billing_api.pagination import Paging, next_cursor
@@ -40,14 +41,18 @@ async def create_patient(data: PatientCreate, session: Session, principal: Curre
 
 @router.get("/patients", response_model=PatientPage, tags=["patients"], responses=READ_ERRORS)
 async def list_patients(
-    session: Session, actor: CurrentActor, paging: Paging,
+    session: Session, actor: CurrentActor, paging: Paging, active: ActiveCompany,
     company_id: Annotated[uuid.UUID | None, Query(description="Only this company's patients.")] = None,
 ) -> PatientPage:
+    """Patients of the companies the caller reaches (of the active company only, when `X-Company-Id` names one;
+    with `company_id` as well, both must match)."""
     if company_id is not None:
         await company_service.visible_company(session, actor, company_id)
         company_ids: list[uuid.UUID] | None = [company_id]
     else:
         company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+    if active is not None:
+        company_ids = [active] if company_ids is None or active in company_ids else []
     rows = await repository.list_patients(session, company_ids, paging.limit, paging.after)
     return PatientPage(items=[PatientRead.model_validate(p) for p in rows[: paging.limit]],
                        next_cursor=next_cursor(rows, paging.limit))

@@ -1,0 +1,65 @@
+"""HTTP for billing reports, invoices and payments. Each route takes its BillScope from a BillAccess guard."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from billing_api.auth.principal import CurrentPrincipal
+from billing_api.authz.dependencies import BillsView, InvoicesPay, InvoicesView, ReportsGenerate
+from billing_api.db import Session
+from billing_api.errors import problem_responses
+from billing_api.invoices import service
+from billing_api.invoices.schemas import BillingSummary, InvoicePage, PaymentCreate, PaymentResult
+from billing_api.pagination import Paging, next_cursor
+
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+PAY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get("/providers/{provider_id}/reports/billing-summary", response_model=BillingSummary,
+            tags=["reports"], responses=READ_ERRORS)
+async def get_billing_summary(
+    provider_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
+    view: BillsView,
+    reports: ReportsGenerate,
+    date_from: Annotated[date, Query(alias="from", description="First service date (inclusive).")],
+    date_to: Annotated[date, Query(alias="to", description="Last service date (inclusive).")],
+) -> BillingSummary:
+    """Totals of the provider's bills with a service date in the period, by status, coverage and payer, and per
+    patient (`reports:generate`). **The report shows patient names and dates of birth.**"""
+    return await service.billing_summary(session, principal, view, reports, provider_id, date_from, date_to)
+
+
+@router.get("/providers/{provider_id}/invoices", response_model=InvoicePage, tags=["invoices"],
+            responses=READ_ERRORS)
+async def list_invoices(
+    provider_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
+    view: BillsView,
+    invoices: InvoicesView,
+    paging: Paging,
+    outstanding: Annotated[bool, Query(description="Only invoices with a balance left.")] = False,
+) -> InvoicePage:
+    """What is owed on the provider's submitted bills, newest first: each with its total, payments and balance
+    (`invoices:view`)."""
+    items, rows = await service.invoice_page(session, principal, view, invoices, provider_id, paging.limit,
+                                             paging.after, outstanding)
+    return InvoicePage(items=items, next_cursor=next_cursor([bill for bill, _ in rows], paging.limit))
+
+
+@router.post("/bills/{bill_id}/payments", response_model=PaymentResult, status_code=status.HTTP_201_CREATED,
+             tags=["invoices"], responses=PAY_ERRORS)
+async def record_payment(bill_id: uuid.UUID, data: PaymentCreate, session: Session, principal: CurrentPrincipal,
+                         view: BillsView, pay: InvoicesPay) -> PaymentResult:
+    """Record a payment on a submitted bill (`invoices:pay`): the balance goes down by the amount, and the bill
+    is `paid` at zero. The amount is more than 0 and at most the balance."""
+    return await service.record_payment(session, principal, view, pay, bill_id, data)

@@ -1,0 +1,89 @@
+"""Email bodies, plain text and HTML, rendered when the message is sent (its secret is derived then)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from billing_api.config import Settings
+
+INVITATION = "invitation"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def accept_link(settings: Settings, token: str) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/invitations/accept?token={quote(token, safe='')}"
+
+
+def _one_line(value: Any) -> str:
+    # Names come from users: no header injection through a subject line.
+    return " ".join(str(value).split())
+
+
+def _invitation(settings: Settings, context: dict[str, Any], token: str) -> Rendered:
+    link = accept_link(settings, token)
+    inviter, provider = _one_line(context["inviter_name"]), _one_line(context["provider_name"])
+    role = _one_line(context["role_label"])
+    abilities = [_one_line(a) for a in context.get("abilities", [])]
+    expires = datetime.fromisoformat(context["expires_at"]).strftime("%Y-%m-%d %H:%M UTC")
+    if context.get("existing_account"):
+        how = ("You already have an account with this email address: sign in with it, then open the link to "
+               "accept. One sign-in serves every provider you work for.")
+    else:
+        how = (f"Open the link to choose a password for your new account (username: "
+               f"{_one_line(context.get('username') or '')}).")
+    subject = f"{inviter} invited you to work on {provider}'s billing"
+    text = "\n".join([
+        "Hello,",
+        "",
+        f"{inviter} invited you to work on the billing of {provider} as {role}.",
+        *([f"You will be able to: {'; '.join(abilities)}."] if abilities else []),
+        "",
+        how,
+        "",
+        "Accept the invitation:",
+        link,
+        "",
+        f"The link works once and expires on {expires}.",
+        "Invited users sign in on the web; the mobile app is not available to them.",
+        "If you did not expect this email, you can ignore it.",
+        "",
+    ])
+    e = html.escape
+    items = "".join(f"<li>{e(a)}</li>" for a in abilities)
+    body = (
+        "<!doctype html><html><body>"
+        "<p>Hello,</p>"
+        f"<p>{e(inviter)} invited you to work on the billing of <strong>{e(provider)}</strong> as "
+        f"<strong>{e(role)}</strong>.</p>"
+        + (f"<p>You will be able to:</p><ul>{items}</ul>" if abilities else "")
+        + f"<p>{e(how)}</p>"
+        f'<p><a href="{e(link, quote=True)}">Accept the invitation</a></p>'
+        f"<p>Or paste this address into your browser:<br>{e(link)}</p>"
+        f"<p>The link works once and expires on {e(expires)}. Invited users sign in on the web; the mobile "
+        "app is not available to them. If you did not expect this email, you can ignore it.</p>"
+        "</body></html>"
+    )
+    return Rendered(subject=subject, text=text, html=body)
+
+
+RENDERERS = {INVITATION: _invitation}
+
+
+def render(settings: Settings, template: str, context: dict[str, Any], secret: str | None) -> Rendered:
+    try:
+        renderer = RENDERERS[template]
+    except KeyError:
+        raise ValueError(f"unknown mail template {template!r}") from None
+    if secret is None:
+        raise ValueError("the message's secret is gone (already sent or given up)")
+    return renderer(settings, context, secret)

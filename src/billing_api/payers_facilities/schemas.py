@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from billing_api.schemas import InputModel, Page, ReadModel
+
+RecordName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+PayerCode = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")]
+Npi = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
+
+
+class PayerCreate(InputModel):
+    name: RecordName = Field(description="Unique within the company (case-insensitive).")
+    payer_code: PayerCode | None = Field(default=None, description="The payer's id at the clearinghouse.")
+    address: Address | None = None
+
+
+class PayerUpdate(InputModel):
+    name: RecordName | None = None
+    payer_code: PayerCode | None = Field(default=None, description="null clears it.")
+    address: Address | None = Field(default=None, description="null clears it.")
+
+
+class PayerRead(ReadModel):
+    id: uuid.UUID
+    company_id: uuid.UUID
+    name: str
+    payer_code: str | None
+    address: str | None
+    copied_from_id: uuid.UUID | None = Field(description="The parent-level payer this one is a copy of.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class PayerPage(Page[PayerRead]):
+    pass
+
+
+class FacilityCreate(InputModel):
+    name: RecordName = Field(description="Unique within the company (case-insensitive).")
+    npi: Npi | None = Field(default=None, description="The facility's National Provider Identifier (10 digits).")
+    address: Address | None = None
+
+
+class FacilityUpdate(InputModel):
+    name: RecordName | None = None
+    npi: Npi | None = Field(default=None, description="null clears it.")
+    address: Address | None = Field(default=None, description="null clears it.")
+
+
+class FacilityRead(ReadModel):
+    id: uuid.UUID
+    company_id: uuid.UUID
+    name: str
+    npi: str | None
+    address: str | None
+    copied_from_id: uuid.UUID | None = Field(description="The parent-level facility this one is a copy of.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class FacilityPage(Page[FacilityRead]):
+    pass
+
+
+class CopyRequest(InputModel):
+    company_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000,
+                                         description="Child companies of the record's company.")
+
+
+class CopyStatus(enum.StrEnum):
+    copied = "copied"
+    already_present = "already_present"
+
+
+class CopyOutcome(ReadModel):
+    company_id: uuid.UUID
+    status: CopyStatus = Field(description="`copied` now, or `already_present` (copied before; not duplicated).")
+    id: uuid.UUID = Field(description="The copy in that company.")
+
+
+class CopyResult(ReadModel):
+    """All or nothing: either every named child has the copy afterwards, or nothing was written."""
+
+    source_id: uuid.UUID
+    items: list[CopyOutcome]

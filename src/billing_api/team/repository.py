@@ -1,0 +1,129 @@
+"""All SQL about invitations and the team (the user entries of a provider's delegation list)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.authz.rules import entry_is_live
+from billing_api.models import (
+    AuditEvent,
+    DelegationEntry,
+    DelegationList,
+    Invitation,
+    InvitationStatus,
+    User,
+)
+
+
+async def get_invitation(session: AsyncSession, invitation_id: uuid.UUID, *, for_update: bool = False
+                         ) -> Invitation | None:
+    statement = select(Invitation).where(Invitation.id == invitation_id)
+    if for_update:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def invitation_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
+    statement = (
+        select(Invitation).where(Invitation.token_hash == token_hash)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def pending_invitation(session: AsyncSession, provider_id: uuid.UUID, email: str) -> Invitation | None:
+    statement = select(Invitation).where(
+        Invitation.provider_id == provider_id, func.lower(Invitation.email) == email.lower(),
+        Invitation.status == InvitationStatus.pending,
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def username_promised(session: AsyncSession, username: str, *, except_email: str) -> bool:
+    """A pending invitation of another address will create an account with this username."""
+    statement = select(Invitation.id).where(
+        Invitation.status == InvitationStatus.pending, Invitation.username.is_not(None),
+        func.lower(Invitation.username) == username.lower(), func.lower(Invitation.email) != except_email.lower(),
+    )
+    return (await session.execute(statement.limit(1))).first() is not None
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    statement = select(User).where(func.lower(User.email) == email.lower())
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def emails_with_accounts(session: AsyncSession, emails: list[str]) -> set[str]:
+    if not emails:
+        return set()
+    statement = select(func.lower(User.email)).where(func.lower(User.email).in_([e.lower() for e in emails]))
+    return set((await session.execute(statement)).scalars())
+
+
+async def open_invitations(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple[Invitation, bool]]:
+    """Pending invitations, oldest first, each with whether it has expired (by the database's clock)."""
+    statement = (
+        select(Invitation, Invitation.expires_at <= func.now())
+        .where(Invitation.provider_id == provider_id, Invitation.status == InvitationStatus.pending)
+        .order_by(Invitation.created_at, Invitation.id)
+    )
+    return [(invitation, bool(expired)) for invitation, expired in (await session.execute(statement)).all()]
+
+
+async def members(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple[DelegationEntry, User, bool]]:
+    """The list's user entries (from the list or from invitations), by name, each with whether it is live."""
+    statement = (
+        select(DelegationEntry, User, entry_is_live())
+        .join(User, User.id == DelegationEntry.user_id)
+        .where(DelegationEntry.provider_id == provider_id)
+        .order_by(User.display_name, User.id)
+    )
+    return [(entry, user, bool(live)) for entry, user, live in (await session.execute(statement)).all()]
+
+
+async def entry_for(session: AsyncSession, provider_id: uuid.UUID, user_id: uuid.UUID, *,
+                    for_update: bool = False) -> DelegationEntry | None:
+    statement = select(DelegationEntry).where(
+        DelegationEntry.provider_id == provider_id, DelegationEntry.user_id == user_id
+    )
+    if for_update:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def bump_list_version(session: AsyncSession, provider_id: uuid.UUID, actor_id: uuid.UUID) -> int:
+    """Every change to a list moves its version on (a PUT over the old version then gets 409). The row lock
+    also queues this change behind a concurrent save of the same list."""
+    await session.execute(
+        insert(DelegationList).values(provider_id=provider_id, version=0).on_conflict_do_nothing()
+    )
+    result = await session.execute(
+        update(DelegationList)
+        .where(DelegationList.provider_id == provider_id)
+        .values(version=DelegationList.version + 1, updated_at=func.now(), updated_by=actor_id)
+        .returning(DelegationList.version)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one()
+
+
+async def list_version(session: AsyncSession, provider_id: uuid.UUID) -> int:
+    statement = select(DelegationList.version).where(DelegationList.provider_id == provider_id)
+    return (await session.execute(statement)).scalar_one_or_none() or 0
+
+
+async def recent_resends(session: AsyncSession, provider_id: uuid.UUID, invitation_id: uuid.UUID,
+                         since: datetime) -> list[datetime]:
+    """When this invitation was resent since `since`, oldest first (the audit trail is the record)."""
+    statement = (
+        select(AuditEvent.created_at)
+        .where(AuditEvent.target_id == provider_id, AuditEvent.action == "invitation.resent",
+               AuditEvent.details["invitation_id"].astext == str(invitation_id), AuditEvent.created_at >= since)
+        .order_by(AuditEvent.created_at)
+    )
+    return list((await session.execute(statement)).scalars())

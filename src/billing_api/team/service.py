@@ -1,0 +1,438 @@
+"""The provider's team: role presets, invitations (with their email), accepting, changing and revoking.
+
+An accepted invitation is an entry of the provider's delegation list naming the invitee (source
+`invitation`), so every bill access keeps going through the authorization rules. Inviting, changing and
+revoking belong to the provider and to list managers (rule 7), never to a delegate, whatever their preset.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.audit.service import build_event, record
+from billing_api.auth.passwords import hash_password
+from billing_api.auth.principal import Principal
+from billing_api.authz.actor import Actor
+from billing_api.authz.permissions import ROLE_DESCRIPTIONS, ROLE_PRESETS, Permission, RolePreset
+from billing_api.authz.policies import may_manage_list
+from billing_api.config import Settings
+from billing_api.delegation.service import DELEGABLE, provider_known
+from billing_api.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unprocessable,
+)
+from billing_api.identity import repository as identity_repository
+from billing_api.mail import repository as mail_repository
+from billing_api.mail import secrets as mail_secrets
+from billing_api.mail.templates import INVITATION
+from billing_api.models import (
+    AccountType,
+    DelegationEntry,
+    Invitation,
+    InvitationStatus,
+    User,
+    UserKind,
+    UserStatus,
+)
+from billing_api.models.team import DeliveryStatus
+from billing_api.team import repository
+from billing_api.team.schemas import (
+    DeliveryRead,
+    InvitationAccept,
+    InvitationAccepted,
+    InvitationCreate,
+    InvitationRead,
+    RoleRead,
+    TeamMemberRead,
+    TeamMemberUpdate,
+    TeamRead,
+)
+
+ROLE_NAMES = {
+    RolePreset.FINANCIAL_VIEWER: "Financial viewer",
+    RolePreset.DATA_ENTRY: "Data entry",
+    RolePreset.ADMINISTRATOR: "Administrator",
+    RolePreset.CUSTOM: "Custom",
+}
+
+ABILITIES = {
+    Permission.BILLS_VIEW: "view bills",
+    Permission.BILLS_SAVE: "create and edit bills",
+    Permission.BILLS_SUBMIT: "submit bills",
+    Permission.BILLS_DELETE: "delete draft bills",
+    Permission.REPORTS_GENERATE: "generate billing reports (they show patient names and dates of birth)",
+    Permission.INVOICES_VIEW: "view invoices",
+    Permission.INVOICES_PAY: "pay invoices",
+}
+
+_ORDER = list(Permission)
+
+
+class Gone(DomainError):
+    status, code, title = 410, "gone", "Gone"
+
+
+def roles() -> list[RoleRead]:
+    return [
+        RoleRead(role=role, name=ROLE_NAMES[role], description=ROLE_DESCRIPTIONS[role],
+                 permissions=sorted(ROLE_PRESETS.get(role, DELEGABLE), key=_ORDER.index),
+                 customizable=role == RolePreset.CUSTOM)
+        for role in RolePreset
+    ]
+
+
+def resolve_permissions(role: RolePreset, permissions: list[Permission] | None) -> list[str]:
+    """A preset's permissions, or a custom set: at least one, each delegable (never team:invite)."""
+    if role != RolePreset.CUSTOM:
+        if permissions is not None:
+            raise Unprocessable("Permissions are chosen only with role `custom`.", code="permissions_with_preset",
+                                extra={"field": "permissions"})
+        return sorted(p.value for p in ROLE_PRESETS[role])
+    if not permissions:
+        raise Unprocessable("A custom role needs at least one permission.", code="custom_permissions_required",
+                            extra={"field": "permissions"})
+    undelegable = sorted({p.value for p in permissions if p not in DELEGABLE})
+    if undelegable:
+        raise Unprocessable(f"These cannot be given to a team member: {', '.join(undelegable)}.",
+                            code="permission_not_delegable", extra={"field": "permissions",
+                                                                    "permissions": undelegable})
+    return sorted({p.value for p in permissions})
+
+
+# Who manages a team (rule 7)
+
+
+def _check_manager(actor: Actor, provider: User) -> None:
+    if not may_manage_list(actor, provider):
+        raise Forbidden("Only the provider, or someone holding both users:edit_others and "
+                        "billing:delegation_settings, manages this provider's team.", code="team_manage_forbidden")
+
+
+async def managed_provider(session: AsyncSession, actor: Actor, provider_id: uuid.UUID) -> User:
+    """Unseen provider: 404. Seen, but not theirs to manage: 403."""
+    provider = await identity_repository.get_user(session, provider_id)
+    if not await provider_known(session, actor, provider):
+        raise NotFound("No such provider.", code="provider_not_found")
+    _check_manager(actor, provider)
+    return provider
+
+
+async def _managed_invitation(session: AsyncSession, actor: Actor, invitation_id: uuid.UUID) -> tuple[Invitation, User]:
+    invitation = await repository.get_invitation(session, invitation_id, for_update=True)
+    provider = await identity_repository.get_user(session, invitation.provider_id) if invitation else None
+    if invitation is None or not await provider_known(session, actor, provider):
+        raise NotFound("No such invitation.", code="invitation_not_found")
+    _check_manager(actor, provider)
+    return invitation, provider
+
+
+# Reading
+
+
+def _state(invitation: Invitation, expired: bool) -> str:
+    if invitation.status != InvitationStatus.pending:
+        return invitation.status.value
+    return "expired" if expired else "pending"
+
+
+def invitation_read(invitation: Invitation, *, expired: bool, reuses: bool) -> InvitationRead:
+    return InvitationRead(
+        id=invitation.id, provider_id=invitation.provider_id, email=invitation.email, username=invitation.username,
+        display_name=invitation.display_name, role=RolePreset(invitation.role), permissions=invitation.permissions,
+        state=_state(invitation, expired), reuses_existing_account=reuses, expires_at=invitation.expires_at,
+        created_at=invitation.created_at, invited_by=invitation.invited_by,
+        delivery=DeliveryRead(status=invitation.delivery_status, attempts=invitation.delivery_attempts,
+                              last_attempt_at=invitation.delivery_last_attempt_at, error=invitation.delivery_error,
+                              sent_at=invitation.delivery_sent_at),
+    )
+
+
+def _member_read(entry: DelegationEntry, user: User, live: bool) -> TeamMemberRead:
+    return TeamMemberRead(
+        user_id=user.id, username=user.username, display_name=user.display_name, email=user.email, kind=user.kind,
+        active=user.status == UserStatus.active, role=entry.role, permissions=sorted(entry.permissions),
+        source=entry.source, invitation_id=entry.invitation_id, expires_at=entry.expires_at, expired=not live,
+        added_at=entry.created_at,
+    )
+
+
+async def read_team(session: AsyncSession, provider: User) -> TeamRead:
+    invitations = await repository.open_invitations(session, provider.id)
+    with_accounts = await repository.emails_with_accounts(session, [i.email for i, _ in invitations])
+    return TeamRead(
+        provider_id=provider.id,
+        list_version=await repository.list_version(session, provider.id),
+        members=[_member_read(*row) for row in await repository.members(session, provider.id)],
+        invitations=[invitation_read(i, expired=expired, reuses=i.email.lower() in with_accounts)
+                     for i, expired in invitations],
+    )
+
+
+# Inviting
+
+
+def _email_context(settings: Settings, invitation: Invitation, provider: User, inviter: User,
+                   existing_account: User | None) -> dict:
+    chosen = set(invitation.permissions)
+    return {
+        "invitation_id": str(invitation.id),
+        "provider_name": provider.display_name,
+        "inviter_name": inviter.display_name,
+        "role_label": ROLE_NAMES[RolePreset(invitation.role)],
+        "abilities": [ABILITIES[p] for p in _ORDER if p.value in chosen and p in ABILITIES],
+        "existing_account": existing_account is not None,
+        "username": existing_account.username if existing_account else invitation.username,
+        "expires_at": invitation.expires_at.isoformat(),
+    }
+
+
+def _issue_token(settings: Settings, invitation: Invitation) -> str:
+    """A new token for the invitation (the old one dies): its hash is kept, its nonce goes to the outbox."""
+    nonce = mail_secrets.new_nonce()
+    invitation.token_hash = mail_secrets.fingerprint(mail_secrets.derive(settings, nonce))
+    invitation.expires_at = datetime.now(UTC) + timedelta(days=settings.invitation_ttl_days)
+    invitation.delivery_status = DeliveryStatus.queued
+    invitation.delivery_attempts = 0
+    invitation.delivery_last_attempt_at = invitation.delivery_error = invitation.delivery_sent_at = None
+    return nonce
+
+
+def _queue_email(session: AsyncSession, settings: Settings, invitation: Invitation, provider: User, inviter: User,
+                 existing_account: User | None, nonce: str) -> None:
+    mail_repository.add(session, template=INVITATION, to_address=invitation.email, invitation_id=invitation.id,
+                        context=_email_context(settings, invitation, provider, inviter, existing_account),
+                        secret_nonce=nonce)
+
+
+def _conflict(detail: str, code: str, field: str) -> Conflict:
+    return Conflict(detail, code=code, extra={"field": field})
+
+
+async def _existing_invitee(session: AsyncSession, provider: User, account: User, username: str | None) -> None:
+    if account.id == provider.id:
+        raise Unprocessable("A provider cannot invite themself.", code="cannot_invite_self", extra={"field": "email"})
+    if account.account_type == AccountType.support:
+        raise _conflict("That email belongs to an account that cannot be invited.", "account_not_invitable", "email")
+    if account.status != UserStatus.active:
+        raise _conflict("That email belongs to a deactivated account.", "account_deactivated", "email")
+    if username is not None and username.lower() != account.username.lower():
+        if await identity_repository.username_taken(session, username, except_user=account.id):
+            raise _conflict("That username belongs to someone else.", "username_taken", "username")
+        raise _conflict("That email already has an account with another username: leave `username` out to "
+                        "reuse the account.", "username_mismatch", "username")
+    if await repository.entry_for(session, provider.id, account.id) is not None:
+        raise _conflict("That person is already on this provider's team.", "already_on_team", "email")
+
+
+async def _new_invitee(session: AsyncSession, email: str, username: str | None) -> None:
+    if await identity_repository.email_taken(session, email):  # someone's username is this address
+        raise _conflict("That email is another account's login.", "email_taken", "email")
+    if username is None:
+        raise Unprocessable("`username` is required: the email has no account yet.", code="username_required",
+                            extra={"field": "username"})
+    if await identity_repository.username_taken(session, username):
+        raise _conflict("That username belongs to someone else.", "username_taken", "username")
+    if await repository.username_promised(session, username, except_email=email):
+        raise _conflict("That username is promised to someone else by a pending invitation.", "username_taken",
+                        "username")
+
+
+async def invite(session: AsyncSession, settings: Settings, principal: Principal, actor: Actor,
+                 provider_id: uuid.UUID, data: InvitationCreate) -> InvitationRead:
+    provider = await managed_provider(session, actor, provider_id)
+    permissions = resolve_permissions(data.role, data.permissions)
+    email = str(data.email)
+    account = await repository.user_by_email(session, email)
+    if account is not None:
+        await _existing_invitee(session, provider, account, data.username)
+        email = account.email  # the account's own spelling of its address
+    else:
+        await _new_invitee(session, email, data.username)
+    if await repository.pending_invitation(session, provider.id, email) is not None:
+        raise _conflict("An invitation to that email is already pending: resend it instead.", "invitation_pending",
+                        "email")
+    invitation = Invitation(
+        id=uuid.uuid4(), provider_id=provider.id, company_id=provider.company_id, invited_by=principal.id,
+        email=email, username=account.username if account else data.username,
+        display_name=None if account else data.display_name, role=data.role.value, permissions=permissions,
+        status=InvitationStatus.pending, created_at=datetime.now(UTC),
+    )
+    nonce = _issue_token(settings, invitation)
+    session.add(invitation)
+    await session.flush()
+    _queue_email(session, settings, invitation, provider, principal.user, account, nonce)
+    record(session, principal, "invitation.created", company_id=provider.company_id, target_type="provider",
+           target_id=provider.id, details={"invitation_id": str(invitation.id), "email": email,
+                                           "role": invitation.role, "permissions": permissions,
+                                           "reuses_existing_account": account is not None})
+    await session.flush()
+    return invitation_read(invitation, expired=False, reuses=account is not None)
+
+
+async def resend(session: AsyncSession, settings: Settings, principal: Principal, actor: Actor,
+                 invitation_id: uuid.UUID) -> InvitationRead:
+    """A new token (the old link dies), a new expiry, a new email; at most `invitation_resend_max` per window."""
+    invitation, provider = await _managed_invitation(session, actor, invitation_id)
+    if invitation.status != InvitationStatus.pending:
+        raise Conflict(f"The invitation is {invitation.status.value}.", code="invitation_not_pending",
+                       extra={"state": invitation.status.value})
+    now = datetime.now(UTC)
+    window = timedelta(minutes=settings.invitation_resend_window_minutes)
+    recent = await repository.recent_resends(session, provider.id, invitation.id, now - window)
+    if len(recent) >= settings.invitation_resend_max:
+        retry_after = max(1, int((recent[0] + window - now).total_seconds()) + 1)
+        raise TooManyRequests(
+            f"This invitation was resent {len(recent)} times in the last {settings.invitation_resend_window_minutes} "
+            "minutes; try again later.", code="invitation_resend_limited",
+            headers={"Retry-After": str(retry_after)}, extra={"retry_after_seconds": retry_after})
+    await mail_repository.cancel_queued(session, invitation.id, "superseded by a resend")
+    nonce = _issue_token(settings, invitation)
+    await session.flush()
+    account = await repository.user_by_email(session, invitation.email)
+    _queue_email(session, settings, invitation, provider, principal.user, account, nonce)
+    record(session, principal, "invitation.resent", company_id=provider.company_id, target_type="provider",
+           target_id=provider.id, details={"invitation_id": str(invitation.id), "email": invitation.email,
+                                           "expires_at": invitation.expires_at.isoformat()})
+    await session.flush()
+    return invitation_read(invitation, expired=False, reuses=account is not None)
+
+
+async def cancel(session: AsyncSession, principal: Principal, actor: Actor, invitation_id: uuid.UUID) -> None:
+    invitation, provider = await _managed_invitation(session, actor, invitation_id)
+    if invitation.status != InvitationStatus.pending:
+        raise Conflict(f"The invitation is {invitation.status.value}.", code="invitation_not_pending",
+                       extra={"state": invitation.status.value})
+    invitation.status = InvitationStatus.cancelled
+    invitation.cancelled_at = datetime.now(UTC)
+    invitation.cancelled_by = principal.id
+    await mail_repository.cancel_queued(session, invitation.id, "the invitation was cancelled")
+    await session.flush()
+    record(session, principal, "invitation.cancelled", company_id=provider.company_id, target_type="provider",
+           target_id=provider.id, details={"invitation_id": str(invitation.id), "email": invitation.email})
+
+
+# Accepting
+
+
+async def accept(session: AsyncSession, settings: Settings, principal: Principal | None, data: InvitationAccept,
+                 address: str | None) -> InvitationAccepted:
+    """Checks everything before writing anything: a refused accept leaves no trace but its answer."""
+    invitation = await repository.invitation_by_token_hash(session, mail_secrets.fingerprint(data.token))
+    if invitation is None:
+        raise NotFound("This invitation link is not valid: mistyped, or replaced by a newer email.",
+                       code="invitation_not_found")
+    if invitation.status == InvitationStatus.cancelled:
+        raise Gone("This invitation was cancelled.", code="invitation_cancelled")
+    if invitation.status == InvitationStatus.accepted:
+        raise Conflict("This invitation was already accepted.", code="invitation_already_accepted")
+    if invitation.expires_at <= datetime.now(UTC):
+        raise Gone("This invitation has expired: ask for a new email.", code="invitation_expired")
+    account = await repository.user_by_email(session, invitation.email)
+    if account is not None:
+        if principal is None:
+            raise Unauthenticated("This email already has an account: sign in with it, then accept again.",
+                                  code="invitation_login_required")
+        if principal.id != account.id:
+            raise Forbidden("This invitation is for another account.", code="invitation_wrong_account")
+        if data.password is not None or data.display_name is not None:
+            raise Unprocessable("An existing account accepts with the token alone.",
+                                code="new_account_fields_not_expected",
+                                extra={"field": "password" if data.password is not None else "display_name"})
+        created = False
+    else:
+        if principal is not None:
+            raise Forbidden("This invitation creates a new account: accept it signed out.",
+                            code="invitation_wrong_account")
+        if data.password is None:
+            raise Unprocessable("Choose a `password` for the new account.", code="password_required",
+                                extra={"field": "password"})
+        username = invitation.username or ""
+        if await identity_repository.username_taken(session, username) or await identity_repository.email_taken(
+                session, invitation.email):
+            raise _conflict("That username now belongs to someone else; ask for a new invitation.", "username_taken",
+                            "username")
+        account = User(
+            id=uuid.uuid4(), company_id=invitation.company_id, email=invitation.email, username=username,
+            display_name=data.display_name or invitation.display_name or username,
+            password_hash=await hash_password(settings, data.password), account_type=AccountType.standard,
+            kind=UserKind.invited, status=UserStatus.active, is_provider=False, permissions=[],
+        )
+        created = True
+    if created:
+        session.add(account)
+        await session.flush()
+    # The list's row lock first (as a list save takes it), then the entry: no deadlock with a concurrent save.
+    await repository.bump_list_version(session, invitation.provider_id, account.id)
+    if not created and await repository.entry_for(session, invitation.provider_id, account.id) is not None:
+        raise _conflict("You are already on this provider's team.", "already_on_team", "token")
+    now = datetime.now(UTC)
+    session.add(DelegationEntry(
+        id=uuid.uuid4(), provider_id=invitation.provider_id, user_id=account.id, role=invitation.role,
+        permissions=invitation.permissions, source="invitation", invitation_id=invitation.id, created_at=now,
+    ))
+    invitation.status = InvitationStatus.accepted
+    invitation.accepted_at = now
+    invitation.accepted_user_id = account.id
+    await mail_repository.cancel_queued(session, invitation.id, "the invitation was accepted")
+    await session.flush()
+    event = build_event(None, "invitation.accepted", company_id=invitation.company_id, target_type="provider",
+                        target_id=invitation.provider_id, address=address,
+                        details={"invitation_id": str(invitation.id), "user_id": str(account.id),
+                                 "account_created": created, "role": invitation.role,
+                                 "permissions": invitation.permissions})
+    event.actor_id = account.id
+    session.add(event)
+    return InvitationAccepted(invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id,
+                              username=account.username, account_created=created, role=RolePreset(invitation.role),
+                              permissions=invitation.permissions)
+
+
+# Changing and revoking
+
+
+async def _member(session: AsyncSession, provider: User, user_id: uuid.UUID) -> tuple[DelegationEntry, User]:
+    entry = await repository.entry_for(session, provider.id, user_id, for_update=True)
+    user = await identity_repository.get_user(session, user_id) if entry else None
+    if entry is None or user is None:
+        raise NotFound("That user is not on this provider's team.", code="team_member_not_found")
+    return entry, user
+
+
+def _summary(entry: DelegationEntry) -> dict:
+    return {"role": entry.role, "permissions": sorted(entry.permissions)}
+
+
+async def update_member(session: AsyncSession, principal: Principal, actor: Actor, provider_id: uuid.UUID,
+                        user_id: uuid.UUID, data: TeamMemberUpdate) -> TeamMemberRead:
+    provider = await managed_provider(session, actor, provider_id)
+    permissions = resolve_permissions(data.role, data.permissions)
+    await repository.bump_list_version(session, provider.id, principal.id)  # the list's lock, then the entry's
+    entry, user = await _member(session, provider, user_id)
+    before = _summary(entry)
+    entry.role, entry.permissions = data.role.value, permissions
+    await session.flush()
+    record(session, principal, "team.member_updated", company_id=provider.company_id, target_type="provider",
+           target_id=provider.id, details={"user_id": str(user.id), "before": before, "after": _summary(entry)})
+    live = entry.expires_at is None or entry.expires_at > datetime.now(UTC)
+    return _member_read(entry, user, live)
+
+
+async def revoke(session: AsyncSession, principal: Principal, actor: Actor, provider_id: uuid.UUID,
+                 user_id: uuid.UUID) -> None:
+    """The entry goes (access ends on the next request); the account stays for the other providers it serves."""
+    provider = await managed_provider(session, actor, provider_id)
+    await repository.bump_list_version(session, provider.id, principal.id)
+    entry, user = await _member(session, provider, user_id)
+    before = _summary(entry)
+    await session.delete(entry)
+    await session.flush()
+    record(session, principal, "team.member_revoked", company_id=provider.company_id, target_type="provider",
+           target_id=provider.id, details={"user_id": str(user.id), "source": entry.source, **before})

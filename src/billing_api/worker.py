@@ -1,0 +1,56 @@
+"""`billing-api worker`: the background loops, until interrupted.
+
+Today it runs the mail sender. A loop is any `async def loop(sessionmaker, settings, stop)` that returns
+once `stop` is set; add one to LOOPS (or pass `loops=`) to run it beside the others. Every loop must be
+safe with several workers at once (the sender claims messages with SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing_api.config import Settings
+from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
+from billing_api.mail import sender
+
+logger = logging.getLogger("billing_api.worker")
+
+Loop = Callable[[async_sessionmaker[AsyncSession], Settings, asyncio.Event], Awaitable[None]]
+
+LOOPS: list[Loop] = [sender.run]
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None,
+                     loops: Sequence[Loop] | None = None, migrate: bool = True) -> None:
+    """Run every loop until `stop` is set (SIGINT or SIGTERM set it when running as the command)."""
+    stop = stop or asyncio.Event()
+    url = resolve_database_url(settings)
+    if migrate:
+        from billing_api.migrations_runner import upgrade
+
+        await upgrade(url)
+    engine = make_engine(url, settings.db_pool_size, settings.db_max_overflow)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        await asyncio.gather(*(loop(sessionmaker, settings, stop) for loop in (LOOPS if loops is None else loops)))
+    finally:
+        await engine.dispose()
+
+
+def main(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        logger.info("billing-api worker running; Ctrl-C to stop")
+        await run_worker(settings, stop=stop)
+
+    asyncio.run(serve())

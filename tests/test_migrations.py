@@ -1,0 +1,16 @@
+"""The migrations form one line of history: one head, and every model table exists after upgrading."""
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from billing_api.migrations_runner import alembic_config
+from billing_api.models import Base
+
+
+def test_one_head():
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+
+
+async def test_upgrade_creates_every_model_table(connection):
+    tables = set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+    assert set(Base.metadata.tables) <= tables
