@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
+from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
 from billing_api.auth.router import router as auth_router
@@ -34,6 +35,7 @@ ROUTERS = [health_router, auth_router, identity_router, companies_router, patien
            delegation_router, audit_router]
 ROUTERS += [assignments_router, payers_facilities_router]
 ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
+ROUTERS += [automation_router]  # issue 7: billing automation
 
 
 def operation_id(route: APIRoute) -> str:

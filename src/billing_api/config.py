@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     mail_retry_max_seconds: float = Field(default=3600.0, ge=0)
     # The sender runs inside `billing-api serve` (app lifespan) unless disabled; `billing-api worker` runs it too.
     mail_sender_enabled: bool = True
+    # Billing automation (issue 7): the payment gateway (only `test` is built in), how many nights AutoPay tries a
+    # declined bill, and how often `billing-api worker` looks for due nightly stages and documents to share.
+    payment_gateway: Literal["test"] = "test"
+    autopay_max_attempts: int = Field(default=3, ge=1, le=30)
+    automation_poll_seconds: float = Field(default=60.0, gt=0)
+    automation_enabled: bool = True
+    # `procrastinate` (periodic task, default) or `loop` (a plain polling loop, every automation_poll_seconds).
+    automation_scheduler: Literal["procrastinate", "loop"] = "procrastinate"
     mail_poll_seconds: float = Field(default=5.0, gt=0)
 
     def check_production(self) -> None:

@@ -34,7 +34,8 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import any_
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy import update  # payments (issue 5)
@@ -43,7 +44,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from billing_api.authz.rules import may_on_provider
 from billing_api.authz.scope import BillScope
 from billing_api.models import Bill, BillLine, BillStatus, Coverage, ProviderBillCount
-from billing_api.models import Patient, Payment
+from billing_api.models import Encounter, Patient, Payment
 
 # The dashboard's choice of access path (see _mode); measured with bench/run.py.
 NARROW_SOURCE_LIMIT = 200
@@ -436,3 +437,96 @@ class BillRepository:
         self.session.add(payment)
         await self.session.flush()
         return True
+
+    # Billing automation (issue 7). The scope is the provider's own (BILLS_SAVE to create, INVOICES_PAY to
+    # charge, built by authz for the provider as actor): automation writes bills exactly as the provider would.
+    # Every statement re-checks the scope and is limited to the scope's own provider.
+
+    async def create_automated_bills(
+        self, company_id: uuid.UUID, date_from: date, date_to: date, *, per_patient: bool, now: datetime
+    ) -> list[tuple[uuid.UUID, uuid.UUID, int, datetime]]:
+        """Bill the provider's unbilled, non-imported encounters with billable services (a line with a CPT code)
+        in [date_from, date_to]: one bill per encounter, or (`per_patient`) one per patient for the period.
+        Each encounter is linked to its bill in `automated_encounter` (primary key: billed at most once; a second
+        attempt fails the transaction). Bills are issued (`submitted`, balance = total), `source = automation`.
+        Returns (bill id, patient id, total cents, created at)."""
+        if not await self.permits(self.scope.actor_id, company_id):
+            raise PermissionError("this scope may not create bills for that provider")
+        group_key = "c.patient_id" if per_patient else "c.id"
+        encounter_of_bill = "NULL::uuid" if per_patient else "min(c.id::text)::uuid"
+        visit_of_bill = "NULL::uuid" if per_patient else "min(c.visit_id::text)::uuid"
+        statement = text(f"""
+            WITH cand AS MATERIALIZED (
+                SELECT e.id, e.patient_id, e.visit_id, e.service_date,
+                       (SELECT sum(l.units * l.fee_cents) FROM encounter_line l
+                         WHERE l.encounter_id = e.id AND l.cpt_code IS NOT NULL) AS total
+                  FROM encounter e
+                 WHERE e.company_id = :company_id AND e.provider_id = :provider_id AND NOT e.imported
+                   AND e.service_date BETWEEN :date_from AND :date_to
+                   AND EXISTS (SELECT 1 FROM encounter_line l WHERE l.encounter_id = e.id AND l.cpt_code IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM automated_encounter a WHERE a.encounter_id = e.id)
+                   AND NOT EXISTS (SELECT 1 FROM bill b WHERE b.encounter_id = e.id)
+            ),
+            grouped AS MATERIALIZED (
+                SELECT gen_random_uuid() AS bill_id, {group_key} AS key, min(c.patient_id::text)::uuid AS patient_id,
+                       {encounter_of_bill} AS encounter_id, {visit_of_bill} AS visit_id,
+                       max(c.service_date) AS service_date, sum(c.total) AS total
+                  FROM cand c GROUP BY {group_key}
+            ),
+            bills AS (
+                INSERT INTO bill (id, company_id, provider_id, patient_id, encounter_id, visit_id, coverage, status,
+                                  source, service_date, total_cents, balance_cents, submitted_at, created_at, updated_at)
+                SELECT g.bill_id, :company_id, :provider_id, g.patient_id, g.encounter_id, g.visit_id, 'private',
+                       'submitted', 'automation', g.service_date, g.total, g.total, :now, :now, :now
+                  FROM grouped g
+                RETURNING id, patient_id, total_cents, created_at
+            ),
+            links AS (
+                INSERT INTO automated_encounter (encounter_id, bill_id, company_id, created_at)
+                SELECT c.id, g.bill_id, :company_id, :now FROM cand c JOIN grouped g ON g.key = {group_key}
+            )
+            SELECT id, patient_id, total_cents, created_at FROM bills
+        """)
+        params = {"company_id": company_id, "provider_id": self.scope.actor_id, "date_from": date_from,
+                  "date_to": date_to, "now": now}
+        rows = [(r[0], r[1], int(r[2]), r[3]) for r in (await self.session.execute(statement, params)).all()]
+        if rows:
+            await self.session.execute(text("""
+                INSERT INTO bill_line (id, bill_id, position, cpt_code, description, units, fee_cents)
+                SELECT gen_random_uuid(), a.bill_id,
+                       row_number() OVER (PARTITION BY a.bill_id ORDER BY e.service_date, e.id, l.position),
+                       l.cpt_code, l.description, l.units, l.fee_cents
+                  FROM automated_encounter a
+                  JOIN encounter e ON e.id = a.encounter_id
+                  JOIN encounter_line l ON l.encounter_id = e.id AND l.cpt_code IS NOT NULL
+                 WHERE a.bill_id = ANY(:bill_ids)
+            """), {"bill_ids": [r[0] for r in rows]})
+        return rows
+
+    async def outstanding_for_patients(self, company_id: uuid.UUID, patient_ids: list[uuid.UUID]) -> list[Bill]:
+        """The scope's provider's issued bills with a balance for these patients, locked (oldest first)."""
+        if not patient_ids:
+            return []
+        statement = self._statement("outstanding_for_patients", build=lambda: (
+            select(Bill)
+            .where(Bill.company_id == bindparam("company_id"), Bill.provider_id == bindparam("provider_id"),
+                   Bill.patient_id == any_(bindparam("patient_ids", type_=ARRAY(UUID(as_uuid=True)))),
+                   Bill.status == BillStatus.submitted, Bill.balance_cents > 0, self._visible())
+            .order_by(Bill.created_at, Bill.id)
+            .with_for_update(of=Bill)
+        ))
+        return list((await self._run(statement, company_id=company_id, provider_id=self.scope.actor_id,
+                                     patient_ids=patient_ids)).scalars())
+
+    async def sees_patient(self, patient_id: uuid.UUID, company_id: uuid.UUID) -> bool:
+        """May this scope see the bill data of this patient: support (view), company-wide access to the
+        patient's company, or a granted provider who bills or treats the patient."""
+        statement = self._statement("sees_patient", build=lambda: select(or_(
+            self.scope.sees_all(),
+            bindparam("company_id", type_=UUID(as_uuid=True)).in_(self.scope.companies()),
+            exists().where(Bill.patient_id == bindparam("patient_id", type_=UUID(as_uuid=True)),
+                           Bill.provider_id.in_(self.scope.providers())),
+            exists().where(Encounter.patient_id == bindparam("patient_id", type_=UUID(as_uuid=True)),
+                           Encounter.provider_id.in_(self.scope.providers())),
+        )))
+        return bool((await self._run(statement, company_id=company_id, patient_id=patient_id)).scalar_one())

@@ -76,7 +76,30 @@ def _invitation(settings: Settings, context: dict[str, Any], token: str) -> Rend
     return Rendered(subject=subject, text=text, html=body)
 
 
-RENDERERS = {INVITATION: _invitation}
+DOCUMENT_SHARED = "document_shared"
+_KIND_LABELS = {"bill": "bill", "superbill": "superbill", "statement": "statement"}
+
+
+def _document_shared(settings: Settings, context: dict[str, Any], secret: str | None) -> Rendered:
+    """The notice that a billing document was shared (billing automation). It carries no secret."""
+    kind = _KIND_LABELS[context["kind"]]
+    company, patient = _one_line(context["company_name"]), _one_line(context["patient_name"])
+    amount = f"{int(context['total_cents']) / 100:.2f}"
+    subject = f"{company}: a new {kind} is available"
+    text = "\n".join([
+        "Hello,",
+        "",
+        f"{company} shared a new {kind} for {patient} (total {amount}).",
+        "Sign in to your client portal to view it.",
+        "",
+    ])
+    body = (f"<p>Hello,</p><p>{html.escape(company)} shared a new {kind} for {html.escape(patient)} "
+            f"(total {amount}).</p><p>Sign in to your client portal to view it.</p>")
+    return Rendered(subject, text, body)
+
+
+RENDERERS = {INVITATION: _invitation, DOCUMENT_SHARED: _document_shared}
+NO_SECRET = {DOCUMENT_SHARED}
 
 
 def render(settings: Settings, template: str, context: dict[str, Any], secret: str | None) -> Rendered:
@@ -84,6 +107,6 @@ def render(settings: Settings, template: str, context: dict[str, Any], secret: s
         renderer = RENDERERS[template]
     except KeyError:
         raise ValueError(f"unknown mail template {template!r}") from None
-    if secret is None:
+    if secret is None and template not in NO_SECRET:
         raise ValueError("the message's secret is gone (already sent or given up)")
     return renderer(settings, context, secret)

@@ -1,6 +1,21 @@
 """All SQLAlchemy models. Import from here so every table is registered on one MetaData."""
 
 from billing_api.models.audit import AuditEvent
+from billing_api.models.automation import (
+    AutomatedEncounter,
+    AutomationRun,
+    AutomationStage,
+    AutopayCharge,
+    BillCreation,
+    BillingContact,
+    BillingDocument,
+    ChargeStatus,
+    CompanyBillingAutomation,
+    DocumentKind,
+    PatientBillingSettings,
+    PaymentCard,
+    ShareState,
+)
 from billing_api.models.base import Base
 from billing_api.models.billing import (
     Bill,
@@ -22,6 +37,19 @@ from billing_api.models.payments import Payment, PaymentMethod
 from billing_api.models.team import DeliveryStatus, Invitation, InvitationStatus
 
 __all__ = [
+    "AutomatedEncounter",
+    "AutomationRun",
+    "AutomationStage",
+    "AutopayCharge",
+    "BillCreation",
+    "BillingContact",
+    "BillingDocument",
+    "ChargeStatus",
+    "CompanyBillingAutomation",
+    "DocumentKind",
+    "PatientBillingSettings",
+    "PaymentCard",
+    "ShareState",
     "Bill",
     "BillLine",
     "BillSource",

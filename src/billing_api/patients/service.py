@@ -11,6 +11,7 @@ from billing_api.auth.principal import Principal
 from billing_api.authz import repository as authz_repository
 from billing_api.authz.actor import Actor
 from billing_api.authz.policies import may_view_company
+from billing_api.automation import repository as automation_repository
 from billing_api.errors import Forbidden, NotFound, Unprocessable
 from billing_api.identity import repository as identity_repository
 from billing_api.models import Encounter, EncounterLine, Patient, User, UserStatus, Visit
@@ -64,6 +65,8 @@ async def create_patient(session: AsyncSession, principal: Principal, actor: Act
     patient = Patient(id=uuid.uuid4(), **data.model_dump())
     session.add(patient)
     await session.flush()
+    # Billing automation (issue 7): a new patient starts from the company's current defaults.
+    await automation_repository.create_patient_settings(session, patient.id, patient.company_id)
     record(session, principal, "patient.created", company_id=patient.company_id, target_type="patient",
            target_id=patient.id)
     return patient

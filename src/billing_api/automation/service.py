@@ -1,0 +1,340 @@
+"""Rules of billing automation: who may manage it, the two levels of settings, effective settings, runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.audit.service import record
+from billing_api.auth.principal import Principal
+from billing_api.authz.actor import Actor
+from billing_api.authz.permissions import Permission
+from billing_api.authz.scope import BillScope
+from billing_api.automation import jobs, repository
+from billing_api.automation.schemas import (
+    Automation,
+    BillingContactRead,
+    CompanyAutomationRead,
+    CompanyAutomationUpdate,
+    EffectiveSettingsRead,
+    PatientSettingsRead,
+    PatientSettingsUpdate,
+    PaymentMethodCreate,
+    PaymentMethodRead,
+    SharingRead,
+)
+from billing_api.bills.repository import BillRepository
+from billing_api.companies import service as company_service
+from billing_api.config import Settings
+from billing_api.errors import Forbidden, NotFound, Unprocessable
+from billing_api.models import (
+    AutomationStage,
+    BillCreation,
+    BillingContact,
+    Company,
+    CompanyBillingAutomation,
+    Patient,
+    PatientBillingSettings,
+    PaymentCard,
+)
+from billing_api.patients import service as patient_service
+
+DELAY_WARNING = "bill_delay_under_60_minutes_with_autopay"
+KINDS = (("bills", "share_bills", "bill_delay_minutes"), ("superbills", "share_superbills", "superbill_delay_minutes"),
+         ("statements", "share_statements", "statement_delay_minutes"))
+
+
+# Who may do what
+
+
+def may_manage_automation(actor: Actor, company_id: uuid.UUID) -> bool:
+    """Company admins of the company and holders of billing:automation_manage who reach it."""
+    return (actor.active and not actor.is_support and actor.reaches(company_id)
+            and (actor.is_company_admin or actor.holds(Permission.BILLING_AUTOMATION_MANAGE)))
+
+
+async def _company_for(session: AsyncSession, actor: Actor, company_id: uuid.UUID, *, write: bool) -> Company:
+    company = await company_service.visible_company(session, actor, company_id)  # 404 when not reached
+    if actor.is_support and write:
+        raise Forbidden("Support accounts are read-only.", code="support_read_only")
+    if not actor.is_support and not may_manage_automation(actor, company_id):
+        raise Forbidden("Managing billing automation needs a company admin or billing:automation_manage.",
+                        code="automation_manage_required")
+    return company
+
+
+async def _patient_for(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID, *,
+                       write: bool) -> Patient:
+    """The patient whose billing data the scope may use: 404 if the patient is not visible, 403 if the caller
+    may not see (or, writing, change) that patient's billing data."""
+    patient = await patient_service.visible_patient(session, actor, patient_id)
+    if write and actor.is_support:
+        raise Forbidden("Support accounts are read-only.", code="support_read_only")
+    if may_manage_automation(actor, patient.company_id):
+        return patient
+    if not await BillRepository(session, scope).sees_patient(patient.id, patient.company_id):
+        raise Forbidden("You may not use this patient's billing data.", code="patient_billing_forbidden")
+    return patient
+
+
+# Company settings
+
+
+def _company_read(company: Company, row: CompanyBillingAutomation | None) -> CompanyAutomationRead:
+    row = row or CompanyBillingAutomation(company_id=company.id, bill_creation=BillCreation.manual, superbill_day=1,
+                                          share_bills=False, bill_delay_minutes=60, share_superbills=False,
+                                          superbill_delay_minutes=60, share_statements=False,
+                                          statement_delay_minutes=60, autopay_enabled=False)
+    warnings = []
+    if (row.autopay_enabled and row.bill_creation != BillCreation.manual and row.share_bills
+            and row.bill_delay_minutes < 60):
+        warnings.append(DELAY_WARNING)
+    return CompanyAutomationRead(
+        company_id=company.id, time_zone=company.time_zone, bill_creation=row.bill_creation,
+        superbill_day=row.superbill_day, autopay_enabled=row.autopay_enabled, updated_at=row.updated_at,
+        warnings=warnings,
+        **{name: SharingRead(enabled=getattr(row, on), delay_minutes=getattr(row, delay)) for name, on, delay in KINDS},
+    )
+
+
+async def get_company_settings(session: AsyncSession, actor: Actor, company_id: uuid.UUID) -> CompanyAutomationRead:
+    company = await _company_for(session, actor, company_id, write=False)
+    return _company_read(company, await repository.company_settings(session, company_id))
+
+
+async def put_company_settings(session: AsyncSession, principal: Principal, actor: Actor, company_id: uuid.UUID,
+                               data: CompanyAutomationUpdate) -> CompanyAutomationRead:
+    company = await _company_for(session, actor, company_id, write=True)
+    row = await repository.company_settings(session, company_id)
+    if row is None:
+        row = CompanyBillingAutomation(company_id=company_id)
+        session.add(row)
+    before = _company_read(company, row).model_dump(mode="json", exclude={"updated_at", "warnings", "time_zone"}) \
+        if row.bill_creation is not None else None
+    row.bill_creation, row.superbill_day, row.autopay_enabled = data.bill_creation, data.superbill_day, \
+        data.autopay_enabled
+    for name, on, delay in KINDS:
+        rule = getattr(data, name)
+        setattr(row, on, rule.enabled)
+        setattr(row, delay, rule.delay_minutes)
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    result = _company_read(company, row)
+    record(session, principal, "billing_automation.updated", company_id=company_id, target_type="company",
+           target_id=company_id, details={"before": before, "after": result.model_dump(
+               mode="json", exclude={"updated_at", "warnings", "time_zone"})})
+    return result
+
+
+async def apply_defaults(session: AsyncSession, principal: Principal, actor: Actor, company_id: uuid.UUID) -> int:
+    await _company_for(session, actor, company_id, write=True)
+    row = await repository.company_settings(session, company_id)
+    if row is None:
+        raise Unprocessable("The company has no billing automation settings yet.", code="automation_not_configured")
+    updated = await repository.apply_defaults(session, row)
+    record(session, principal, "billing_automation.defaults_applied", company_id=company_id, target_type="company",
+           target_id=company_id, details={"patients_updated": updated})
+    return updated
+
+
+# Patient settings
+
+
+def _patient_read(patient: Patient, row: PatientBillingSettings, contact: BillingContact | None) -> PatientSettingsRead:
+    return PatientSettingsRead(
+        patient_id=patient.id, company_id=patient.company_id, superbills_enabled=row.superbills_enabled,
+        autopay_enabled=row.autopay_enabled, notice_email=row.notice_email, updated_at=row.updated_at,
+        billing_contact=BillingContactRead.model_validate(contact) if contact else None,
+        **{name: SharingRead(enabled=getattr(row, on), delay_minutes=getattr(row, delay)) for name, on, delay in KINDS},
+    )
+
+
+def _stored_or_off(patient: Patient, row: PatientBillingSettings | None) -> PatientBillingSettings:
+    # A patient from before billing automation has no row: everything off (defaults apply to new patients only).
+    return row or repository.defaults_for_patient(None, patient.id, patient.company_id)
+
+
+async def get_patient_settings(session: AsyncSession, actor: Actor, scope: BillScope,
+                               patient_id: uuid.UUID) -> PatientSettingsRead:
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
+    return _patient_read(patient, row, await repository.billing_contact(session, patient.id))
+
+
+async def patch_patient_settings(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+                                 patient_id: uuid.UUID, data: PatientSettingsUpdate) -> PatientSettingsRead:
+    patient = await _patient_for(session, actor, scope, patient_id, write=True)
+    row = await repository.patient_settings(session, patient.id)
+    if row is None:
+        row = _stored_or_off(patient, None)
+        session.add(row)
+    sent = data.model_fields_set
+    for field in ("superbills_enabled", "autopay_enabled", "notice_email"):
+        if field in sent:
+            if field != "notice_email" and getattr(data, field) is None:
+                raise Unprocessable(f"`{field}` cannot be null.", code="validation_error", extra={"field": field})
+            setattr(row, field, getattr(data, field))
+    for name, on, delay in KINDS:
+        if name in sent:
+            rule = getattr(data, name)
+            if rule is None:
+                raise Unprocessable(f"`{name}` cannot be null.", code="validation_error", extra={"field": name})
+            setattr(row, on, rule.enabled)
+            setattr(row, delay, rule.delay_minutes)
+    contact = await repository.billing_contact(session, patient.id)
+    if "billing_contact" in sent:
+        if data.billing_contact is None:
+            if contact is not None:
+                await repository.delete_billing_contact(session, patient.id)
+                contact = None
+        else:
+            if contact is None:
+                contact = BillingContact(id=uuid.uuid4(), company_id=patient.company_id, patient_id=patient.id)
+                session.add(contact)
+            contact.name, contact.email = data.billing_contact.name, data.billing_contact.email
+            contact.autopay_enabled = data.billing_contact.autopay_enabled
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    record(session, principal, "patient_billing_settings.updated", company_id=patient.company_id,
+           target_type="patient", target_id=patient.id,
+           details={"changed": sorted(sent)})
+    return _patient_read(patient, row, contact)
+
+
+# Cards
+
+
+def card_valid(card: PaymentCard, today: date) -> bool:
+    return card.active and (card.exp_year, card.exp_month) >= (today.year, today.month)
+
+
+def _card_read(card: PaymentCard, today: date) -> PaymentMethodRead:
+    return PaymentMethodRead(id=card.id, patient_id=card.patient_id, brand=card.brand, last4=card.last4,
+                             exp_month=card.exp_month, exp_year=card.exp_year, active=card.active,
+                             valid=card_valid(card, today), created_at=card.created_at)
+
+
+async def _today(session: AsyncSession, company_id: uuid.UUID) -> date:
+    company = await session.get(Company, company_id)
+    return jobs.local_now(company.time_zone, datetime.now(UTC)).date()
+
+
+async def list_cards(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID) -> list[PaymentMethodRead]:
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    today = await _today(session, patient.company_id)
+    return [_card_read(c, today) for c in await repository.cards(session, patient.id)]
+
+
+async def add_card(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, patient_id: uuid.UUID,
+                   data: PaymentMethodCreate) -> PaymentMethodRead:
+    patient = await _patient_for(session, actor, scope, patient_id, write=True)
+    card = PaymentCard(id=uuid.uuid4(), company_id=patient.company_id, patient_id=patient.id, token=data.token,
+                       brand=data.brand, last4=data.last4, exp_month=data.exp_month, exp_year=data.exp_year,
+                       active=True)
+    session.add(card)
+    await session.flush()
+    record(session, principal, "payment_method.added", company_id=patient.company_id, target_type="patient",
+           target_id=patient.id, details={"payment_method_id": str(card.id), "last4": card.last4})
+    return _card_read(card, await _today(session, patient.company_id))
+
+
+async def deactivate_card(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+                          patient_id: uuid.UUID, card_id: uuid.UUID) -> None:
+    patient = await _patient_for(session, actor, scope, patient_id, write=True)
+    card = await repository.card(session, patient.id, card_id)
+    if card is None:
+        raise NotFound("No such payment method.", code="payment_method_not_found")
+    card.active = False
+    await session.flush()
+    record(session, principal, "payment_method.deactivated", company_id=patient.company_id, target_type="patient",
+           target_id=patient.id, details={"payment_method_id": str(card.id)})
+
+
+# Effective settings
+
+
+async def effective(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID) -> EffectiveSettingsRead:
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    company = await repository.company_settings(session, patient.company_id)
+    row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
+    contact = await repository.billing_contact(session, patient.id)
+    today = await _today(session, patient.company_id)
+    cards = await repository.cards(session, patient.id)
+    mode = company.bill_creation if company else BillCreation.manual
+    imported, no_cpt = await repository.patient_skipped_encounters(session, patient.id)
+    skipped = {"imported_sessions_skipped": int(imported), "sessions_without_cpt_skipped": int(no_cpt)}
+    out: list[Automation] = []
+    reasons = ["bill_creation_manual"] if mode == BillCreation.manual else []
+    notes = [r for r, n in (("imported_sessions_without_cpt", imported), ("sessions_without_cpt", no_cpt)) if n]
+    out.append(Automation(name="bill_creation", will_run=not reasons, reasons=reasons + notes,
+                          detail={"mode": mode.value, **skipped}))
+    reasons = [] if row.superbills_enabled else ["patient_superbills_off"]
+    out.append(Automation(name="superbills", will_run=not reasons, reasons=reasons + (
+        ["imported_sessions_without_cpt"] if imported else []),
+        detail={"superbill_day": company.superbill_day if company else 1, **skipped}))
+    for name, on, delay in KINDS:
+        reasons = [] if getattr(row, on) else ["patient_sharing_off"]
+        if name == "bills" and mode == BillCreation.manual:
+            reasons.append("bill_creation_manual")
+        if name == "superbills" and not row.superbills_enabled:
+            reasons.append("patient_superbills_off")
+        if name == "statements":
+            reasons.append("statements_not_generated_by_automation")
+        out.append(Automation(name=f"share_{name}", will_run=not reasons, reasons=reasons,
+                              detail={"delay_minutes": getattr(row, delay)}))
+    reasons = []
+    if company is None or not company.autopay_enabled:
+        reasons.append("company_autopay_off")
+    if not row.autopay_enabled:
+        reasons.append("patient_autopay_off")
+    if not any(card_valid(c, today) for c in cards):
+        reasons.append("no_valid_payment_method")
+    if contact is not None and not contact.autopay_enabled:
+        reasons.append("billing_contact_autopay_off")
+    out.append(Automation(name="autopay", will_run=not reasons, reasons=reasons,
+                          detail={"runs_at_local": "00:30"}))
+    return EffectiveSettingsRead(patient_id=patient.id, automations=out)
+
+
+# Runs
+
+
+async def run_night(session: AsyncSession, principal: Principal, actor: Actor, settings: Settings,
+                    company_id: uuid.UUID, night: date, stages: list[AutomationStage] | None):
+    """Run the night's stages now, through the scheduler's code, in this request's transaction."""
+    company = await _company_for(session, actor, company_id, write=True)
+    today = jobs.local_now(company.time_zone, datetime.now(UTC)).date()
+    if night > today:
+        raise Unprocessable("A night in the future cannot run yet.", code="run_date_in_future",
+                            extra={"field": "date"})
+    settings_row = await repository.company_settings(session, company_id)
+    superbill_day = settings_row.superbill_day if settings_row else 1
+    requested = set(stages) if stages is not None else {
+        s for s in jobs.STAGE_ORDER if s != AutomationStage.superbills or night.day == superbill_day}
+    if AutomationStage.autopay in requested:
+        requested.add(AutomationStage.bills)  # bill creation always runs before AutoPay
+    wanted = [s for s in jobs.STAGE_ORDER if s in requested]
+    now = datetime.now(UTC)
+    results = []
+    for stage in wanted:
+        outcome = await jobs.run_stage(session, company_id, night, stage, settings=settings, now=now,
+                                       trigger="manual")
+        run = await repository.get_run(session, company_id, night, stage)
+        results.append((stage, outcome.outcome, run))
+    shared, _ = await repository.share_due(session, now, company_id=company_id)
+    record(session, principal, "billing_automation.run_triggered", company_id=company_id, target_type="company",
+           target_id=company_id, details={"date": night.isoformat(), "stages": [s.value for s in wanted]})
+    return results, shared
+
+
+async def list_runs(session: AsyncSession, actor: Actor, company_id: uuid.UUID, limit: int, after):
+    await _company_for(session, actor, company_id, write=False)
+    return await repository.runs(session, company_id, limit, after)
+
+
+async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID,
+                         shared_only: bool, limit: int, after):
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    return await repository.documents(session, patient.id, shared_only, limit, after)

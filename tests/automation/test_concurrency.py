@@ -1,0 +1,151 @@
+"""Real commits: three workers over the same night, a worker killed mid-stage and restarted, and the notices
+delivered over real SMTP exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from billing_api.automation import jobs
+from billing_api.automation.gateway import ChargeResult, TestGateway
+from billing_api.db import make_sessionmaker
+from billing_api.mail.sender import deliver_due
+from tests.automation.conftest import add_card, build_clinic, configure, encounter, new_patient, patch_patient
+from tests.team import smtp
+
+ZONE = ZoneInfo("Europe/London")
+NIGHT = date(2026, 11, 10)
+PATIENTS = 6
+
+
+def at(hour: int, minute: int, night: date = NIGHT) -> datetime:
+    return datetime(night.year, night.month, night.day, hour, minute, tzinfo=ZONE).astimezone(UTC)
+
+
+@pytest.fixture(scope="module")
+def collector():
+    handler = smtp.Collector()
+    controller, port = smtp.start(handler)
+    handler.port = port
+    yield handler
+    controller.stop()
+
+
+async def build(http, factory) -> tuple:
+    clinic = await build_clinic(factory, "Europe/London")
+    await factory.session.commit()
+    await configure(http, clinic, bills={"enabled": True, "delay_minutes": 60})
+    patients, emails = [], []
+    for n in range(PATIENTS):
+        patient = await new_patient(http, clinic, f"P{n}")
+        email = f"notice-{uuid.uuid4().hex[:8]}@example.org"
+        await patch_patient(http, clinic, patient, autopay_enabled=True, notice_email=email)
+        await add_card(http, clinic, patient)
+        for _ in range(2):  # two sessions the day before the night (the catch-up of the night before finds none)
+            await encounter(http, clinic, patient, NIGHT - timedelta(days=1),
+                            provider=clinic.provider if n % 2 else clinic.provider2)
+        patients.append(patient)
+        emails.append(email)
+    return clinic, patients, emails
+
+
+async def totals(engine, company_id) -> dict[str, int]:
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("""
+            SELECT (SELECT count(*) FROM bill WHERE company_id = :c),
+                   (SELECT count(DISTINCT encounter_id) FROM bill WHERE company_id = :c),
+                   (SELECT count(*) FROM autopay_charge WHERE company_id = :c),
+                   (SELECT count(DISTINCT bill_id) FROM autopay_charge WHERE company_id = :c),
+                   (SELECT count(*) FROM payment p JOIN bill b ON b.id = p.bill_id WHERE b.company_id = :c),
+                   (SELECT count(*) FROM billing_document WHERE company_id = :c AND share_state = 'shared'),
+                   (SELECT count(*) FROM automation_run WHERE company_id = :c AND local_date = :d),
+                   (SELECT count(*) FROM bill WHERE company_id = :c AND status = 'paid')
+        """), {"c": company_id, "d": NIGHT})).one()
+    return dict(zip(["bills", "encounters_billed", "charges", "bills_charged", "payments", "shared", "runs", "paid"],
+                    row))
+
+
+async def test_three_workers_over_the_same_night_make_everything_exactly_once(live, live_engine, settings, collector):
+    http, factory = live
+    clinic, patients, emails = await build(http, factory)
+    workers = [make_sessionmaker(live_engine) for _ in range(3)]
+    for instant in (at(0, 5), at(0, 35), at(1, 40)):
+        await asyncio.gather(*(jobs.run_due(w, settings, instant) for w in workers))
+    got = await totals(live_engine, clinic.company.id)
+    n = PATIENTS * 2
+    assert got == {"bills": n, "encounters_billed": n, "charges": n, "bills_charged": n, "payments": n,
+                   "shared": n, "runs": 2, "paid": n}
+    # Notices: one per shared document, sent over SMTP once even with three senders.
+    mail = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": collector.port})
+    for _ in range(5):
+        await asyncio.gather(*(deliver_due(w, mail) for w in workers))
+    for email in emails:
+        assert len(await collector.wait_for_async(email, 2)) == 2
+    await asyncio.sleep(0.2)
+    assert all(len(collector.to(email)) == 2 for email in emails)
+    # A manual trigger afterwards finds every stage already run.
+    response = await http.post(f"/v1/companies/{clinic.company.id}/billing-automation/runs",
+                               json={"date": NIGHT.isoformat()}, headers=clinic.h(clinic.admin))
+    assert {r["outcome"] for r in response.json()["results"]} == {"already_run"}
+
+
+class CrashingGateway(TestGateway):
+    """The worker dies after its first charge: the exception ends the stage's transaction."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def charge(self, token: str, amount_cents: int, idempotency_key: str) -> ChargeResult:
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("worker killed mid-stage")
+        return await super().charge(token, amount_cents, idempotency_key)
+
+
+async def test_a_worker_killed_mid_autopay_leaves_nothing_and_the_restart_finishes(live, live_engine, settings):
+    http, factory = live
+    clinic, patients, _ = await build(http, factory)
+    sm = make_sessionmaker(live_engine)
+    await jobs.run_due(sm, settings, at(0, 5))
+    crashing = CrashingGateway()
+    stats = await jobs.run_due(sm, settings, at(0, 35), gateway=crashing)
+    assert stats["failed"] >= 1 and crashing.calls == 2
+    got = await totals(live_engine, clinic.company.id)
+    assert (got["charges"], got["payments"], got["runs"]) == (0, 0, 1)  # the charge before the crash rolled back
+    await asyncio.gather(*(jobs.run_due(make_sessionmaker(live_engine), settings, at(0, 50)) for _ in range(2)))
+    got = await totals(live_engine, clinic.company.id)
+    assert (got["charges"], got["bills_charged"], got["payments"], got["paid"], got["runs"]) == (12, 12, 12, 12, 2)
+
+
+async def test_a_worker_killed_mid_bill_creation_leaves_nothing_and_the_restart_finishes(live, live_engine, settings):
+    """A real fault inside PostgreSQL: a trigger fails the stage after the first provider's bills were written."""
+    http, factory = live
+    clinic, patients, _ = await build(http, factory)
+    name = f"fault_{uuid.uuid4().hex[:8]}"
+    async with live_engine.begin() as conn:
+        await conn.execute(text(f"""
+            CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.company_id = '{clinic.company.id}' THEN RAISE EXCEPTION 'worker killed mid-stage'; END IF;
+                RETURN NEW;
+            END $$"""))
+        await conn.execute(text(f"CREATE TRIGGER {name} BEFORE INSERT ON billing_document "
+                                f"FOR EACH ROW EXECUTE FUNCTION {name}()"))
+    sm = make_sessionmaker(live_engine)
+    try:
+        stats = await jobs.run_due(sm, settings, at(0, 5))
+        assert stats["failed"] >= 1
+        assert await totals(live_engine, clinic.company.id) == {k: 0 for k in (
+            "bills", "encounters_billed", "charges", "bills_charged", "payments", "shared", "runs", "paid")}
+    finally:
+        async with live_engine.begin() as conn:
+            await conn.execute(text(f"DROP TRIGGER {name} ON billing_document"))
+            await conn.execute(text(f"DROP FUNCTION {name}()"))
+    await asyncio.gather(*(jobs.run_due(make_sessionmaker(live_engine), settings, at(0, 35)) for _ in range(3)))
+    got = await totals(live_engine, clinic.company.id)
+    assert (got["bills"], got["encounters_billed"], got["charges"], got["paid"], got["runs"]) == (12, 12, 12, 12, 2)
