@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from billing_api.models.base import Base, CreatedAtMixin, IdMixin, pg_enum, utcnow
 
@@ -93,21 +93,29 @@ class Encounter(IdMixin, CreatedAtMixin, Base):
     imported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
-class EncounterLine(IdMixin, Base):
-    __tablename__ = "encounter_line"
+class ServiceLineColumns:
+    """What a service line carries, on an encounter and on a bill made from it."""
 
-    encounter_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("encounter.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     position: Mapped[int] = mapped_column(Integer, nullable=False)
     cpt_code: Mapped[str | None] = mapped_column(String(10))
     description: Mapped[str] = mapped_column(String(200), nullable=False)
     units: Mapped[int] = mapped_column(Integer, nullable=False)
     fee_cents: Mapped[int] = mapped_column(Integer, nullable=False)
 
-    __table_args__ = (
-        CheckConstraint("units > 0", name="units_positive"),
-        CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        # Built per table: a constraint object belongs to one table only.
+        return (
+            CheckConstraint("units > 0", name="units_positive"),
+            CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
+        )
+
+
+class EncounterLine(ServiceLineColumns, IdMixin, Base):
+    __tablename__ = "encounter_line"
+
+    encounter_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("encounter.id", ondelete="CASCADE"), nullable=False, index=True
     )
 
 
@@ -154,21 +162,11 @@ class Bill(IdMixin, CreatedAtMixin, Base):
     )
 
 
-class BillLine(IdMixin, Base):
+class BillLine(ServiceLineColumns, IdMixin, Base):
     __tablename__ = "bill_line"
 
     bill_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("bill.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    position: Mapped[int] = mapped_column(Integer, nullable=False)
-    cpt_code: Mapped[str | None] = mapped_column(String(10))
-    description: Mapped[str] = mapped_column(String(200), nullable=False)
-    units: Mapped[int] = mapped_column(Integer, nullable=False)
-    fee_cents: Mapped[int] = mapped_column(Integer, nullable=False)
-
-    __table_args__ = (
-        CheckConstraint("units > 0", name="units_positive"),
-        CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
     )
 
 
