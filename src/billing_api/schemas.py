@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from billing_api.errors import Unprocessable
 
 ItemT = TypeVar("ItemT")
 
@@ -13,6 +15,15 @@ class InputModel(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    def changes(self, *not_null: str) -> dict[str, Any]:
+        """The fields the client sent (a PATCH). Those named in `not_null` may be left out but never
+        set to null: 422 `field_required`."""
+        sent = self.model_dump(exclude_unset=True)
+        for field in not_null:
+            if field in sent and sent[field] is None:
+                raise Unprocessable(f"`{field}` cannot be null.", code="field_required", extra={"field": field})
+        return sent
 
 
 class ReadModel(BaseModel):

@@ -135,10 +135,7 @@ async def update_bill(session: AsyncSession, principal: Principal, view: BillSco
                       bill_id: uuid.UUID, data: BillUpdate) -> Bill:
     bill = await _for_change(session, view, save, bill_id)
     _require_draft(bill)
-    changes = data.model_dump(exclude_unset=True)
-    for field in ("coverage", "service_date", "lines"):
-        if field in changes and changes[field] is None:
-            raise Unprocessable(f"`{field}` cannot be null.", code="field_required", extra={"field": field})
+    changes = data.changes("coverage", "service_date", "lines")
     if data.coverage is not None:
         bill.coverage = data.coverage
     if data.service_date is not None:

@@ -58,10 +58,7 @@ async def update_company(
     company = await visible_company(session, actor, company_id)
     if not may_administer_company(actor, company.id):
         raise Forbidden("Only a company administrator may change the company.", code="company_admin_required")
-    changes = data.model_dump(exclude_unset=True)
-    for required in ("name", "time_zone"):
-        if required in changes and changes[required] is None:
-            raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
+    changes = data.changes("name", "time_zone")
     details = {field: str(value) if isinstance(value, uuid.UUID) else value for field, value in changes.items()}
     if "parent_id" in changes:
         parent_id = changes.pop("parent_id")

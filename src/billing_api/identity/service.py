@@ -117,10 +117,7 @@ async def update_user(
     session: AsyncSession, principal: Principal, actor: Actor, user_id: uuid.UUID, data: UserUpdate
 ) -> User:
     user = await _administered_user(session, actor, user_id)
-    changes = data.model_dump(exclude_unset=True)
-    for required in ("email", "username", "display_name", "account_type", "is_provider", "permissions"):
-        if required in changes and changes[required] is None:
-            raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
+    changes = data.changes("email", "username", "display_name", "account_type", "is_provider", "permissions")
     # Only what is added counts as a grant: resending or removing what the user already holds is no grant.
     _check_grants(actor, data.account_type, _added(data.permissions, user.permissions))
     if user.account_type == AccountType.support:
@@ -205,10 +202,7 @@ async def update_group(
     session: AsyncSession, principal: Principal, actor: Actor, group_id: uuid.UUID, data: GroupUpdate
 ) -> Group:
     group = await _administered_group(session, actor, group_id)
-    changes = data.model_dump(exclude_unset=True)
-    for required in ("name", "permissions"):
-        if required in changes and changes[required] is None:
-            raise Unprocessable(f"`{required}` cannot be null.", code="field_required", extra={"field": required})
+    changes = data.changes("name", "permissions")
     _check_grants(actor, None, _added(data.permissions, group.permissions))
     if data.name and await repository.group_name_taken(session, group.company_id, data.name, except_group=group.id):
         raise Conflict("A group of that name exists.", code="group_name_taken", extra={"field": "name"})

@@ -25,6 +25,7 @@ from billing_api.models import Company, Facility, Payer
 from billing_api.payers_facilities import repository
 from billing_api.payers_facilities.repository import Record
 from billing_api.payers_facilities.schemas import CopyOutcome, CopyResult, CopyStatus
+from billing_api.schemas import InputModel
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,9 @@ async def create_record(session: AsyncSession, principal: Principal, actor: Acto
 
 
 async def update_record(session: AsyncSession, principal: Principal, actor: Actor, kind: Kind,
-                        company_id: uuid.UUID, record_id: uuid.UUID, data: BaseModel) -> Record:
+                        company_id: uuid.UUID, record_id: uuid.UUID, data: InputModel) -> Record:
     company, found = await _for_change(session, actor, kind, company_id, record_id)
-    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] is None:
-        raise Unprocessable("`name` cannot be null.", code="field_required", extra={"field": "name"})
+    changes: dict[str, Any] = data.changes("name")
     if "name" in changes:
         await _name_free(session, kind, company.id, changes["name"], except_id=found.id)
     for field, value in changes.items():
