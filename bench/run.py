@@ -196,7 +196,7 @@ def start_server(url: str, port: int) -> subprocess.Popen:
 
 async def wait_ready(base: str) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(200):
+        for _ in range(1200):  # up to two minutes on a busy machine
             try:
                 if (await client.get(f"{base}/readyz")).status_code == 200:
                     return

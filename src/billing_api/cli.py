@@ -128,7 +128,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     print(f"billing-api docs: http://{shown_host}:{args.port}/docs", flush=True)
     uvicorn.run("billing_api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, proxy_headers=True)
+                workers=args.workers, log_level=args.log_level, proxy_headers=True,
+                # uvicorn's 5 s default kills and respawns a worker that is slow to import on a busy machine,
+                # for ever; a minute lets it start.
+                timeout_worker_healthcheck=60)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
