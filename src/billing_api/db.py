@@ -75,16 +75,18 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commit once on success, roll back on any error.
 
-    A domain error may carry audit events that must outlive the rollback (a failed password
-    confirmation, say); they are written and committed on their own after the rollback.
+    A domain error may carry audit events that must outlive the rollback (a refused login, say); they are
+    written and committed on their own after the rollback. A domain error marked `commit` commits the
+    request's own writes instead (a counted password failure, written under its counter's row lock).
     """
     session: AsyncSession = request.app.state.sessionmaker()
     try:
         yield session
         await session.commit()
     except DomainError as error:
-        await session.rollback()
-        if error.audit_events:
+        if not error.commit:
+            await session.rollback()
+        if error.audit_events or error.commit:
             session.add_all(error.audit_events)
             await session.commit()
         raise

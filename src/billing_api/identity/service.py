@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_api.assignments import repository as assignments_repository
 from billing_api.audit.service import record
 from billing_api.auth.confirmation import confirm_password
-from billing_api.auth.passwords import hash_password, verify_password
+from billing_api.auth.passwords import hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import Permission
@@ -292,13 +292,4 @@ async def update_profile(
     record(session, principal, "profile.updated", target_type="user", target_id=user.id,
            details={"fields": sorted(data.model_dump(exclude_unset=True, exclude={"current_password", "new_password"}))
                     + (["password"] if data.new_password else [])})
-    return user
-
-
-async def authenticate(session: AsyncSession, settings: Settings, login: str, password: str) -> User | None:
-    """The active user with these credentials, else None (same answer for every kind of failure)."""
-    user = await repository.find_user_by_login(session, login)
-    matched = await verify_password(settings, user.password_hash if user else None, password)
-    if user is None or not matched or user.status != UserStatus.active:
-        return None
     return user
