@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.audit.service import build_event, record
-from billing_api.auth.passwords import hash_password
+from billing_api.auth.passwords import check_new_password, hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import ROLE_DESCRIPTIONS, ROLE_PRESETS, Permission, RolePreset
@@ -355,6 +355,7 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
             raise Unprocessable("Choose a `password` for the new account.", code="password_required",
                                 extra={"field": "password"})
         username = invitation.username or ""
+        check_new_password(data.password, username, invitation.email)
         if await identity_repository.username_taken(session, username) or await identity_repository.email_taken(
                 session, invitation.email):
             raise _conflict("That username now belongs to someone else; ask for a new invitation.", "username_taken",
