@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
     cors_origins: list[str] = []
+    # Larger request bodies answer 413 before they are parsed (body_limit.py).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Abuse limits (auth/limits.py). Per account, shared by login and password confirmation: this many failures
     # within the window (from the first failure) lock the account until the window ends.
     account_max_failures: int = Field(default=5, ge=1)
@@ -45,6 +47,9 @@ class Settings(BaseSettings):
     invitation_ttl_days: int = Field(default=7, ge=1, le=90)
     invitation_resend_max: int = Field(default=3, ge=1)
     invitation_resend_window_minutes: int = Field(default=60, ge=1)
+    # New invitations per provider within the window (each one is an email in the provider's name).
+    invitation_send_max: int = Field(default=20, ge=1)
+    invitation_send_window_minutes: int = Field(default=60, ge=1)
     # Outgoing mail (mail/): SMTP, with retries and exponential backoff recorded on the outbox row.
     smtp_host: str = "localhost"
     smtp_port: int = 25
