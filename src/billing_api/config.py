@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         # Any hour overlaps at most 60 // window + 1 windows (ASVS 2.2.1: no more than 100 tries an hour).
         per_hour = self.account_max_failures * (60 // self.account_failure_window_minutes + 1)
         if per_hour > 100:
-            raise ValueError(f"the account limits allow {per_hour} failed passwords an hour; at most 100 may be allowed")
+            raise ValueError(f"the account limits allow {per_hour} failed passwords an hour; at most 100 may")
         return self
 
     def check_production(self) -> None:

@@ -97,7 +97,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
         await session.commit()
     except DomainError as error:
-        if not error.commit:
+        if error.commit:
+            session.expunge_all()  # what the request changed but never flushed stays out
+        else:
             await session.rollback()
         if error.audit_events or error.commit:
             session.add_all(error.audit_events)

@@ -7,8 +7,11 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from billing_api.config import Settings
 from billing_api.models import AuditEvent, FailureCounter
 from tests.auth.test_tokens import login
 from tests.factories import PASSWORD
@@ -37,6 +40,12 @@ async def test_the_limit_is_strict_enough(settings):
     # ASVS 2.2.1 / NIST 800-63B 5.2.2: at most 100 failures an hour; any hour overlaps at most 5 windows.
     assert settings.account_max_failures == 5 and settings.account_failure_window_minutes == 15
     assert settings.account_max_failures * (60 // settings.account_failure_window_minutes + 1) <= 100
+
+
+def test_settings_that_allow_more_than_100_failures_an_hour_are_refused():
+    with pytest.raises(ValidationError, match="at most 100"):
+        Settings(account_max_failures=20, account_failure_window_minutes=10)
+    assert Settings(account_max_failures=20, account_failure_window_minutes=15).account_max_failures == 20
 
 
 async def test_five_failures_lock_the_account_even_for_the_right_password(client, factory, session, settings):

@@ -84,8 +84,9 @@ async def test_failures_outside_the_window_do_not_count(client, factory, session
         assert_problem(await client.patch(PROFILE, json=change_email("wrong"), headers=factory.headers(me)), 403,
                        "password_confirmation_failed")
     # Those failures' window ends: the next one opens a new window instead of reaching the limit.
+    window = timedelta(minutes=settings.account_failure_window_minutes)
     await session.execute(update(FailureCounter).where(FailureCounter.key == str(me.id)).values(
-        window_started_at=FailureCounter.window_started_at - timedelta(minutes=settings.account_failure_window_minutes)))
+        window_started_at=FailureCounter.window_started_at - window))
     for _ in range(settings.account_max_failures - 1):
         assert_problem(await client.patch(PROFILE, json=change_email("wrong"), headers=factory.headers(me)), 403,
                        "password_confirmation_failed")
