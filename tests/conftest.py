@@ -66,7 +66,8 @@ async def _drop_database(server_url, name: str) -> None:
 
 async def _migrated_engine(url: str, **kwargs) -> AsyncEngine:
     # Connections configured as the service configures its own (db.SERVER_SETTINGS).
-    engine = create_async_engine(url, connect_args={"server_settings": SERVER_SETTINGS}, **kwargs)
+    engine = create_async_engine(url, connect_args={"server_settings": SERVER_SETTINGS}, hide_parameters=True,
+                                 **kwargs)
     async with engine.connect() as connection:
         await upgrade_connection(connection)
         await connection.commit()

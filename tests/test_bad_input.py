@@ -109,7 +109,7 @@ BAD_BODIES = [
     case("create_user", "display-name-blank", display_name="   "),
     case("create_user", "display-name-too-long", display_name="x" * 201),
     case("create_user", "password-number", password=12345678901234),
-    case("create_user", "password-too-short", password="short"),
+    case("create_user", "password-too-short", password="short", code="password_too_short"),
     case("create_user", "permissions-string", permissions="bills:view"),
     case("create_user", "permissions-unknown", permissions=["bills:fly"]),
     case("create_user", "permissions-number", permissions=[1]),

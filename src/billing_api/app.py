@@ -18,6 +18,7 @@ from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
 from billing_api.auth.router import router as auth_router
 from billing_api.bills.router import router as bills_router
+from billing_api.body_limit import BodyLimitMiddleware
 from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
 from billing_api.delegation.router import router as delegation_router
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["ETag"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     install_error_handlers(app)
 
     @app.exception_handler(IntegrityError)

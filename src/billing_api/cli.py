@@ -91,11 +91,17 @@ def cmd_create_company(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.auth.passwords import check_new_password
     from billing_api.companies import repository
+    from billing_api.errors import Unprocessable
     from billing_api.identity.bootstrap import ensure_user
     from billing_api.models import AccountType
 
     password = os.environ.get("BILLING_API_NEW_USER_PASSWORD") or getpass.getpass("password for the new user: ")
+    try:
+        check_new_password(password, args.username, args.email)
+    except Unprocessable as error:
+        raise SystemExit(error.detail) from None
 
     async def work(session: AsyncSession) -> str:
         company = await repository.get_company(session, args.company_id)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,14 +33,23 @@ class Settings(BaseSettings):
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
     cors_origins: list[str] = []
-    # Password confirmation: this many failures within the window locks further attempts.
-    password_confirmation_max_failures: int = 5
-    password_confirmation_window_minutes: int = 15
+    # Larger request bodies answer 413 before they are parsed (body_limit.py).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Abuse limits (auth/limits.py). Per account, shared by login and password confirmation: this many failures
+    # within the window (from the first failure) lock the account until the window ends.
+    account_max_failures: int = Field(default=5, ge=1)
+    account_failure_window_minutes: int = Field(default=15, ge=1)
+    # Per client address, login failures across all accounts.
+    address_max_failures: int = Field(default=50, ge=1)
+    address_failure_window_minutes: int = Field(default=15, ge=1)
     # Invitations (team/): the accept link is `public_base_url` + /invitations/accept?token=...
     public_base_url: str = "http://localhost:8000"
     invitation_ttl_days: int = Field(default=7, ge=1, le=90)
     invitation_resend_max: int = Field(default=3, ge=1)
     invitation_resend_window_minutes: int = Field(default=60, ge=1)
+    # New invitations per provider within the window (each one is an email in the provider's name).
+    invitation_send_max: int = Field(default=20, ge=1)
+    invitation_send_window_minutes: int = Field(default=60, ge=1)
     # Outgoing mail (mail/): SMTP, with retries and exponential backoff recorded on the outbox row.
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -65,6 +74,14 @@ class Settings(BaseSettings):
     # `procrastinate` (periodic task, default) or `loop` (a plain polling loop, every automation_poll_seconds).
     automation_scheduler: Literal["procrastinate", "loop"] = "procrastinate"
     mail_poll_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _at_most_100_failures_an_hour(self) -> Settings:
+        # Any hour overlaps at most 60 // window + 1 windows (ASVS 2.2.1: no more than 100 tries an hour).
+        per_hour = self.account_max_failures * (60 // self.account_failure_window_minutes + 1)
+        if per_hour > 100:
+            raise ValueError(f"the account limits allow {per_hour} failed passwords an hour; at most 100 may")
+        return self
 
     def check_production(self) -> None:
         if self.env != "production":

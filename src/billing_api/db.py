@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,12 +57,24 @@ def resolve_database_url(settings: Settings) -> str:
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 
 
+class _NoRows(logging.Filter):
+    """Rows hold password hashes and health data: SQL logging (DEBUG on sqlalchemy.engine) shows statements, not
+    rows. Parameters are hidden by the engines' `hide_parameters`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Row %r"
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoRows())
+
+
 def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
     # A small pool per process: under load, requests queue fairly for a connection here instead of
     # crowding the database's CPUs (which stretched the latency tail in bench/run.py).
     return create_async_engine(
         url,
         pool_pre_ping=True,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         connect_args={"server_settings": SERVER_SETTINGS},
@@ -75,16 +88,20 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: commit once on success, roll back on any error.
 
-    A domain error may carry audit events that must outlive the rollback (a failed password
-    confirmation, say); they are written and committed on their own after the rollback.
+    A domain error may carry audit events that must outlive the rollback (a refused login, say); they are
+    written and committed on their own after the rollback. A domain error marked `commit` commits the
+    request's own writes instead (a counted password failure, written under its counter's row lock).
     """
     session: AsyncSession = request.app.state.sessionmaker()
     try:
         yield session
         await session.commit()
     except DomainError as error:
-        await session.rollback()
-        if error.audit_events:
+        if error.commit:
+            session.expunge_all()  # what the request changed but never flushed stays out
+        else:
+            await session.rollback()
+        if error.audit_events or error.commit:
             session.add_all(error.audit_events)
             await session.commit()
         raise

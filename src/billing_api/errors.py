@@ -34,6 +34,7 @@ class DomainError(Exception):
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         audit_events: list[Any] | None = None,
+        commit: bool = False,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -45,6 +46,10 @@ class DomainError(Exception):
         self.headers = headers
         # Written and committed after the request's rollback (see db.get_session).
         self.audit_events = audit_events or []
+        # The refusal is itself the request's change (a counted failed password, say): the request's
+        # transaction commits, with the audit events, instead of rolling back. Only for errors raised
+        # before the request has written anything else.
+        self.commit = commit
 
 
 class NotFound(DomainError):

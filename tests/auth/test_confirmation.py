@@ -1,12 +1,11 @@
 """The password-confirmation step (auth/confirmation.py), through PATCH /v1/profiles/me."""
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from billing_api.auth.confirmation import CONFIRMATION_FAILED
-from billing_api.models import AuditEvent
+from billing_api.models import AuditEvent, FailureCounter
 from tests.factories import PASSWORD
 from tests.helpers import assert_problem
 
@@ -58,7 +57,7 @@ async def test_five_failures_lock_further_attempts_even_with_the_right_password(
     me = await factory.user(await factory.company())
     bystander = await factory.user(await factory.company())
     headers = factory.headers(me)
-    assert settings.password_confirmation_max_failures == 5
+    assert settings.account_max_failures == 5
     for attempt in range(5):
         response = await client.patch(PROFILE, json=change_email(f"wrong {attempt}"), headers=headers)
         assert_problem(response, 403, "password_confirmation_failed")
@@ -66,7 +65,7 @@ async def test_five_failures_lock_further_attempts_even_with_the_right_password(
     locked = await client.patch(PROFILE, json=change_email(PASSWORD), headers=headers)
     assert_problem(locked, 429, "password_confirmation_locked")
     retry_after = int(locked.headers["Retry-After"])
-    assert 0 < retry_after <= settings.password_confirmation_window_minutes * 60
+    assert 0 < retry_after <= settings.account_failure_window_minutes * 60
     assert len(await failures(session, me)) == 5  # a locked attempt is not a new failure
     await session.refresh(me)
     assert me.email != "changed@example.org"
@@ -81,15 +80,14 @@ async def test_five_failures_lock_further_attempts_even_with_the_right_password(
 
 async def test_failures_outside_the_window_do_not_count(client, factory, session, settings):
     me = await factory.user(await factory.company())
-    long_ago = datetime.now(UTC) - timedelta(minutes=settings.password_confirmation_window_minutes, seconds=5)
-    session.add_all([
-        AuditEvent(id=uuid.uuid4(), company_id=me.company_id, actor_id=me.id, action=CONFIRMATION_FAILED,
-                   target_type="user", target_id=me.id, details={}, created_at=long_ago)
-        for _ in range(settings.password_confirmation_max_failures)
-    ])
-    await session.flush()
-    # Four recent failures: one short of the limit.
-    for _ in range(settings.password_confirmation_max_failures - 1):
+    for _ in range(settings.account_max_failures - 1):
+        assert_problem(await client.patch(PROFILE, json=change_email("wrong"), headers=factory.headers(me)), 403,
+                       "password_confirmation_failed")
+    # Those failures' window ends: the next one opens a new window instead of reaching the limit.
+    window = timedelta(minutes=settings.account_failure_window_minutes)
+    await session.execute(update(FailureCounter).where(FailureCounter.key == str(me.id)).values(
+        window_started_at=FailureCounter.window_started_at - window))
+    for _ in range(settings.account_max_failures - 1):
         assert_problem(await client.patch(PROFILE, json=change_email("wrong"), headers=factory.headers(me)), 403,
                        "password_confirmation_failed")
     response = await client.patch(PROFILE, json=change_email(PASSWORD), headers=factory.headers(me))

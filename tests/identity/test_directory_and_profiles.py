@@ -124,7 +124,7 @@ async def test_password_change_logs_out_old_tokens_and_the_new_password_works(cl
     assert_problem(await client.patch("/v1/profiles/me", json={"new_password": new_password}, headers=old_headers),
                    422, "current_password_required")
     assert_problem(await client.patch("/v1/profiles/me", json={"new_password": "short", "current_password": PASSWORD},
-                                      headers=old_headers), 422, "validation_error")
+                                      headers=old_headers), 422, "password_too_short")
 
     changed = await client.patch("/v1/profiles/me", headers=old_headers,
                                  json={"new_password": new_password, "current_password": PASSWORD})

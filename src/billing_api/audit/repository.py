@@ -3,17 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import false, func, or_, select, tuple_
+from sqlalchemy import false, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.models import AuditEvent
-
-
-async def count_recent(session: AsyncSession, actor_id: uuid.UUID, action: str, since: datetime) -> int:
-    statement = select(func.count()).where(
-        AuditEvent.actor_id == actor_id, AuditEvent.action == action, AuditEvent.created_at >= since
-    )
-    return (await session.execute(statement)).scalar_one()
 
 
 async def list_events(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.audit import repository as audit_repository
 from billing_api.audit.service import build_event
+from billing_api.auth import limits
 from billing_api.auth.passwords import verify_password
 from billing_api.auth.principal import Principal
 from billing_api.config import Settings
@@ -19,24 +17,28 @@ CONFIRMATION_FAILED = "auth.password_confirmation_failed"
 async def confirm_password(
     session: AsyncSession, settings: Settings, principal: Principal, password: str, *, purpose: str
 ) -> None:
-    """Raise unless `password` is the caller's. Failures are audited and rate limited per user."""
-    window = timedelta(minutes=settings.password_confirmation_window_minutes)
-    recent_failures = await audit_repository.count_recent(
-        session, principal.id, CONFIRMATION_FAILED, datetime.now(UTC) - window
-    )
-    if recent_failures >= settings.password_confirmation_max_failures:
+    """Raise unless `password` is the caller's. Failures are audited and count against the account's limit,
+    shared with login (auth/limits.py). A failure commits the request's transaction (its count must hold
+    under the counter's row lock), so call this before the request writes anything."""
+    key = limits.account_key(principal.id)
+    locked_until = await limits.lock_account(session, settings, key)
+    if locked_until:
         raise TooManyRequests(
             "Too many wrong passwords; try again later.",
             code="password_confirmation_locked",
-            headers={"Retry-After": str(int(window.total_seconds()))},
+            headers=limits.retry_after(locked_until),
+            audit_events=[build_event(principal, "auth.password_confirmation_locked", target_type="user",
+                                      target_id=principal.id, details={"purpose": purpose})],
         )
     if not await verify_password(settings, principal.user.password_hash, password):
+        await limits.account_failed(session, settings, key)
         raise Forbidden(
             "The password is not correct; nothing was saved.",
             code="password_confirmation_failed",
-            # Recorded even though the request's work is rolled back.
+            commit=True,
             audit_events=[
                 build_event(principal, CONFIRMATION_FAILED, target_type="user", target_id=principal.id,
                             details={"purpose": purpose})
             ],
         )
+    await limits.account_succeeded(session, key)

@@ -1,14 +1,46 @@
-"""Password hashing with argon2id; the cost is a setting (cheap in tests)."""
+"""Password hashing with argon2id (the cost is a setting, cheap in tests), and the rules for new passwords."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from importlib import resources
 
 import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from billing_api.config import Settings
+from billing_api.errors import Unprocessable
+
+# NIST 800-63B 5.1.1.2 / ASVS 2.1: at least 12 characters, long passphrases welcome, common ones refused.
+MIN_LENGTH, MAX_LENGTH = 12, 256
+# Digits, symbols and spaces around a word: "Monkey123456!" is "monkey" to a guesser.
+_DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+# One short piece over and over: "abcabcabcabc", "passwordpassword".
+_REPEATED = re.compile(r"(.+?)\1+", re.DOTALL)
+
+
+@lru_cache
+def common_passwords() -> frozenset[str]:
+    """The list shipped in auth/data (its header says where it comes from), lower case."""
+    text = resources.files("billing_api.auth").joinpath("data/common-passwords.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def check_new_password(password: str, *logins: str | None, field: str = "password") -> None:
+    """422 unless `password` may be chosen: long enough, not common, not the account's username or email."""
+    if len(password) < MIN_LENGTH:
+        raise Unprocessable(f"A password needs at least {MIN_LENGTH} characters; a passphrase is easiest.",
+                            code="password_too_short", extra={"field": field, "min_length": MIN_LENGTH})
+    folded = password.casefold()
+    if any(login and folded == login.casefold() for login in logins):
+        raise Unprocessable("The password may not be the username or the email.", code="password_same_as_login",
+                            extra={"field": field})
+    common = common_passwords()
+    if folded in common or _DECORATION.sub("", folded) in common or _REPEATED.fullmatch(folded):
+        raise Unprocessable("That password is too common or too easy to guess; choose another.",
+                            code="password_too_common", extra={"field": field})
 
 
 @lru_cache

@@ -39,14 +39,31 @@ def issue_token(settings: Settings, user_id: uuid.UUID, token_version: int, clie
     return token, int(lifetime.total_seconds())
 
 
+# Ours are about 300 characters; anything far bigger is not worth parsing.
+MAX_TOKEN_LENGTH = 8192
+# Tolerated clock difference between the machines that issue and check tokens.
+CLOCK_SKEW_SECONDS = 30
+_REQUIRED = {"require_exp": True, "require_iat": True, "require_sub": True, "leeway": CLOCK_SKEW_SECONDS}
+
+
 def read_token(settings: Settings, token: str) -> TokenClaims | None:
-    """The claims of a valid, unexpired token signed by us; None for anything else."""
+    """The claims of a valid, unexpired token signed by us; None for anything else (never an exception).
+
+    Only HS256 (checked in the header too, so `none` or a public-key algorithm never reaches a verifier);
+    `sub`, `ver`, `iat` and `exp` are required, and a token issued in the future is refused."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
     try:
-        claims = jwt.decode(token, settings.resolved_jwt_secret(), algorithms=[settings.jwt_algorithm])
-        return TokenClaims(
-            user_id=uuid.UUID(claims["sub"]),
-            token_version=int(claims["ver"]),
-            client=Client(claims.get("client", "web")),
-        )
-    except (JWTError, KeyError, ValueError, TypeError):
+        if jwt.get_unverified_header(token).get("alg") != settings.jwt_algorithm:
+            return None
+        claims = jwt.decode(token, settings.resolved_jwt_secret(), algorithms=[settings.jwt_algorithm],
+                            options=_REQUIRED)
+        issued_at, version, subject = claims["iat"], claims["ver"], claims["sub"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (issued_at, version)):
+            return None
+        if issued_at > datetime.now(UTC).timestamp() + CLOCK_SKEW_SECONDS or not isinstance(subject, str):
+            return None
+        return TokenClaims(user_id=uuid.UUID(subject), token_version=version,
+                           client=Client(claims.get("client", "web")))
+    except (JWTError, KeyError, ValueError, TypeError, AttributeError):
         return None

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import EmailStr, Field, StrictBool, StringConstraints
 
+from billing_api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from billing_api.authz.permissions import Permission
 from billing_api.companies.schemas import CompanyRead
 from billing_api.models import AccountType, UserKind, UserStatus
@@ -15,8 +16,11 @@ Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Passwords are taken exactly as typed: InputModel strips other strings, never these (the login form
 # does not strip, so a stripped stored password would never match again).
-NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256, strip_whitespace=False)]
-CurrentPassword = Annotated[str, StringConstraints(max_length=256, strip_whitespace=False)]
+# Length, commonness and likeness to the login are checked by auth.passwords.check_new_password, which answers
+# with codes of its own (`password_too_short`, ...); the schema only documents the minimum.
+NewPassword = Annotated[str, StringConstraints(max_length=MAX_LENGTH, strip_whitespace=False),
+                        Field(json_schema_extra={"minLength": MIN_LENGTH})]
+CurrentPassword = Annotated[str, StringConstraints(max_length=MAX_LENGTH, strip_whitespace=False)]
 BillingNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_api.assignments import repository as assignments_repository
 from billing_api.audit.service import record
 from billing_api.auth.confirmation import confirm_password
-from billing_api.auth.passwords import hash_password, verify_password
+from billing_api.auth.passwords import check_new_password, hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import Permission
@@ -93,6 +93,7 @@ async def create_user(
         raise Forbidden("You may not create users in this company.", code="users_edit_forbidden")
     _check_grants(actor, data.account_type, data.permissions)
     _check_provider(data.is_provider, data.billing_number)
+    check_new_password(data.password, data.username, data.email)
     await _check_unique(session, email=data.email, username=data.username)
     user = User(
         id=uuid.uuid4(),
@@ -275,6 +276,8 @@ async def update_profile(
     user = await repository.get_user_for_update(session, principal.id)
     assert user is not None
     sensitive = data.email is not None or data.new_password is not None
+    if data.new_password is not None:
+        check_new_password(data.new_password, user.username, user.email, data.email, field="new_password")
     if sensitive:
         if not data.current_password:
             raise Unprocessable("Changing the email or password needs `current_password`.",
@@ -292,13 +295,4 @@ async def update_profile(
     record(session, principal, "profile.updated", target_type="user", target_id=user.id,
            details={"fields": sorted(data.model_dump(exclude_unset=True, exclude={"current_password", "new_password"}))
                     + (["password"] if data.new_password else [])})
-    return user
-
-
-async def authenticate(session: AsyncSession, settings: Settings, login: str, password: str) -> User | None:
-    """The active user with these credentials, else None (same answer for every kind of failure)."""
-    user = await repository.find_user_by_login(session, login)
-    matched = await verify_password(settings, user.password_hash if user else None, password)
-    if user is None or not matched or user.status != UserStatus.active:
-        return None
     return user

@@ -1,5 +1,6 @@
 """All SQLAlchemy models. Import from here so every table is registered on one MetaData."""
 
+from billing_api.models.abuse import FailureCounter
 from billing_api.models.audit import AuditEvent
 from billing_api.models.automation import (
     AutomatedEncounter,
@@ -68,6 +69,7 @@ __all__ = [
     "Visit",
     "AccountType",
     "AuditEvent",
+    "FailureCounter",
     "Base",
     "Company",
     "Group",

@@ -117,6 +117,25 @@ async def list_version(session: AsyncSession, provider_id: uuid.UUID) -> int:
     return (await session.execute(statement)).scalar_one_or_none() or 0
 
 
+# The first key of the two-key advisory locks on a provider's invitations (the second is the provider's).
+_INVITATION_LOCKS = 80001
+
+
+async def lock_provider_invitations(session: AsyncSession, provider_id: uuid.UUID) -> None:
+    """Serialize the invitations of one provider until the transaction ends, so the send limit is exact."""
+    await session.execute(select(func.pg_advisory_xact_lock(_INVITATION_LOCKS, func.hashtext(str(provider_id)))))
+
+
+async def recent_invitations(session: AsyncSession, provider_id: uuid.UUID, since: datetime) -> list[datetime]:
+    """When the provider's invitations created since `since` were created, oldest first (cancelled ones too)."""
+    statement = (
+        select(Invitation.created_at)
+        .where(Invitation.provider_id == provider_id, Invitation.created_at >= since)
+        .order_by(Invitation.created_at)
+    )
+    return list((await session.execute(statement)).scalars())
+
+
 async def recent_resends(session: AsyncSession, provider_id: uuid.UUID, invitation_id: uuid.UUID,
                          since: datetime) -> list[datetime]:
     """When this invitation was resent since `since`, oldest first (the audit trail is the record)."""

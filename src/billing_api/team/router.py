@@ -54,12 +54,13 @@ async def get_team(provider_id: uuid.UUID, session: Session, actor: CurrentActor
 
 
 @router.post("/providers/{provider_id}/invitations", response_model=InvitationRead,
-             status_code=status.HTTP_201_CREATED, tags=["team"], responses=WRITE_ERRORS)
+             status_code=status.HTTP_201_CREATED, tags=["team"], responses={**WRITE_ERRORS, **problem_responses(429)})
 async def create_invitation(provider_id: uuid.UUID, data: InvitationCreate, session: Session, settings: AppSettings,
                             principal: CurrentPrincipal, actor: CurrentActor) -> InvitationRead:
     """Invite someone by email with a role preset or custom permissions; the email (with a single-use link that
     expires) leaves through the outbox. If the email already has an account, the invitation reuses it
-    (`reuses_existing_account`). A username that belongs to someone else is a 409 naming `username`."""
+    (`reuses_existing_account`). A username that belongs to someone else is a 409 naming `username`.
+    At most 20 new invitations per provider an hour (settings): beyond, 429 `invitation_send_limited`."""
     return await service.invite(session, settings, principal, actor, provider_id, data)
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.audit.service import build_event, record
-from billing_api.auth.passwords import hash_password
+from billing_api.auth.passwords import check_new_password, hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import ROLE_DESCRIPTIONS, ROLE_PRESETS, Permission, RolePreset
@@ -245,6 +245,25 @@ async def _new_invitee(session: AsyncSession, email: str, username: str | None) 
                         "username")
 
 
+def _limited(detail: str, code: str, oldest: datetime, window: timedelta, now: datetime) -> TooManyRequests:
+    retry_after = max(1, int((oldest + window - now).total_seconds()) + 1)
+    return TooManyRequests(detail, code=code, headers={"Retry-After": str(retry_after)},
+                           extra={"retry_after_seconds": retry_after})
+
+
+async def _check_send_limit(session: AsyncSession, settings: Settings, provider: User) -> None:
+    """At most `invitation_send_max` new invitations per provider per window: invitations are emails sent
+    in the provider's name, so a stolen login cannot turn the service into a mailer."""
+    await repository.lock_provider_invitations(session, provider.id)
+    now = datetime.now(UTC)
+    window = timedelta(minutes=settings.invitation_send_window_minutes)
+    recent = await repository.recent_invitations(session, provider.id, now - window)
+    if len(recent) >= settings.invitation_send_max:
+        raise _limited(f"{len(recent)} invitations were sent for this provider in the last "
+                       f"{settings.invitation_send_window_minutes} minutes; try again later.",
+                       "invitation_send_limited", recent[0], window, now)
+
+
 async def invite(session: AsyncSession, settings: Settings, principal: Principal, actor: Actor,
                  provider_id: uuid.UUID, data: InvitationCreate) -> InvitationRead:
     provider = await managed_provider(session, actor, provider_id)
@@ -259,6 +278,7 @@ async def invite(session: AsyncSession, settings: Settings, principal: Principal
     if await repository.pending_invitation(session, provider.id, email) is not None:
         raise _conflict("An invitation to that email is already pending: resend it instead.", "invitation_pending",
                         "email")
+    await _check_send_limit(session, settings, provider)
     invitation = Invitation(
         id=uuid.uuid4(), provider_id=provider.id, company_id=provider.company_id, invited_by=principal.id,
         email=email, username=account.username if account else data.username,
@@ -288,11 +308,9 @@ async def resend(session: AsyncSession, settings: Settings, principal: Principal
     window = timedelta(minutes=settings.invitation_resend_window_minutes)
     recent = await repository.recent_resends(session, provider.id, invitation.id, now - window)
     if len(recent) >= settings.invitation_resend_max:
-        retry_after = max(1, int((recent[0] + window - now).total_seconds()) + 1)
-        raise TooManyRequests(
-            f"This invitation was resent {len(recent)} times in the last {settings.invitation_resend_window_minutes} "
-            "minutes; try again later.", code="invitation_resend_limited",
-            headers={"Retry-After": str(retry_after)}, extra={"retry_after_seconds": retry_after})
+        raise _limited(f"This invitation was resent {len(recent)} times in the last "
+                       f"{settings.invitation_resend_window_minutes} minutes; try again later.",
+                       "invitation_resend_limited", recent[0], window, now)
     await mail_repository.cancel_queued(session, invitation.id, "superseded by a resend")
     nonce = _issue_token(settings, invitation)
     await session.flush()
@@ -355,6 +373,7 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
             raise Unprocessable("Choose a `password` for the new account.", code="password_required",
                                 extra={"field": "password"})
         username = invitation.username or ""
+        check_new_password(data.password, username, invitation.email)
         if await identity_repository.username_taken(session, username) or await identity_repository.email_taken(
                 session, invitation.email):
             raise _conflict("That username now belongs to someone else; ask for a new invitation.", "username_taken",
