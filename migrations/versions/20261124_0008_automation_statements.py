@@ -44,7 +44,7 @@ def downgrade() -> None:
     op.drop_index('uq_billing_document_statement_period', table_name='billing_document',
                   postgresql_where=sa.text("kind = 'statement'"))
     # PostgreSQL cannot drop an enum value: rebuild the type without it.
-    op.execute("DELETE FROM automation_run WHERE stage = 'statements'")
+    op.execute("DELETE FROM automation_run WHERE stage::text = 'statements'")
     op.execute("ALTER TYPE automation_stage RENAME TO automation_stage_old")
     op.execute("CREATE TYPE automation_stage AS ENUM ('bills', 'autopay', 'superbills')")
     op.execute("ALTER TABLE automation_run ALTER COLUMN stage TYPE automation_stage "

@@ -164,7 +164,7 @@ async def test_the_worker_makes_statements_after_autopay_on_the_first_night(clie
     await add_card(client, clinic, paid)
     await encounter(client, clinic, paid, date(2026, 10, 31))
     zone = ZoneInfo("Australia/Sydney")
-    at = lambda h, m: datetime(2026, 11, 1, h, m, tzinfo=zone).astimezone(UTC)  # noqa: E731
+    at = lambda h, m: datetime(2026, 11, 1, h, m, tzinfo=zone).astimezone(UTC)
     await jobs.run_due(sessionmaker, settings, at(0, 10))
     assert await count(session, "billing_document", "company_id = :c AND kind = 'statement'",
                        c=clinic.company.id) == 0  # bills at midnight; statements wait for AutoPay
