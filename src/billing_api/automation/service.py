@@ -198,11 +198,11 @@ async def get_patient_settings(session: AsyncSession, principal: Principal, acto
 async def patch_patient_settings(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
                                  patient_id: uuid.UUID, data: PatientSettingsUpdate) -> PatientSettingsRead:
     patient = await _patient_for(session, actor, scope, patient_id, write=True)
+    sent = data.changes("superbills_enabled", "autopay_enabled", *(name for name, _, _ in KINDS))
     row = await repository.patient_settings(session, patient.id)
     if row is None:
         row = _stored_or_off(patient, None)
         session.add(row)
-    sent = data.changes("superbills_enabled", "autopay_enabled", *(name for name, _, _ in KINDS))
     for field in ("superbills_enabled", "autopay_enabled", "notice_email"):
         if field in sent:
             setattr(row, field, sent[field])
