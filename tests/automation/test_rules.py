@@ -353,3 +353,28 @@ async def test_the_worker_runs_bills_at_midnight_and_autopay_at_half_past_in_the
     assert await count(session, "mail_outbox", "to_address = 'sydney@example.org'") == 1
     assert await count(session, "automation_run", "company_id = :c AND local_date = :d", c=clinic.company.id,
                        d=date(2026, 11, 10)) == 2
+
+
+async def test_autopay_writes_a_payment_only_on_a_bill_still_as_it_was_read(client, session, clinic):
+    """The batched payments re-check each bill: one whose balance moved is left alone, without a payment."""
+    from billing_api.authz.permissions import Permission
+    from billing_api.authz.scope import bill_scope
+    from billing_api.bills.repository import BillRepository
+    from billing_api.models import Payment, PaymentMethod
+
+    await configure(client, clinic, autopay_enabled=False)
+    patients = [await new_patient(client, clinic, f"P{n}") for n in range(2)]
+    for patient in patients:
+        await encounter(client, clinic, patient, YESTERDAY, fee=15000)
+    await run(client, clinic, NIGHT, ["bills"])
+    bills = BillRepository(session, bill_scope(clinic.provider.id, Permission.INVOICES_PAY, is_support=False))
+    moved, kept = await bills.outstanding_for_patients(clinic.company.id, patients)
+    await session.execute(text("UPDATE bill SET balance_cents = 5000 WHERE id = :b"), {"b": moved.id})
+    payments = [Payment(id=uuid.uuid4(), bill_id=b.id, amount_cents=15000, method=PaymentMethod.card,
+                        reference="test", recorded_by=None) for b in (moved, kept)]
+    assert await bills.add_payments(list(zip((moved, kept), payments))) == {kept.id}
+    rows = dict((await session.execute(text("SELECT id, status::text FROM bill WHERE id = ANY(:ids)"),
+                                        {"ids": [moved.id, kept.id]})).all())
+    assert rows == {moved.id: "submitted", kept.id: "paid"}
+    assert await count(session, "payment", "bill_id = :b", b=moved.id) == 0
+    assert await count(session, "payment", "bill_id = :b", b=kept.id) == 1
