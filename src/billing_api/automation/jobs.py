@@ -13,8 +13,8 @@ one per patient and month (a unique index, beside the run claim). Shared like th
 patient's statement sharing and delay.
 
 Daylight saving: a stage is due when the company's local time on a date has passed its hour (00:00 for bills
-and superbills, 00:30 for AutoPay and statements), whatever the clock did that night; the claim makes it once per date even
-when 00:30 happens twice, and a night whose 00:30 never exists runs at the first instant after it.
+and superbills, 00:30 for AutoPay and statements), whatever the clock did that night; the claim makes it once
+per date even when 00:30 happens twice, and a night whose 00:30 never exists runs at the first instant after it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ logger = logging.getLogger("billing_api.automation")
 STAGE_ORDER = (AutomationStage.bills, AutomationStage.autopay, AutomationStage.superbills, AutomationStage.statements)
 STAGE_TIMES = {AutomationStage.bills: time(0, 0), AutomationStage.autopay: time(0, 30),
                AutomationStage.superbills: time(0, 0), AutomationStage.statements: time(0, 30)}
-# A stage first makes sure the stage it follows has run that night (in its own transaction when not).
+# A stage first makes sure the stage it follows has run that night (running it in the same transaction if not).
 FOLLOWS = {AutomationStage.autopay: AutomationStage.bills, AutomationStage.statements: AutomationStage.autopay}
 STATEMENT_DAY = 1  # statements: the first night of each month, for what is owed at the end of the previous one
 DAILY_LOOKBACK_DAYS = 31  # daily bill creation picks up unbilled sessions of the last 31 days (late entries)
