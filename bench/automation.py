@@ -5,12 +5,13 @@
 Builds the data with set-based SQL in its OWN database, `billing_automation_bench` (dropped and re-created; the
 1M-bill data set of bench/generate.py is left alone), on the embedded PostgreSQL in bench/.data unless a URL is
 given; then runs the night of 2026-11-01 (America/Toronto) through the worker's code: bill creation (daily mode:
-every October session, one bill per encounter), AutoPay, superbills (day 1: October), then sharing at +60 min.
+every October session, one bill per encounter), AutoPay, superbills (day 1: October), statements (the first night:
+every patient still owing for October after AutoPay), then sharing at +60 min.
 Prints the figures as JSON and one human line.
 
 Data: 100 providers; every patient shares bills and superbills after 60 minutes and has a notice email;
 20% have AutoPay with a `tok_success` card, 2% with `tok_decline`; 30% have superbills on; 2% of the
-encounters are imported without CPT codes.
+encounters are imported without CPT codes; statements are made but not shared (statement sharing off, the default).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ async def main(url: str, scale: float) -> None:
     figures: dict = {"patients": patients, "encounters": encounters, "providers": providers,
                      "night": NIGHT.isoformat(), "seconds": {}}
     for stage, instant in ((AutomationStage.bills, midnight), (AutomationStage.autopay, midnight + timedelta(minutes=30)),
-                           (AutomationStage.superbills, midnight)):
+                           (AutomationStage.superbills, midnight),
+                           (AutomationStage.statements, midnight + timedelta(minutes=30))):
         started = time.perf_counter()
         async with sessionmaker() as session, session.begin():
             await jobs.run_stage(session, company_id, NIGHT, stage, settings=settings, now=instant)
@@ -134,12 +136,14 @@ async def main(url: str, scale: float) -> None:
     figures["shares"] = {"documents_shared": shared, "notices_queued": notices}
     await engine.dispose()
     print(json.dumps(figures, indent=2))
-    b, a, s = figures["bills"], figures["autopay"], figures["superbills"]
+    b, a, s, st = figures["bills"], figures["autopay"], figures["superbills"], figures["statements"]
     print(f"night of {NIGHT} for {patients:,} patients / {encounters:,} encounters: "
           f"{b['bills_created']:,} bills in {figures['seconds']['bills']}s "
           f"(skipped {b['skipped_imported']:,} imported); AutoPay charged {a['bills_charged']:,} bills, "
           f"{a['declined']:,} declined in {figures['seconds']['autopay']}s; "
           f"{s['superbills_created']:,} superbills in {figures['seconds']['superbills']}s; "
+          f"{st['statements_created']:,} statements listing {st['bills_listed']:,} bills in "
+          f"{figures['seconds']['statements']}s; "
           f"{shared:,} documents shared with {notices:,} notices in {figures['seconds']['shares']}s")
 
 

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from tests.automation.conftest import SETTINGS_BODY, add_card, build_clinic, configure, encounter, new_patient
 from tests.helpers import assert_problem
@@ -176,8 +176,6 @@ async def test_malformed_json_and_bad_ids(client, session, clinic):
 
 BAD_PATIENT = [
     {"autopay_enabled": "true"},
-    {"autopay_enabled": None},
-    {"bills": None},
     {"bills": {"enabled": True}},
     {"bills": {"enabled": True, "delay_minutes": -5}},
     {"notice_email": "not-an-email"},
@@ -195,6 +193,28 @@ async def test_bad_patient_settings(client, session, clinic, body):
                                   headers=clinic.h(clinic.admin))
     assert_problem(response, 422)
     assert await state(session) == before
+
+
+@pytest.mark.parametrize("field", ["superbills_enabled", "autopay_enabled", "bills", "superbills", "statements"])
+async def test_patient_settings_that_may_not_be_null_answer_field_required_like_every_patch(
+        client, session, clinic, field):
+    """One code for one mistake across the API: InputModel.changes (422 `field_required`)."""
+    patient = await new_patient(client, clinic)
+    before = await state(session)
+    response = await client.patch(f"/v1/patients/{patient}/billing-settings", json={field: None},
+                                  headers=clinic.h(clinic.admin))
+    assert assert_problem(response, 422, "field_required")["field"] == field
+    assert await state(session) == before
+
+
+async def test_nullable_patient_settings_may_be_cleared(client, clinic):
+    patient = await new_patient(client, clinic)
+    await client.patch(f"/v1/patients/{patient}/billing-settings", headers=clinic.h(clinic.admin),
+                       json={"notice_email": "p@example.org", "billing_contact": {"name": "Parent"}})
+    response = await client.patch(f"/v1/patients/{patient}/billing-settings", headers=clinic.h(clinic.admin),
+                                  json={"notice_email": None, "billing_contact": None})
+    assert response.status_code == 200, response.text
+    assert (response.json()["notice_email"], response.json()["billing_contact"]) == (None, None)
 
 
 BAD_CARDS = [
@@ -273,3 +293,66 @@ async def test_apply_defaults_needs_saved_settings(client, session, clinic):
     response = await client.post(f"/v1/companies/{clinic.company.id}/billing-automation/apply-defaults",
                                  headers=clinic.h(clinic.admin))
     assert_problem(response, 422, "automation_not_configured")
+
+
+SUPPORT_SURFACES = {"get_settings": "patient_billing_settings", "effective": "effective_billing_settings",
+                    "list_cards": "payment_methods", "documents": "patient_documents"}
+
+
+async def support_events(session, clinic) -> list:
+    from billing_api.models import AuditEvent
+
+    return list((await session.execute(select(AuditEvent).where(
+        AuditEvent.action == "support.patient_billing_viewed", AuditEvent.actor_id == clinic.support.id)
+        .order_by(AuditEvent.target_id))).scalars())
+
+
+@pytest.mark.parametrize("endpoint", list(SUPPORT_SURFACES))
+async def test_support_reads_of_a_patients_billing_data_are_audited_per_provider(client, session, clinic, endpoint):
+    """Rule 2, as for bills: one event per provider whose data was shown (here: both providers of the patient)."""
+    await configure(client, clinic, bill_creation="daily")
+    patient = await new_patient(client, clinic)
+    await encounter(client, clinic, patient, date(2026, 11, 9))
+    await encounter(client, clinic, patient, date(2026, 11, 9), provider=clinic.provider2)
+    assert (await client.post(f"/v1/companies/{clinic.company.id}/billing-automation/runs",
+                              json={"date": "2026-11-10", "stages": ["bills"]},
+                              headers=clinic.h(clinic.admin))).status_code == 200
+    await add_card(client, clinic, patient)
+    # Nobody else's reads are recorded as support's.
+    for user in (clinic.admin, clinic.provider):
+        assert (await call_patient(client, patient, endpoint, clinic.h(user))).status_code == 200
+    assert await support_events(session, clinic) == []
+    path = {"documents": f"/v1/patients/{patient}/documents?include_unshared=true"}.get(endpoint)
+    response = await (client.get(path, headers=clinic.h(clinic.support)) if path else
+                      call_patient(client, patient, endpoint, clinic.h(clinic.support)))
+    assert response.status_code == 200, response.text
+    events = await support_events(session, clinic)
+    assert sorted((e.target_type, e.target_id) for e in events) == sorted(
+        ("provider", p.id) for p in (clinic.provider, clinic.provider2))
+    for event in events:
+        assert event.company_id == clinic.company.id
+        assert (event.details["surface"], event.details["patient_id"]) == (SUPPORT_SURFACES[endpoint], str(patient))
+        if endpoint == "documents":
+            assert sorted(event.details["document_ids"]) == sorted(d["id"] for d in response.json()["items"])
+            assert len(event.details["document_ids"]) == 2
+    # Transparency: each provider reads support's view of their data in their own audit trail.
+    mine = (await client.get("/v1/audit-events", params={"action": "support.patient_billing_viewed"},
+                             headers=clinic.h(clinic.provider2))).json()["items"]
+    assert [e["target_id"] for e in mine] == [str(clinic.provider2.id)]
+
+
+async def test_support_reads_of_a_patient_nobody_bills_yet_are_audited_about_the_patient(client, session, clinic):
+    patient = await new_patient(client, clinic)
+    response = await client.get(f"/v1/patients/{patient}/billing-settings", headers=clinic.h(clinic.support))
+    assert response.status_code == 200, response.text
+    [event] = await support_events(session, clinic)
+    assert (event.target_type, event.target_id, event.details["surface"]) == (
+        "patient", patient, "patient_billing_settings")
+
+
+async def test_an_empty_page_of_documents_shows_no_ones_data(client, session, clinic):
+    patient = await new_patient(client, clinic)
+    await encounter(client, clinic, patient, date(2026, 11, 9))
+    response = await client.get(f"/v1/patients/{patient}/documents", headers=clinic.h(clinic.support))
+    assert response.status_code == 200 and response.json()["items"] == []
+    assert await support_events(session, clinic) == []

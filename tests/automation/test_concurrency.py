@@ -149,3 +149,86 @@ async def test_a_worker_killed_mid_bill_creation_leaves_nothing_and_the_restart_
     await asyncio.gather(*(jobs.run_due(make_sessionmaker(live_engine), settings, at(0, 35)) for _ in range(3)))
     got = await totals(live_engine, clinic.company.id)
     assert (got["bills"], got["encounters_billed"], got["charges"], got["paid"], got["runs"]) == (12, 12, 12, 12, 2)
+
+
+FIRST = date(2026, 11, 1)
+
+
+async def build_first_night(http, factory) -> tuple:
+    """Patients who owe at the end of October (AutoPay off), sharing statements after 60 minutes."""
+    clinic = await build_clinic(factory, "Europe/London")
+    await factory.session.commit()
+    await configure(http, clinic, autopay_enabled=False, statements={"enabled": True, "delay_minutes": 60})
+    patients = []
+    for n in range(PATIENTS):
+        patient = await new_patient(http, clinic, f"S{n}")
+        await patch_patient(http, clinic, patient, notice_email=f"statement-{uuid.uuid4().hex[:8]}@example.org")
+        for provider in (clinic.provider, clinic.provider2):
+            await encounter(http, clinic, patient, date(2026, 10, 31), provider=provider)
+        patients.append(patient)
+    return clinic, patients
+
+
+async def statement_totals(engine, company_id) -> dict[str, int]:
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("""
+            SELECT (SELECT count(*) FROM bill WHERE company_id = :c),
+                   (SELECT count(*) FROM billing_document WHERE company_id = :c AND kind = 'statement'),
+                   (SELECT count(DISTINCT patient_id) FROM billing_document WHERE company_id = :c AND kind = 'statement'),
+                   (SELECT count(*) FROM statement_item i JOIN billing_document d ON d.id = i.document_id
+                     WHERE d.company_id = :c),
+                   (SELECT count(DISTINCT i.bill_id) FROM statement_item i JOIN billing_document d ON d.id = i.document_id
+                     WHERE d.company_id = :c),
+                   (SELECT count(*) FROM billing_document WHERE company_id = :c AND kind = 'statement'
+                       AND share_state = 'shared'),
+                   (SELECT count(*) FROM mail_outbox WHERE context->>'kind' = 'statement'
+                       AND context->>'company_name' = (SELECT name FROM company WHERE id = :c)),
+                   (SELECT count(*) FROM automation_run WHERE company_id = :c AND local_date = :d)
+        """), {"c": company_id, "d": FIRST})).one()
+    return dict(zip(["bills", "statements", "patients", "items", "bills_listed", "shared", "notices", "runs"], row))
+
+
+async def test_three_workers_over_a_first_night_make_each_statement_exactly_once(live, live_engine, settings):
+    http, factory = live
+    clinic, patients = await build_first_night(http, factory)
+    workers = [make_sessionmaker(live_engine) for _ in range(3)]
+    for instant in (at(0, 5, FIRST), at(0, 35, FIRST), at(1, 40, FIRST)):
+        await asyncio.gather(*(jobs.run_due(w, settings, instant) for w in workers))
+    n = PATIENTS * 2
+    assert await statement_totals(live_engine, clinic.company.id) == {
+        "bills": n, "statements": PATIENTS, "patients": PATIENTS, "items": n, "bills_listed": n,
+        "shared": PATIENTS, "notices": PATIENTS, "runs": 3}
+
+
+async def test_a_worker_killed_mid_statements_leaves_nothing_and_the_restart_finishes(live, live_engine, settings):
+    """A real fault inside PostgreSQL: listing the bills fails after the statements were inserted."""
+    http, factory = live
+    clinic, patients = await build_first_night(http, factory)
+    sm = make_sessionmaker(live_engine)
+    await jobs.run_due(sm, settings, at(0, 5, FIRST))
+    name = f"fault_{uuid.uuid4().hex[:8]}"
+    async with live_engine.begin() as conn:
+        await conn.execute(text(f"""
+            CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM billing_document d WHERE d.id = NEW.document_id
+                           AND d.company_id = '{clinic.company.id}') THEN
+                    RAISE EXCEPTION 'worker killed mid-stage';
+                END IF;
+                RETURN NEW;
+            END $$"""))
+        await conn.execute(text(f"CREATE TRIGGER {name} BEFORE INSERT ON statement_item "
+                                f"FOR EACH ROW EXECUTE FUNCTION {name}()"))
+    try:
+        stats = await jobs.run_due(sm, settings, at(0, 35, FIRST))
+        assert stats["failed"] >= 1
+        got = await statement_totals(live_engine, clinic.company.id)
+        assert (got["statements"], got["items"], got["runs"]) == (0, 0, 2)  # bills and AutoPay committed before
+    finally:
+        async with live_engine.begin() as conn:
+            await conn.execute(text(f"DROP TRIGGER {name} ON statement_item"))
+            await conn.execute(text(f"DROP FUNCTION {name}()"))
+    await asyncio.gather(*(jobs.run_due(make_sessionmaker(live_engine), settings, at(0, 50, FIRST)) for _ in range(3)))
+    got = await statement_totals(live_engine, clinic.company.id)
+    assert (got["statements"], got["patients"], got["items"], got["bills_listed"], got["runs"]) == (
+        PATIENTS, PATIENTS, PATIENTS * 2, PATIENTS * 2, 3)

@@ -263,7 +263,8 @@ async def test_effective_settings_reasons(client, session, clinic):
     assert got["bill_creation"] == (False, ["bill_creation_manual", "imported_sessions_without_cpt"])
     assert got["superbills"] == (False, ["patient_superbills_off", "imported_sessions_without_cpt"])
     assert got["share_bills"] == (False, ["bill_creation_manual"])
-    assert got["share_statements"] == (False, ["patient_sharing_off", "statements_not_generated_by_automation"])
+    assert got["statements"] == (True, [])
+    assert got["share_statements"] == (False, ["patient_sharing_off"])
     assert got["autopay"] == (False, ["company_autopay_off", "patient_autopay_off", "no_valid_payment_method"])
     await configure(client, clinic)
     await patch_patient(client, clinic, patient, autopay_enabled=True, superbills_enabled=True)
@@ -273,6 +274,25 @@ async def test_effective_settings_reasons(client, session, clinic):
     assert got["autopay"] == (True, [])
     assert got["share_bills"] == (True, [])
     assert got["bill_creation"] == (True, ["imported_sessions_without_cpt"])
+    await patch_patient(client, clinic, patient, statements={"enabled": True, "delay_minutes": 60})
+    got = {a["name"]: (a["will_run"], a["reasons"]) for a in (await client.get(
+        f"/v1/patients/{patient}/billing-settings/effective", headers=clinic.h(clinic.admin))).json()["automations"]}
+    assert got["share_statements"] == (True, [])
+
+
+async def test_effective_settings_of_a_company_that_never_saved_its_settings(client, clinic):
+    """No settings, no nightly run for the company: nothing is generated, whatever the patient's toggles."""
+    patient = await new_patient(client, clinic)
+    await patch_patient(client, clinic, patient, superbills_enabled=True,
+                        superbills={"enabled": True, "delay_minutes": 60},
+                        statements={"enabled": True, "delay_minutes": 60})
+    got = {a["name"]: (a["will_run"], a["reasons"]) for a in (await client.get(
+        f"/v1/patients/{patient}/billing-settings/effective", headers=clinic.h(clinic.admin))).json()["automations"]}
+    assert got["superbills"] == (False, ["company_automation_not_configured"])
+    assert got["statements"] == (False, ["company_automation_not_configured"])
+    assert got["share_superbills"] == (False, ["company_automation_not_configured"])
+    assert got["share_statements"] == (False, ["company_automation_not_configured"])
+    assert got["bill_creation"] == (False, ["bill_creation_manual"])
 
 
 async def test_short_delay_with_autopay_and_automatic_bills_is_accepted_with_a_warning(client, clinic):
@@ -283,6 +303,36 @@ async def test_short_delay_with_autopay_and_automatic_bills_is_accepted_with_a_w
                             bills={"enabled": True, "delay_minutes": 30}))["warnings"] == []
     assert (await configure(client, clinic, autopay_enabled=False,
                             bills={"enabled": True, "delay_minutes": 30}))["warnings"] == []
+
+
+async def test_patient_settings_warn_about_a_short_bill_delay_when_autopay_and_automatic_bills_are_on(
+        client, session, clinic):
+    await configure(client, clinic, bills={"enabled": True, "delay_minutes": 90})
+    patient = await new_patient(client, clinic)
+    body = await patch_patient(client, clinic, patient, autopay_enabled=True,
+                               bills={"enabled": True, "delay_minutes": 30})
+    assert body["warnings"] == ["bill_delay_under_60_minutes_with_autopay"]
+    assert body["bills"] == {"enabled": True, "delay_minutes": 30}  # accepted
+    got = await client.get(f"/v1/patients/{patient}/billing-settings", headers=clinic.h(clinic.admin))
+    assert got.json()["warnings"] == ["bill_delay_under_60_minutes_with_autopay"]
+    # Any gate off, or a delay of 60 minutes or more, or bills not shared: no warning.
+    assert (await patch_patient(client, clinic, patient, bills={"enabled": True, "delay_minutes": 60}))[
+        "warnings"] == []
+    assert (await patch_patient(client, clinic, patient, bills={"enabled": False, "delay_minutes": 0}))[
+        "warnings"] == []
+    await patch_patient(client, clinic, patient, bills={"enabled": True, "delay_minutes": 0})
+    assert (await patch_patient(client, clinic, patient, autopay_enabled=False))["warnings"] == []
+    await patch_patient(client, clinic, patient, autopay_enabled=True)
+    contact_off = await patch_patient(client, clinic, patient,
+                                      billing_contact={"name": "Parent", "autopay_enabled": False})
+    assert contact_off["warnings"] == []
+    contact_on = await patch_patient(client, clinic, patient,
+                                     billing_contact={"name": "Parent", "autopay_enabled": True})
+    assert contact_on["warnings"] == ["bill_delay_under_60_minutes_with_autopay"]
+    await configure(client, clinic, bill_creation="manual")
+    assert (await patch_patient(client, clinic, patient, notice_email="p@example.org"))["warnings"] == []
+    await configure(client, clinic, autopay_enabled=False)
+    assert (await patch_patient(client, clinic, patient, notice_email="q@example.org"))["warnings"] == []
 
 
 async def test_the_worker_runs_bills_at_midnight_and_autopay_at_half_past_in_the_company_zone(
@@ -303,3 +353,28 @@ async def test_the_worker_runs_bills_at_midnight_and_autopay_at_half_past_in_the
     assert await count(session, "mail_outbox", "to_address = 'sydney@example.org'") == 1
     assert await count(session, "automation_run", "company_id = :c AND local_date = :d", c=clinic.company.id,
                        d=date(2026, 11, 10)) == 2
+
+
+async def test_autopay_writes_a_payment_only_on_a_bill_still_as_it_was_read(client, session, clinic):
+    """The batched payments re-check each bill: one whose balance moved is left alone, without a payment."""
+    from billing_api.authz.permissions import Permission
+    from billing_api.authz.scope import bill_scope
+    from billing_api.bills.repository import BillRepository
+    from billing_api.models import Payment, PaymentMethod
+
+    await configure(client, clinic, autopay_enabled=False)
+    patients = [await new_patient(client, clinic, f"P{n}") for n in range(2)]
+    for patient in patients:
+        await encounter(client, clinic, patient, YESTERDAY, fee=15000)
+    await run(client, clinic, NIGHT, ["bills"])
+    bills = BillRepository(session, bill_scope(clinic.provider.id, Permission.INVOICES_PAY, is_support=False))
+    moved, kept = await bills.outstanding_for_patients(clinic.company.id, patients)
+    await session.execute(text("UPDATE bill SET balance_cents = 5000 WHERE id = :b"), {"b": moved.id})
+    payments = [Payment(id=uuid.uuid4(), bill_id=b.id, amount_cents=15000, method=PaymentMethod.card,
+                        reference="test", recorded_by=None) for b in (moved, kept)]
+    assert await bills.add_payments(list(zip((moved, kept), payments))) == {kept.id}
+    rows = dict((await session.execute(text("SELECT id, status::text FROM bill WHERE id = ANY(:ids)"),
+                                        {"ids": [moved.id, kept.id]})).all())
+    assert rows == {moved.id: "submitted", kept.id: "paid"}
+    assert await count(session, "payment", "bill_id = :b", b=moved.id) == 0
+    assert await count(session, "payment", "bill_id = :b", b=kept.id) == 1

@@ -12,7 +12,7 @@ import pytest
 
 from billing_api.automation import jobs
 from billing_api.models import AutomationStage
-from tests.automation.conftest import build_clinic, configure
+from tests.automation.conftest import build_clinic, configure, encounter, new_patient
 from tests.helpers import count
 
 ZONES = ["America/Toronto", "Europe/London", "Australia/Sydney", "America/Havana"]
@@ -46,9 +46,17 @@ def test_a_year_of_nights_runs_every_stage_once_on_time(zone):
         assert time(0, 30) <= local_autopay.time() < time(1, 45), (zone, night, local_autopay)
         assert bills <= autopay
     assert {d for d, s in claimed if s == AutomationStage.superbills} == {n for n in nights if n.day == SUPERBILL_DAY}
+    # Statements: every first night, after that night's AutoPay, on their own local date.
+    firsts = {n for n in nights if n.day == 1}
+    assert {d for d, s in claimed if s == AutomationStage.statements} == firsts
+    for night in firsts:
+        statements = claimed[(night, AutomationStage.statements)]
+        assert statements.astimezone(tz).date() == night, (zone, night)
+        assert time(0, 30) <= statements.astimezone(tz).time() < time(1, 45), (zone, night)
+        assert claimed[(night, AutomationStage.autopay)] <= statements
     # Nothing else was claimed (the last day of 2025 is the catch-up of the first tick).
     assert {d for d, _ in claimed} <= set(nights) | {date(2025, 12, 31)}
-    assert len([k for k in claimed if k[0] in nights]) == 365 * 2 + 12
+    assert len([k for k in claimed if k[0] in nights]) == 365 * 2 + 12 + 12
 
 
 def test_the_zones_really_change_clocks_at_those_nights():
@@ -68,21 +76,31 @@ def test_due_stages_on_the_night_without_half_past_midnight_and_the_night_with_t
     assert skipped_night[(date(2026, 3, 8), AutomationStage.autopay)].astimezone(tz).time() == time(1, 0)
     doubled = simulate(zone, datetime(2026, 10, 31, 12, tzinfo=tz).astimezone(UTC),
                        datetime(2026, 11, 1, 12, tzinfo=tz).astimezone(UTC))
-    assert Counter(s for d, s in doubled if d == date(2026, 11, 1)) == {
-        AutomationStage.bills: 1, AutomationStage.autopay: 1}
+    assert Counter(s for d, s in doubled if d == date(2026, 11, 1)) == {  # a first night: statements too
+        AutomationStage.bills: 1, AutomationStage.autopay: 1, AutomationStage.statements: 1}
 
 
 async def test_the_worker_runs_each_stage_once_through_a_night_with_two_half_past_midnights(
         client, session, sessionmaker, factory, settings):
+    """2026-11-01 in Havana is also a first night: its statements run once, though 00:30 comes twice."""
     clinic = await build_clinic(factory, "America/Havana")
     await configure(client, clinic, superbill_day=SUPERBILL_DAY)
+    patients = [await new_patient(client, clinic, f"P{n}") for n in range(2)]
+    for patient in patients:
+        await encounter(client, clinic, patient, date(2026, 10, 31))
     tz = ZoneInfo("America/Havana")
     instant = datetime(2026, 10, 31, 22, 0, tzinfo=tz).astimezone(UTC)
     end = datetime(2026, 11, 1, 4, 0, tzinfo=tz).astimezone(UTC)
     while instant < end:
         await jobs.run_due(sessionmaker, settings, instant)
         instant += timedelta(minutes=15)
-    for night in (date(2026, 10, 31), date(2026, 11, 1)):
-        for stage in ("bills", "autopay"):
+    for night, stages in ((date(2026, 10, 31), ("bills", "autopay")),
+                          (date(2026, 11, 1), ("bills", "autopay", "statements"))):
+        for stage in stages:
             assert await count(session, "automation_run", "company_id = :c AND local_date = :d AND stage = :s",
                                c=clinic.company.id, d=night, s=stage) == 1
+    assert await count(session, "automation_run", "company_id = :c AND stage = 'statements'",
+                       c=clinic.company.id) == 1
+    for patient in patients:
+        assert await count(session, "billing_document", "patient_id = :p AND kind = 'statement'", p=patient) == 1
+        assert await count(session, "billing_document", "patient_id = :p AND kind = 'bill'", p=patient) == 1

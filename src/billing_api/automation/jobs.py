@@ -6,9 +6,15 @@ tick redoes it; a second worker's claim waits for the first and then finds the r
 encounter -> one automated bill (primary key), charges are unique per (bill, night), and sharing moves a
 document from `scheduled` to `shared` under `WHERE share_state = 'scheduled'` with SKIP LOCKED.
 
+Statements: on the first night of each month, after AutoPay, one statement per patient who owes: every issued
+bill with a balance for services up to the end of the previous month, as it stands after that night's bill
+creation and AutoPay (a snapshot of each bill's total and balance), totalled; nothing owed, no statement. At most
+one per patient and month (a unique index, beside the run claim). Shared like the other documents, by the
+patient's statement sharing and delay.
+
 Daylight saving: a stage is due when the company's local time on a date has passed its hour (00:00 for bills
-and superbills, 00:30 for AutoPay), whatever the clock did that night; the claim makes it once per date even
-when 00:30 happens twice, and a night whose 00:30 never exists runs at the first instant after it.
+and superbills, 00:30 for AutoPay and statements), whatever the clock did that night; the claim makes it once
+per date even when 00:30 happens twice, and a night whose 00:30 never exists runs at the first instant after it.
 """
 
 from __future__ import annotations
@@ -29,13 +35,24 @@ from billing_api.automation import repository
 from billing_api.automation.gateway import PaymentGateway, get_gateway
 from billing_api.bills.repository import BillRepository
 from billing_api.config import Settings
-from billing_api.models import AutomationStage, AutopayCharge, BillCreation, ChargeStatus, Payment, PaymentMethod
+from billing_api.models import (
+    AutomationStage,
+    AutopayCharge,
+    Bill,
+    BillCreation,
+    ChargeStatus,
+    Payment,
+    PaymentMethod,
+)
 
 logger = logging.getLogger("billing_api.automation")
 
-STAGE_ORDER = (AutomationStage.bills, AutomationStage.autopay, AutomationStage.superbills)
+STAGE_ORDER = (AutomationStage.bills, AutomationStage.autopay, AutomationStage.superbills, AutomationStage.statements)
 STAGE_TIMES = {AutomationStage.bills: time(0, 0), AutomationStage.autopay: time(0, 30),
-               AutomationStage.superbills: time(0, 0)}
+               AutomationStage.superbills: time(0, 0), AutomationStage.statements: time(0, 30)}
+# A stage first makes sure the stage it follows has run that night (running it in the same transaction if not).
+FOLLOWS = {AutomationStage.autopay: AutomationStage.bills, AutomationStage.statements: AutomationStage.autopay}
+STATEMENT_DAY = 1  # statements: the first night of each month, for what is owed at the end of the previous one
 DAILY_LOOKBACK_DAYS = 31  # daily bill creation picks up unbilled sessions of the last 31 days (late entries)
 CATCH_UP_DAYS = 1         # a worker that was down over midnight still runs yesterday's stages
 
@@ -52,13 +69,17 @@ def due_stages(time_zone: str, superbill_day: int, instant: datetime) -> list[tu
     due: list[tuple[date, AutomationStage]] = []
     for back in range(CATCH_UP_DAYS, -1, -1):
         night = today - timedelta(days=back)
-        for stage in STAGE_ORDER:
-            if stage == AutomationStage.superbills and night.day != superbill_day:
-                continue
+        for stage in stages_of_night(night, superbill_day):
             if back == 0 and local.time().replace(tzinfo=None) < STAGE_TIMES[stage]:
                 continue
             due.append((night, stage))
     return due
+
+
+def stages_of_night(night: date, superbill_day: int) -> list[AutomationStage]:
+    """The stages a night has, in order: superbills only on the superbill day, statements only on the 1st."""
+    return [s for s in STAGE_ORDER if (s != AutomationStage.superbills or night.day == superbill_day)
+            and (s != AutomationStage.statements or night.day == STATEMENT_DAY)]
 
 
 def previous_month(night: date) -> tuple[date, date]:
@@ -119,6 +140,22 @@ async def _superbills(session: AsyncSession, company_id: uuid.UUID, night: date,
         session, company_id, period_start, period_end)
 
 
+async def _statements(session: AsyncSession, company_id: uuid.UUID, night: date, now: datetime,
+                      counts: dict[str, Any], errors: list[Any]) -> None:
+    counts.update(statements_created=0, bills_listed=0, balance_cents=0)
+    if night.day != STATEMENT_DAY:
+        counts["note"] = "statements are created on the first night of the month"
+        return
+    period_start, period_end = previous_month(night)
+    counts.update(period_start=period_start.isoformat(), period_end=period_end.isoformat())
+    open_bills: list[tuple] = []
+    for provider_id in await repository.providers_with_bills(session, company_id):
+        bills = BillRepository(session, bill_scope(provider_id, Permission.BILLS_VIEW, is_support=False))
+        open_bills += await bills.open_bills_through(company_id, period_end)
+    counts["statements_created"], counts["bills_listed"], counts["balance_cents"] = await repository.add_statements(
+        session, company_id, period_start, period_end, now, open_bills)
+
+
 async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, now: datetime,
                    counts: dict[str, Any], errors: list[Any], gateway: PaymentGateway, max_attempts: int) -> None:
     settings = await repository.company_settings(session, company_id)
@@ -136,6 +173,8 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
         bills = BillRepository(session, bill_scope(provider_id, Permission.INVOICES_PAY, is_support=False))
         outstanding = await bills.outstanding_for_patients(company_id, patient_ids)
         history = await repository.declined_attempts(session, [b.id for b in outstanding])
+        charges: list[AutopayCharge] = []
+        paid: list[tuple[Bill, Payment, AutopayCharge]] = []
         for bill in outstanding:
             declined, nights = history.get(bill.id, (0, set()))
             if night in nights:
@@ -153,20 +192,26 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
                                    status=ChargeStatus.succeeded if result.succeeded else ChargeStatus.declined,
                                    decline_reason=result.decline_reason)
             if result.succeeded:
-                payment = Payment(id=uuid.uuid4(), bill_id=bill.id, amount_cents=amount, method=PaymentMethod.card,
-                                  reference=result.reference, recorded_by=None)
-                if not await bills.add_payment(bill, payment):
-                    errors.append({"code": "payment_not_recorded", "bill_id": str(bill.id)})
-                    continue
-                charge.payment_id = payment.id
-                counts["bills_charged"] += 1
-                counts["amount_charged_cents"] += amount
-            else:
-                counts["declined"] += 1
-                if result.card_expired:
-                    card.active = False
-                    await repository.deactivate_card(session, card.id)
-            session.add(charge)
+                charge.payment_id = uuid.uuid4()
+                paid.append((bill, Payment(id=charge.payment_id, bill_id=bill.id, amount_cents=amount,
+                                           method=PaymentMethod.card, reference=result.reference,
+                                           recorded_by=None), charge))
+                continue
+            counts["declined"] += 1
+            charges.append(charge)
+            if result.card_expired:
+                card.active = False
+                await repository.deactivate_card(session, card.id)
+        # The provider's payments in two statements (the bills are locked since outstanding_for_patients).
+        recorded = await bills.add_payments([(bill, payment) for bill, payment, _ in paid])
+        for bill, _payment, charge in paid:
+            if bill.id not in recorded:
+                errors.append({"code": "payment_not_recorded", "bill_id": str(bill.id)})
+                continue
+            charges.append(charge)
+            counts["bills_charged"] += 1
+            counts["amount_charged_cents"] += charge.amount_cents
+        session.add_all(charges)
         await session.flush()
 
 
@@ -174,12 +219,13 @@ async def run_stage(session: AsyncSession, company_id: uuid.UUID, night: date, s
                     settings: Settings, now: datetime | None = None, trigger: str = "schedule",
                     gateway: PaymentGateway | None = None) -> StageOutcome:
     """Run one stage of one night in the caller's transaction (the caller commits). AutoPay first makes sure
-    the night's bill creation has run (in the same transaction), so bills are created before AutoPay."""
+    the night's bill creation has run, and statements that AutoPay has (in the same transaction), so bills are
+    created before AutoPay charges them and statements list what is still owed after it."""
     now = now or datetime.now(UTC)
-    if stage == AutomationStage.autopay and await repository.get_run(session, company_id, night,
-                                                                      AutomationStage.bills) is None:
-        await run_stage(session, company_id, night, AutomationStage.bills, settings=settings, now=now,
-                        trigger=trigger, gateway=gateway)
+    follows = FOLLOWS.get(stage)
+    if follows is not None and await repository.get_run(session, company_id, night, follows) is None:
+        await run_stage(session, company_id, night, follows, settings=settings, now=now, trigger=trigger,
+                        gateway=gateway)
     run_id = await repository.claim_run(session, company_id, night, stage, trigger)
     if run_id is None:
         return StageOutcome(stage, "already_run", None)
@@ -189,6 +235,8 @@ async def run_stage(session: AsyncSession, company_id: uuid.UUID, night: date, s
         await _bills(session, company_id, night, now, counts, errors)
     elif stage == AutomationStage.superbills:
         await _superbills(session, company_id, night, now, counts, errors)
+    elif stage == AutomationStage.statements:
+        await _statements(session, company_id, night, now, counts, errors)
     else:
         await _autopay(session, company_id, night, now, counts, errors, gateway or get_gateway(settings),
                        settings.autopay_max_attempts)

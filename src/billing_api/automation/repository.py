@@ -23,6 +23,7 @@ from billing_api.models import (
     PaymentCard,
     ProviderBillCount,
     ShareState,
+    StatementItem,
 )
 
 # Settings
@@ -149,6 +150,59 @@ async def add_superbills(session: AsyncSession, company_id: uuid.UUID, period_st
         ON CONFLICT (patient_id, period_start) WHERE kind = 'superbill' DO NOTHING
     """), {"company_id": company_id, "period_start": period_start, "period_end": period_end, "now": now})
     return result.rowcount
+
+
+async def add_statements(session: AsyncSession, company_id: uuid.UUID, period_start: date, period_end: date,
+                         now: datetime, open_bills: list[tuple]) -> tuple[int, int, int]:
+    """A statement for the period for each patient among `open_bills` (bill id, patient id, provider id, service
+    date, total, balance: read under each provider's scope), listing those bills and totalling their balances
+    (at most one per patient and period: a unique index). Returns (statements, bills listed, balance)."""
+    if not open_bills:
+        return 0, 0, 0
+    columns = list(zip(*open_bills))
+    row = (await session.execute(text("""
+        WITH item AS MATERIALIZED (
+            SELECT * FROM unnest(CAST(:bill_ids AS uuid[]), CAST(:patient_ids AS uuid[]),
+                                 CAST(:provider_ids AS uuid[]), CAST(:service_dates AS date[]),
+                                 CAST(:totals AS integer[]), CAST(:balances AS integer[]))
+                   AS i(bill_id, patient_id, provider_id, service_date, total_cents, balance_cents)
+        ),
+        docs AS (
+            INSERT INTO billing_document (id, company_id, patient_id, kind, period_start, period_end, total_cents,
+                                          share_state, share_at, created_at)
+            SELECT gen_random_uuid(), :company_id, o.patient_id, 'statement', :period_start, :period_end, o.balance,
+                   CASE WHEN s.share_statements THEN 'scheduled' ELSE 'not_shared' END::document_share_state,
+                   CASE WHEN s.share_statements THEN CAST(:now AS timestamptz)
+                                                     + make_interval(mins => s.statement_delay_minutes) END,
+                   :now
+              FROM (SELECT patient_id, sum(balance_cents) AS balance FROM item GROUP BY patient_id) o
+              LEFT JOIN patient_billing_settings s ON s.patient_id = o.patient_id
+            ON CONFLICT (patient_id, period_start) WHERE kind = 'statement' DO NOTHING
+            RETURNING id, patient_id, total_cents
+        ),
+        items AS (
+            INSERT INTO statement_item (document_id, bill_id, provider_id, service_date, total_cents, balance_cents)
+            SELECT d.id, i.bill_id, i.provider_id, i.service_date, i.total_cents, i.balance_cents
+              FROM docs d JOIN item i ON i.patient_id = d.patient_id
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM docs), (SELECT count(*) FROM items),
+               (SELECT coalesce(sum(total_cents), 0) FROM docs)
+    """), {"company_id": company_id, "period_start": period_start, "period_end": period_end, "now": now,
+           "bill_ids": list(columns[0]), "patient_ids": list(columns[1]), "provider_ids": list(columns[2]),
+           "service_dates": list(columns[3]), "totals": list(columns[4]), "balances": list(columns[5])})).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def statement_items(session: AsyncSession, document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[StatementItem]]:
+    """The bills listed on these statements, oldest service first."""
+    items: dict[uuid.UUID, list[StatementItem]] = {}
+    if document_ids:
+        for item in (await session.execute(
+                select(StatementItem).where(StatementItem.document_id.in_(document_ids))
+                .order_by(StatementItem.document_id, StatementItem.service_date, StatementItem.bill_id))).scalars():
+            items.setdefault(item.document_id, []).append(item)
+    return items
 
 
 async def share_due(session: AsyncSession, now: datetime, *, company_id: uuid.UUID | None = None,

@@ -15,7 +15,6 @@ from billing_api.automation.schemas import (
     CompanyAutomationRead,
     CompanyAutomationUpdate,
     DocumentPage,
-    DocumentRead,
     EffectiveSettingsRead,
     PatientSettingsRead,
     PatientSettingsUpdate,
@@ -68,7 +67,8 @@ async def apply_billing_automation_defaults(company_id: uuid.UUID, session: Sess
 async def run_billing_automation(company_id: uuid.UUID, data: RunRequest, session: Session,
                                  principal: CurrentPrincipal, actor: CurrentActor,
                                  settings: AppSettings) -> RunResponse:
-    """Run a night's stages now (bills, then AutoPay, then superbills), through the scheduler's code. A stage
+    """Run a night's stages now (bills, then AutoPay, then superbills on the superbill day and statements on the
+    1st), through the scheduler's code. AutoPay brings bill creation along and statements bring AutoPay. A stage
     that already ran for that date reports `already_run`. Documents due for sharing are shared too."""
     results, shared = await service.run_night(session, principal, actor, settings, company_id, data.date, data.stages)
     return RunResponse(local_date=data.date, documents_shared=shared, results=[
@@ -85,33 +85,36 @@ async def list_billing_automation_runs(company_id: uuid.UUID, session: Session, 
 
 
 @router.get("/patients/{patient_id}/billing-settings", response_model=PatientSettingsRead, responses=READ_ERRORS)
-async def get_patient_billing_settings(patient_id: uuid.UUID, session: Session, actor: CurrentActor,
-                                       scope: BillsView) -> PatientSettingsRead:
-    """The patient's own settings (what actually happens for them)."""
-    return await service.get_patient_settings(session, actor, scope, patient_id)
+async def get_patient_billing_settings(patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+                                       actor: CurrentActor, scope: BillsView) -> PatientSettingsRead:
+    """The patient's own settings (what actually happens for them), with `warnings` like the company's (a bill
+    delay under 60 minutes while automatic bills and AutoPay are on for this patient)."""
+    return await service.get_patient_settings(session, principal, actor, scope, patient_id)
 
 
 @router.patch("/patients/{patient_id}/billing-settings", response_model=PatientSettingsRead, responses=WRITE_ERRORS)
 async def patch_patient_billing_settings(patient_id: uuid.UUID, data: PatientSettingsUpdate, session: Session,
                                          principal: CurrentPrincipal, actor: CurrentActor,
                                          scope: BillsSave) -> PatientSettingsRead:
-    """Change some of the patient's settings, including the billing contact (`null` removes it)."""
+    """Change some of the patient's settings, including the billing contact (`null` removes it; other fields
+    may be left out but not set to null: 422 `field_required`). A bill delay under 60 minutes while automatic
+    bills and AutoPay are on for this patient is accepted with a warning."""
     return await service.patch_patient_settings(session, principal, actor, scope, patient_id, data)
 
 
 @router.get("/patients/{patient_id}/billing-settings/effective", response_model=EffectiveSettingsRead,
             responses=READ_ERRORS)
-async def get_effective_billing_settings(patient_id: uuid.UUID, session: Session, actor: CurrentActor,
-                                         scope: BillsView) -> EffectiveSettingsRead:
+async def get_effective_billing_settings(patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+                                         actor: CurrentActor, scope: BillsView) -> EffectiveSettingsRead:
     """For each automation: will it run for this patient, and every reason why not."""
-    return await service.effective(session, actor, scope, patient_id)
+    return await service.effective(session, principal, actor, scope, patient_id)
 
 
 @router.get("/patients/{patient_id}/payment-methods", response_model=list[PaymentMethodRead], responses=READ_ERRORS)
-async def list_payment_methods(patient_id: uuid.UUID, session: Session, actor: CurrentActor,
-                               scope: BillsView) -> list[PaymentMethodRead]:
+async def list_payment_methods(patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+                               actor: CurrentActor, scope: BillsView) -> list[PaymentMethodRead]:
     """Cards on file (never the number or the token)."""
-    return await service.list_cards(session, actor, scope, patient_id)
+    return await service.list_cards(session, principal, actor, scope, patient_id)
 
 
 @router.post("/patients/{patient_id}/payment-methods", response_model=PaymentMethodRead,
@@ -132,12 +135,12 @@ async def deactivate_payment_method(patient_id: uuid.UUID, payment_method_id: uu
 
 @router.get("/patients/{patient_id}/documents", response_model=DocumentPage, responses=READ_ERRORS)
 async def list_patient_documents(
-    patient_id: uuid.UUID, session: Session, actor: CurrentActor, scope: BillsView, paging: Paging,
+    patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal, actor: CurrentActor, scope: BillsView,
+    paging: Paging,
     include_unshared: Annotated[bool, Query(description="Also documents not (yet) shared with the patient.")] = False,
 ) -> DocumentPage:
-    """The patient's billing documents (bills, superbills, statements), newest first: by default the shared ones,
-    which is what the patient sees."""
-    rows = await service.list_documents(session, actor, scope, patient_id, not include_unshared, paging.limit,
-                                        paging.after)
-    return DocumentPage(items=[DocumentRead.model_validate(r) for r in rows[: paging.limit]],
-                        next_cursor=next_cursor(rows, paging.limit))
+    """The patient's billing documents (bills, superbills, statements with the open bills they list), newest
+    first: by default the shared ones, which is what the patient sees."""
+    items, rows = await service.list_documents(session, principal, actor, scope, patient_id, not include_unshared,
+                                               paging.limit, paging.after)
+    return DocumentPage(items=items, next_cursor=next_cursor(rows, paging.limit))

@@ -93,10 +93,12 @@ class PatientSettingsRead(ReadModel):
     notice_email: str | None
     billing_contact: BillingContactRead | None
     updated_at: datetime | None
+    warnings: list[str] = Field(default_factory=list, description="Accepted, but worth a second look.")
 
 
 class Automation(ReadModel):
-    name: Literal["bill_creation", "superbills", "share_bills", "share_superbills", "share_statements", "autopay"]
+    name: Literal["bill_creation", "superbills", "statements", "share_bills", "share_superbills",
+                  "share_statements", "autopay"]
     will_run: bool
     reasons: list[str] = Field(description="Every reason it will not run (stable codes); empty when it runs.")
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -128,6 +130,16 @@ class PaymentMethodRead(ReadModel):
     created_at: datetime
 
 
+class StatementItemRead(ReadModel):
+    """An open bill listed on a statement, as it stood when the statement was made."""
+
+    bill_id: uuid.UUID
+    provider_id: uuid.UUID
+    service_date: date
+    total_cents: int
+    balance_cents: int
+
+
 class DocumentRead(ReadModel):
     id: uuid.UUID
     patient_id: uuid.UUID
@@ -140,6 +152,9 @@ class DocumentRead(ReadModel):
     share_at: datetime | None
     shared_at: datetime | None
     created_at: datetime
+    items: list[StatementItemRead] = Field(
+        default_factory=list, description="A statement's open bills (its `total_cents` is their balance); "
+                                          "empty for other kinds.")
 
 
 class DocumentPage(Page[DocumentRead]):
@@ -148,8 +163,8 @@ class DocumentPage(Page[DocumentRead]):
 
 class RunRequest(InputModel):
     date: dt.date = Field(description="The company's local date of the night to run.")
-    stages: list[AutomationStage] | None = Field(default=None, min_length=1, max_length=3,
-                                                  description="Default: every stage, in order.")
+    stages: list[AutomationStage] | None = Field(default=None, min_length=1, max_length=len(AutomationStage),
+                                                  description="Default: every stage the night has, in order.")
 
 
 class RunRead(ReadModel):

@@ -18,12 +18,14 @@ from billing_api.automation.schemas import (
     BillingContactRead,
     CompanyAutomationRead,
     CompanyAutomationUpdate,
+    DocumentRead,
     EffectiveSettingsRead,
     PatientSettingsRead,
     PatientSettingsUpdate,
     PaymentMethodCreate,
     PaymentMethodRead,
     SharingRead,
+    StatementItemRead,
 )
 from billing_api.bills.repository import BillRepository
 from billing_api.companies import service as company_service
@@ -33,8 +35,10 @@ from billing_api.models import (
     AutomationStage,
     BillCreation,
     BillingContact,
+    BillingDocument,
     Company,
     CompanyBillingAutomation,
+    DocumentKind,
     Patient,
     PatientBillingSettings,
     PaymentCard,
@@ -42,6 +46,7 @@ from billing_api.models import (
 from billing_api.patients import service as patient_service
 
 DELAY_WARNING = "bill_delay_under_60_minutes_with_autopay"
+SUPPORT_READ = "support.patient_billing_viewed"
 KINDS = (("bills", "share_bills", "bill_delay_minutes"), ("superbills", "share_superbills", "superbill_delay_minutes"),
          ("statements", "share_statements", "statement_delay_minutes"))
 
@@ -82,15 +87,19 @@ async def _patient_for(session: AsyncSession, actor: Actor, scope: BillScope, pa
 # Company settings
 
 
+def _delay_warnings(bill_creation: BillCreation, autopay_on: bool, share_bills: bool, delay: int) -> list[str]:
+    """The seed's advice: with automatic bills and AutoPay, share bills 60 minutes or more after their creation,
+    so that AutoPay (00:30) runs before the patient sees the bill. Accepted, but said."""
+    on = autopay_on and bill_creation != BillCreation.manual and share_bills and delay < 60
+    return [DELAY_WARNING] if on else []
+
+
 def _company_read(company: Company, row: CompanyBillingAutomation | None) -> CompanyAutomationRead:
     row = row or CompanyBillingAutomation(company_id=company.id, bill_creation=BillCreation.manual, superbill_day=1,
                                           share_bills=False, bill_delay_minutes=60, share_superbills=False,
                                           superbill_delay_minutes=60, share_statements=False,
                                           statement_delay_minutes=60, autopay_enabled=False)
-    warnings = []
-    if (row.autopay_enabled and row.bill_creation != BillCreation.manual and row.share_bills
-            and row.bill_delay_minutes < 60):
-        warnings.append(DELAY_WARNING)
+    warnings = _delay_warnings(row.bill_creation, row.autopay_enabled, row.share_bills, row.bill_delay_minutes)
     return CompanyAutomationRead(
         company_id=company.id, time_zone=company.time_zone, bill_creation=row.bill_creation,
         superbill_day=row.superbill_day, autopay_enabled=row.autopay_enabled, updated_at=row.updated_at,
@@ -142,13 +151,34 @@ async def apply_defaults(session: AsyncSession, principal: Principal, actor: Act
 # Patient settings
 
 
-def _patient_read(patient: Patient, row: PatientBillingSettings, contact: BillingContact | None) -> PatientSettingsRead:
+def _patient_read(patient: Patient, row: PatientBillingSettings, contact: BillingContact | None,
+                  company: CompanyBillingAutomation | None) -> PatientSettingsRead:
+    # AutoPay is effectively on when every toggle allows it (company, patient, billing contact); a card may
+    # be added at any time, so its absence does not silence the warning.
+    autopay_on = (company is not None and company.autopay_enabled and row.autopay_enabled
+                  and (contact is None or contact.autopay_enabled))
+    warnings = _delay_warnings(company.bill_creation if company else BillCreation.manual, autopay_on,
+                               row.share_bills, row.bill_delay_minutes)
     return PatientSettingsRead(
         patient_id=patient.id, company_id=patient.company_id, superbills_enabled=row.superbills_enabled,
         autopay_enabled=row.autopay_enabled, notice_email=row.notice_email, updated_at=row.updated_at,
-        billing_contact=BillingContactRead.model_validate(contact) if contact else None,
+        billing_contact=BillingContactRead.model_validate(contact) if contact else None, warnings=warnings,
         **{name: SharingRead(enabled=getattr(row, on), delay_minutes=getattr(row, delay)) for name, on, delay in KINDS},
     )
+
+
+async def _audit_support_read(session: AsyncSession, principal: Principal, scope: BillScope, patient: Patient,
+                              surface: str, **details: object) -> None:
+    """Rule 2, as for bills: support's read of a patient's billing data is recorded once per provider whose data
+    it is (each provider who bills or treats the patient); a patient with no provider yet, once about the
+    patient, so that no support read goes unrecorded."""
+    if not scope.is_support:
+        return
+    providers = await BillRepository(session, scope).providers_of_patient(patient.id)
+    for provider_id in providers or [None]:
+        record(session, principal, SUPPORT_READ, company_id=patient.company_id,
+               target_type="provider" if provider_id else "patient", target_id=provider_id or patient.id,
+               details={"surface": surface, "patient_id": str(patient.id), **details})
 
 
 def _stored_or_off(patient: Patient, row: PatientBillingSettings | None) -> PatientBillingSettings:
@@ -156,33 +186,30 @@ def _stored_or_off(patient: Patient, row: PatientBillingSettings | None) -> Pati
     return row or repository.defaults_for_patient(None, patient.id, patient.company_id)
 
 
-async def get_patient_settings(session: AsyncSession, actor: Actor, scope: BillScope,
+async def get_patient_settings(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
                                patient_id: uuid.UUID) -> PatientSettingsRead:
     patient = await _patient_for(session, actor, scope, patient_id, write=False)
     row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
-    return _patient_read(patient, row, await repository.billing_contact(session, patient.id))
+    await _audit_support_read(session, principal, scope, patient, "patient_billing_settings")
+    return _patient_read(patient, row, await repository.billing_contact(session, patient.id),
+                         await repository.company_settings(session, patient.company_id))
 
 
 async def patch_patient_settings(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
                                  patient_id: uuid.UUID, data: PatientSettingsUpdate) -> PatientSettingsRead:
     patient = await _patient_for(session, actor, scope, patient_id, write=True)
+    sent = data.changes("superbills_enabled", "autopay_enabled", *(name for name, _, _ in KINDS))
     row = await repository.patient_settings(session, patient.id)
     if row is None:
         row = _stored_or_off(patient, None)
         session.add(row)
-    sent = data.model_fields_set
     for field in ("superbills_enabled", "autopay_enabled", "notice_email"):
         if field in sent:
-            if field != "notice_email" and getattr(data, field) is None:
-                raise Unprocessable(f"`{field}` cannot be null.", code="validation_error", extra={"field": field})
-            setattr(row, field, getattr(data, field))
+            setattr(row, field, sent[field])
     for name, on, delay in KINDS:
         if name in sent:
-            rule = getattr(data, name)
-            if rule is None:
-                raise Unprocessable(f"`{name}` cannot be null.", code="validation_error", extra={"field": name})
-            setattr(row, on, rule.enabled)
-            setattr(row, delay, rule.delay_minutes)
+            setattr(row, on, sent[name]["enabled"])
+            setattr(row, delay, sent[name]["delay_minutes"])
     contact = await repository.billing_contact(session, patient.id)
     if "billing_contact" in sent:
         if data.billing_contact is None:
@@ -200,7 +227,7 @@ async def patch_patient_settings(session: AsyncSession, principal: Principal, ac
     record(session, principal, "patient_billing_settings.updated", company_id=patient.company_id,
            target_type="patient", target_id=patient.id,
            details={"changed": sorted(sent)})
-    return _patient_read(patient, row, contact)
+    return _patient_read(patient, row, contact, await repository.company_settings(session, patient.company_id))
 
 
 # Cards
@@ -221,8 +248,10 @@ async def _today(session: AsyncSession, company_id: uuid.UUID) -> date:
     return jobs.local_now(company.time_zone, datetime.now(UTC)).date()
 
 
-async def list_cards(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID) -> list[PaymentMethodRead]:
+async def list_cards(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+                     patient_id: uuid.UUID) -> list[PaymentMethodRead]:
     patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    await _audit_support_read(session, principal, scope, patient, "payment_methods")
     today = await _today(session, patient.company_id)
     return [_card_read(c, today) for c in await repository.cards(session, patient.id)]
 
@@ -255,8 +284,10 @@ async def deactivate_card(session: AsyncSession, principal: Principal, actor: Ac
 # Effective settings
 
 
-async def effective(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID) -> EffectiveSettingsRead:
+async def effective(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+                    patient_id: uuid.UUID) -> EffectiveSettingsRead:
     patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    await _audit_support_read(session, principal, scope, patient, "effective_billing_settings")
     company = await repository.company_settings(session, patient.company_id)
     row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
     contact = await repository.billing_contact(session, patient.id)
@@ -270,18 +301,24 @@ async def effective(session: AsyncSession, actor: Actor, scope: BillScope, patie
     notes = [r for r, n in (("imported_sessions_without_cpt", imported), ("sessions_without_cpt", no_cpt)) if n]
     out.append(Automation(name="bill_creation", will_run=not reasons, reasons=reasons + notes,
                           detail={"mode": mode.value, **skipped}))
-    reasons = [] if row.superbills_enabled else ["patient_superbills_off"]
+    # Superbills and statements are made by the nightly run, which runs for companies that saved their settings.
+    unscheduled = [] if company is not None else ["company_automation_not_configured"]
+    reasons = unscheduled + ([] if row.superbills_enabled else ["patient_superbills_off"])
     out.append(Automation(name="superbills", will_run=not reasons, reasons=reasons + (
         ["imported_sessions_without_cpt"] if imported else []),
         detail={"superbill_day": company.superbill_day if company else 1, **skipped}))
+    out.append(Automation(name="statements", will_run=not unscheduled, reasons=unscheduled, detail={
+        "day_of_month": jobs.STATEMENT_DAY, "runs_at_local": "00:30",
+        "lists": "issued bills with a balance for services up to the end of the previous month, after AutoPay; "
+                 "no statement when nothing is owed"}))
     for name, on, delay in KINDS:
         reasons = [] if getattr(row, on) else ["patient_sharing_off"]
         if name == "bills" and mode == BillCreation.manual:
             reasons.append("bill_creation_manual")
-        if name == "superbills" and not row.superbills_enabled:
-            reasons.append("patient_superbills_off")
+        if name == "superbills":
+            reasons += unscheduled + ([] if row.superbills_enabled else ["patient_superbills_off"])
         if name == "statements":
-            reasons.append("statements_not_generated_by_automation")
+            reasons += unscheduled
         out.append(Automation(name=f"share_{name}", will_run=not reasons, reasons=reasons,
                               detail={"delay_minutes": getattr(row, delay)}))
     reasons = []
@@ -311,10 +348,10 @@ async def run_night(session: AsyncSession, principal: Principal, actor: Actor, s
                             extra={"field": "date"})
     settings_row = await repository.company_settings(session, company_id)
     superbill_day = settings_row.superbill_day if settings_row else 1
-    requested = set(stages) if stages is not None else {
-        s for s in jobs.STAGE_ORDER if s != AutomationStage.superbills or night.day == superbill_day}
-    if AutomationStage.autopay in requested:
-        requested.add(AutomationStage.bills)  # bill creation always runs before AutoPay
+    requested = set(stages) if stages is not None else set(jobs.stages_of_night(night, superbill_day))
+    for stage in reversed(jobs.STAGE_ORDER):  # bills before AutoPay, AutoPay before statements
+        if stage in requested and stage in jobs.FOLLOWS:
+            requested.add(jobs.FOLLOWS[stage])
     wanted = [s for s in jobs.STAGE_ORDER if s in requested]
     now = datetime.now(UTC)
     results = []
@@ -334,7 +371,16 @@ async def list_runs(session: AsyncSession, actor: Actor, company_id: uuid.UUID, 
     return await repository.runs(session, company_id, limit, after)
 
 
-async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID,
-                         shared_only: bool, limit: int, after):
+async def list_documents(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+                         patient_id: uuid.UUID, shared_only: bool, limit: int,
+                         after) -> tuple[list[DocumentRead], list[BillingDocument]]:
+    """A page of documents (limit + 1 rows for the cursor), statements with their bills."""
     patient = await _patient_for(session, actor, scope, patient_id, write=False)
-    return await repository.documents(session, patient.id, shared_only, limit, after)
+    rows = await repository.documents(session, patient.id, shared_only, limit, after)
+    shown = rows[:limit]
+    if shown:
+        await _audit_support_read(session, principal, scope, patient, "patient_documents",
+                                  document_ids=[str(d.id) for d in shown])
+    items = await repository.statement_items(session, [d.id for d in shown if d.kind == DocumentKind.statement])
+    return [DocumentRead.model_validate(d).model_copy(update={
+        "items": [StatementItemRead.model_validate(i) for i in items.get(d.id, [])]}) for d in shown], rows

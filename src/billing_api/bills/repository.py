@@ -22,9 +22,12 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
+    cast,
+    column,
     delete,
     exists,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -504,19 +507,97 @@ class BillRepository:
         return rows
 
     async def outstanding_for_patients(self, company_id: uuid.UUID, patient_ids: list[uuid.UUID]) -> list[Bill]:
-        """The scope's provider's issued bills with a balance for these patients, locked (oldest first)."""
-        if not patient_ids:
+        """The scope's provider's issued bills with a balance for these patients, locked (oldest first).
+        The provider's open bills are listed first and kept by patient here, then only those are locked, by
+        id: a list of many patients in the SQL is matched row by row under a generic plan (about a second a
+        provider at 22,000 patients)."""
+        wanted = set(patient_ids)
+        if not wanted:
             return []
-        statement = self._statement("outstanding_for_patients", build=lambda: (
-            select(Bill)
+        candidates = self._statement("outstanding_candidates", build=lambda: (
+            select(Bill.id, Bill.patient_id)
             .where(Bill.company_id == bindparam("company_id"), Bill.provider_id == bindparam("provider_id"),
-                   Bill.patient_id == any_(bindparam("patient_ids", type_=ARRAY(UUID(as_uuid=True)))),
                    Bill.status == BillStatus.submitted, Bill.balance_cents > 0, self._visible())
+        ))
+        bill_ids = [bill_id for bill_id, patient_id in (await self._run(
+            candidates, company_id=company_id, provider_id=self.scope.actor_id)).all() if patient_id in wanted]
+        if not bill_ids:
+            return []
+        # Locked, the conditions are checked again: the rows are the ones as they stand now.
+        statement = self._statement("outstanding_locked", build=lambda: (
+            select(Bill)
+            .where(Bill.id == any_(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True)))),
+                   Bill.provider_id == bindparam("provider_id"), Bill.status == BillStatus.submitted,
+                   Bill.balance_cents > 0, self._visible())
             .order_by(Bill.created_at, Bill.id)
             .with_for_update(of=Bill)
         ))
-        return list((await self._run(statement, company_id=company_id, provider_id=self.scope.actor_id,
-                                     patient_ids=patient_ids)).scalars())
+        return list((await self._run(statement, bill_ids=bill_ids, provider_id=self.scope.actor_id)).scalars())
+
+    async def open_bills_through(self, company_id: uuid.UUID, service_date_to: date) -> list[tuple]:
+        """The scope's provider's issued bills with a balance for services up to `service_date_to`, for
+        statements: (bill id, patient id, provider id, service date, total cents, balance cents)."""
+        statement = self._statement("open_bills_through", build=lambda: (
+            select(Bill.id, Bill.patient_id, Bill.provider_id, Bill.service_date, Bill.total_cents,
+                   Bill.balance_cents)
+            .where(Bill.company_id == bindparam("company_id"), Bill.provider_id == bindparam("provider_id"),
+                   Bill.status == BillStatus.submitted, Bill.balance_cents > 0,
+                   Bill.service_date <= bindparam("service_date_to"), self._visible())
+            .order_by(Bill.patient_id, Bill.service_date, Bill.id)
+        ))
+        return [tuple(r) for r in (await self._run(statement, company_id=company_id, provider_id=self.scope.actor_id,
+                                                   service_date_to=service_date_to)).all()]
+
+    async def add_payments(self, paid: list[tuple[Bill, Payment]]) -> set[uuid.UUID]:
+        """`add_payment` for many bills in two statements (AutoPay): each bill (locked by the caller, with this
+        scope) is updated only if it is still submitted with the balance read; the payments of the bills
+        updated are inserted. Returns the ids of the bills paid; the others are left untouched."""
+        rows = [(bill, payment, bill.balance_cents - payment.amount_cents) for bill, payment in paid
+                if payment.bill_id == bill.id and 0 < payment.amount_cents <= bill.balance_cents]
+        if not rows:
+            return set()
+        statement = self._statement("add_payments", build=self._add_payments_statement)
+        updated = dict((await self._run(statement, bill_ids=[r[0].id for r in rows],
+                                        before=[r[0].balance_cents for r in rows],
+                                        after=[r[2] for r in rows])).all())
+        payments = []
+        for bill, payment, balance in rows:
+            if bill.id in updated:
+                set_committed_value(bill, "balance_cents", balance)
+                set_committed_value(bill, "status", BillStatus.paid if balance == 0 else BillStatus.submitted)
+                set_committed_value(bill, "updated_at", updated[bill.id])
+                payments.append(payment)
+        self.session.add_all(payments)
+        await self.session.flush()
+        return set(updated)
+
+    def _add_payments_statement(self) -> Executable:
+        paid = func.unnest(
+            bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("before", type_=ARRAY(Integer)),
+            bindparam("after", type_=ARRAY(Integer)),
+        ).table_valued(column("bill_id", UUID(as_uuid=True)), column("balance_before", Integer),
+                       column("balance_after", Integer)).render_derived(name="paid")
+        status = cast(case((paid.c.balance_after == 0, literal(BillStatus.paid.value)),
+                           else_=literal(BillStatus.submitted.value)), Bill.__table__.c.status.type)
+        return (
+            update(Bill)
+            .where(Bill.id == paid.c.bill_id, Bill.status == BillStatus.submitted,
+                   Bill.balance_cents == paid.c.balance_before, self._visible())
+            .values(balance_cents=paid.c.balance_after, status=status)
+            .returning(Bill.id, Bill.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def providers_of_patient(self, patient_id: uuid.UUID) -> list[uuid.UUID]:
+        """The providers whose billing data a patient's documents and settings are: those who bill the patient
+        (bills this scope sees) or treat them (encounters). For auditing support's reads."""
+        statement = self._statement("providers_of_patient", build=lambda: union(
+            select(Bill.provider_id).where(Bill.patient_id == bindparam("patient_id", type_=UUID(as_uuid=True)),
+                                           self._visible()),
+            select(Encounter.provider_id).where(
+                Encounter.patient_id == bindparam("patient_id", type_=UUID(as_uuid=True))),
+        ).order_by("provider_id"))
+        return list((await self._run(statement, patient_id=patient_id)).scalars())
 
     async def sees_patient(self, patient_id: uuid.UUID, company_id: uuid.UUID) -> bool:
         """May this scope see the bill data of this patient: support (view), company-wide access to the

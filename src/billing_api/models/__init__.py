@@ -16,6 +16,7 @@ from billing_api.models.automation import (
     PatientBillingSettings,
     PaymentCard,
     ShareState,
+    StatementItem,
 )
 from billing_api.models.base import Base
 from billing_api.models.billing import (
@@ -51,6 +52,7 @@ __all__ = [
     "PatientBillingSettings",
     "PaymentCard",
     "ShareState",
+    "StatementItem",
     "Bill",
     "BillLine",
     "BillSource",

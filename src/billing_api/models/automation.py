@@ -49,6 +49,7 @@ class AutomationStage(enum.StrEnum):
     bills = "bills"
     autopay = "autopay"
     superbills = "superbills"
+    statements = "statements"
 
 
 class ChargeStatus(enum.StrEnum):
@@ -188,7 +189,28 @@ class BillingDocument(IdMixin, CreatedAtMixin, Base):
         Index("ix_billing_document_due", "share_at", postgresql_where=text("share_state = 'scheduled'")),
         Index("uq_billing_document_superbill_period", "patient_id", "period_start", unique=True,
               postgresql_where=text("kind = 'superbill'")),
+        Index("uq_billing_document_statement_period", "patient_id", "period_start", unique=True,
+              postgresql_where=text("kind = 'statement'")),
     )
+
+
+class StatementItem(Base):
+    """One open bill listed on a statement, as it stood when the statement was made (a statement is a snapshot)."""
+
+    __tablename__ = "statement_item"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("billing_document.id", ondelete="CASCADE"), primary_key=True
+    )
+    bill_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("bill.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+    )
+    service_date: Mapped[date] = mapped_column(Date, nullable=False)
+    total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+    balance_cents: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class AutomationRun(IdMixin, CreatedAtMixin, Base):
