@@ -30,6 +30,7 @@ from billing_api.automation.gateway import PaymentGateway, get_gateway
 from billing_api.bills.repository import BillRepository
 from billing_api.config import Settings
 from billing_api.models import AutomationStage, AutopayCharge, BillCreation, ChargeStatus, Payment, PaymentMethod
+from billing_api.observability.metrics import stage_timer
 
 logger = logging.getLogger("billing_api.automation")
 
@@ -175,6 +176,16 @@ async def run_stage(session: AsyncSession, company_id: uuid.UUID, night: date, s
                     gateway: PaymentGateway | None = None) -> StageOutcome:
     """Run one stage of one night in the caller's transaction (the caller commits). AutoPay first makes sure
     the night's bill creation has run (in the same transaction), so bills are created before AutoPay."""
+    with stage_timer(stage.value) as timing:
+        outcome = await _run_stage(session, company_id, night, stage, settings=settings, now=now, trigger=trigger,
+                                   gateway=gateway)
+        timing["outcome"] = outcome.outcome
+        return outcome
+
+
+async def _run_stage(session: AsyncSession, company_id: uuid.UUID, night: date, stage: AutomationStage, *,
+                     settings: Settings, now: datetime | None, trigger: str,
+                     gateway: PaymentGateway | None) -> StageOutcome:
     now = now or datetime.now(UTC)
     if stage == AutomationStage.autopay and await repository.get_run(session, company_id, night,
                                                                       AutomationStage.bills) is None:
