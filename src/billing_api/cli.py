@@ -22,6 +22,9 @@ from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 T = TypeVar("T")
 
 DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
+# uvicorn restarts a worker that does not answer its supervisor within this time; its default (5 s) is shorter
+# than a worker's start on a busy machine, which then restarts workers forever.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 def openapi_document() -> str:
@@ -138,7 +141,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     # Our middleware writes one access line per request (with the request id), so uvicorn's own is off.
     uvicorn.run("billing_api.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_config=logs.logging_config(settings), access_log=False,
-                proxy_headers=True)
+                proxy_headers=True, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
 
 
 def _share_metrics_between_workers() -> None:

@@ -6,10 +6,12 @@ import json
 import logging
 import logging.config
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from billing_api.config import Settings
 from billing_api.observability import context
+
+if TYPE_CHECKING:  # kept light: uvicorn's worker processes import this module before they answer health checks
+    from billing_api.config import Settings
 
 # Fields a log call may add with `extra=`; anything else (a request body, a password) is never written.
 EXTRA_FIELDS = ("method", "route", "status", "duration_ms", "client")
@@ -46,14 +48,14 @@ class JsonFormatter(logging.Formatter):
 
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A dictConfig for the app, `billing-api worker` and uvicorn (whose own access log is replaced by ours)."""
-    formatter = {"()": JsonFormatter} if settings.log_format == "json" else {"format": TEXT_FORMAT}
+    formatter = {"()": f"{__name__}.JsonFormatter"} if settings.log_format == "json" else {"format": TEXT_FORMAT}
     handler = {"class": "logging.StreamHandler", "formatter": "default", "filters": ["request"],
                "stream": "ext://sys.stderr"}
     level = settings.log_level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request": {"()": RequestContext}},
+        "filters": {"request": {"()": f"{__name__}.RequestContext"}},
         "formatters": {"default": formatter},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level},
