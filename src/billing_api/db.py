@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from contextlib import suppress
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 

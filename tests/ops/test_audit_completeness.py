@@ -79,52 +79,84 @@ def _created(scene: Scene, made: dict) -> uuid.UUID:
     return uuid.UUID(made["response"]["id"])
 
 
+def call(method: str, path: str, who: str, body=None) -> Request:
+    """A request as the scene's `who` to `path` (formatted with the scene `s` and what was prepared, `made`)."""
+
+    async def request(http: httpx.AsyncClient, s: Scene, made: dict) -> httpx.Response:
+        return await http.request(method, path.format(s=s, made=made), headers=s.h(getattr(s, who)),
+                                  json=body(s) if callable(body) else body)
+
+    return request
+
+
+def _ids(*users: str):
+    return lambda s: {"user_ids": [str(getattr(s, user).id) for user in users]}
+
+
 CHANGES = {
-    "delegation list save": Change("PUT /v1/providers/{provider_id}/delegation", "delegation.list_saved", _provider, lambda http, s, made: save_list(
-        http, s, [{"user_id": str(s.staff.id), "role": "financial_viewer"}, {"group_id": str(s.group.id)}])),
-    "segregation on": Change("POST /v1/companies/{company_id}/billing-segregation", "segregation.enabled", lambda s, made: s.home.id, lambda http, s, made: http.post(
-        f"/v1/companies/{s.home.id}/billing-segregation", headers=s.h(s.admin),
-        json={"password": PASSWORD, "acknowledge_empty_lists": True})),
-    "group members set (add and remove)": Change("PUT /v1/groups/{group_id}/members", "group.members_set", _group, lambda http, s, made: http.put(
-        f"/v1/groups/{s.group.id}/members", headers=s.h(s.admin), json={"user_ids": [str(s.staff2.id)]})),
-    "group role change": Change("PATCH /v1/groups/{group_id}", "group.updated", _group, lambda http, s, made: http.patch(
-        f"/v1/groups/{s.group.id}", headers=s.h(s.admin), json={"permissions": ["bills:view", "bills:save"]})),
+    "delegation list save": Change(
+        "PUT /v1/providers/{provider_id}/delegation", "delegation.list_saved", _provider,
+        lambda http, s, made: save_list(http, s, [{"user_id": str(s.staff.id), "role": "financial_viewer"},
+                                                  {"group_id": str(s.group.id)}])),
+    "segregation on": Change(
+        "POST /v1/companies/{company_id}/billing-segregation", "segregation.enabled", lambda s, made: s.home.id,
+        call("POST", "/v1/companies/{s.home.id}/billing-segregation", "admin",
+             {"password": PASSWORD, "acknowledge_empty_lists": True})),
+    "group members set (add and remove)": Change(
+        "PUT /v1/groups/{group_id}/members", "group.members_set", _group,
+        call("PUT", "/v1/groups/{s.group.id}/members", "admin", _ids("staff2"))),
+    "group role change": Change(
+        "PATCH /v1/groups/{group_id}", "group.updated", _group,
+        call("PATCH", "/v1/groups/{s.group.id}", "admin", {"permissions": ["bills:view", "bills:save"]})),
     "group created with a role": Change("POST /v1/groups", "group.created", _created, _new_group),
     "user created": Change("POST /v1/users", "user.created", _created, _new_user),
-    "user deactivated": Change("POST /v1/users/{user_id}/deactivate", "user.deactivated", _staff, lambda http, s, made: http.post(
-        f"/v1/users/{s.staff.id}/deactivate", headers=s.h(s.admin))),
-    "user reactivated": Change("POST /v1/users/{user_id}/reactivate", "user.reactivated", lambda s, made: s.inactive.id, lambda http, s, made: http.post(
-        f"/v1/users/{s.inactive.id}/reactivate", headers=s.h(s.admin))),
-    "user permissions": Change("PATCH /v1/users/{user_id}", "user.updated", _staff, lambda http, s, made: http.patch(
-        f"/v1/users/{s.staff.id}", headers=s.h(s.admin), json={"permissions": ["users:edit_others"]})),
-    "company admin granted": Change("PATCH /v1/users/{user_id}", "user.updated", _staff, lambda http, s, made: http.patch(
-        f"/v1/users/{s.staff.id}", headers=s.h(s.admin), json={"account_type": "company_admin"})),
-    "invitation created": Change("POST /v1/providers/{provider_id}/invitations", "invitation.created", _provider, lambda http, s, made: invite(
-        http, s, f"inv-{uuid.uuid4().hex[:8]}@mail.example.org", f"inv.{uuid.uuid4().hex[:8]}")),
-    "invitation resent": Change("POST /v1/invitations/{invitation_id}/resend", "invitation.resent", _provider, lambda http, s, made: http.post(
-        f"/v1/invitations/{made['invitation']}/resend", headers=s.h(s.provider)), _pending_invitation),
-    "invitation revoked": Change("DELETE /v1/invitations/{invitation_id}", "invitation.cancelled", _provider, lambda http, s, made: http.delete(
-        f"/v1/invitations/{made['invitation']}", headers=s.h(s.provider)), _pending_invitation),
-    "invitation accepted": Change("POST /v1/invitations/accept", "invitation.accepted", _provider, _accept, _pending_invitation),
-    "team member role changed": Change("PATCH /v1/providers/{provider_id}/team/{user_id}", "team.member_updated", _provider, lambda http, s, made: http.patch(
-        f"/v1/providers/{s.provider.id}/team/{s.staff.id}", headers=s.h(s.provider),
-        json={"role": "financial_viewer"}), _staff_on_the_list),
-    "team member revoked": Change("DELETE /v1/providers/{provider_id}/team/{user_id}", "team.member_revoked", _provider, lambda http, s, made: http.delete(
-        f"/v1/providers/{s.provider.id}/team/{s.staff.id}", headers=s.h(s.provider)), _staff_on_the_list),
+    "user deactivated": Change(
+        "POST /v1/users/{user_id}/deactivate", "user.deactivated", _staff,
+        call("POST", "/v1/users/{s.staff.id}/deactivate", "admin")),
+    "user reactivated": Change(
+        "POST /v1/users/{user_id}/reactivate", "user.reactivated", lambda s, made: s.inactive.id,
+        call("POST", "/v1/users/{s.inactive.id}/reactivate", "admin")),
+    "user permissions": Change(
+        "PATCH /v1/users/{user_id}", "user.updated", _staff,
+        call("PATCH", "/v1/users/{s.staff.id}", "admin", {"permissions": ["users:edit_others"]})),
+    "company admin granted": Change(
+        "PATCH /v1/users/{user_id}", "user.updated", _staff,
+        call("PATCH", "/v1/users/{s.staff.id}", "admin", {"account_type": "company_admin"})),
+    "invitation created": Change(
+        "POST /v1/providers/{provider_id}/invitations", "invitation.created", _provider,
+        lambda http, s, made: invite(http, s, f"inv-{uuid.uuid4().hex[:8]}@mail.example.org",
+                                     f"inv.{uuid.uuid4().hex[:8]}")),
+    "invitation resent": Change(
+        "POST /v1/invitations/{invitation_id}/resend", "invitation.resent", _provider,
+        call("POST", "/v1/invitations/{made[invitation]}/resend", "provider"), _pending_invitation),
+    "invitation revoked": Change(
+        "DELETE /v1/invitations/{invitation_id}", "invitation.cancelled", _provider,
+        call("DELETE", "/v1/invitations/{made[invitation]}", "provider"), _pending_invitation),
+    "invitation accepted": Change(
+        "POST /v1/invitations/accept", "invitation.accepted", _provider, _accept, _pending_invitation),
+    "team member role changed": Change(
+        "PATCH /v1/providers/{provider_id}/team/{user_id}", "team.member_updated", _provider,
+        call("PATCH", "/v1/providers/{s.provider.id}/team/{s.staff.id}", "provider", {"role": "financial_viewer"}),
+        _staff_on_the_list),
+    "team member revoked": Change(
+        "DELETE /v1/providers/{provider_id}/team/{user_id}", "team.member_revoked", _provider,
+        call("DELETE", "/v1/providers/{s.provider.id}/team/{s.staff.id}", "provider"), _staff_on_the_list),
     "group billing-customer assignments": Change(
-        "PUT /v1/groups/{group_id}/billing-customer-assignments", "group.billing_customer_assignments_set", _group, lambda http, s, made: http.put(
-            f"/v1/groups/{s.group.id}/billing-customer-assignments", headers=s.h(s.admin),
-            json={"company_ids": [str(s.children[0].id)]})),
+        "PUT /v1/groups/{group_id}/billing-customer-assignments", "group.billing_customer_assignments_set", _group,
+        call("PUT", "/v1/groups/{s.group.id}/billing-customer-assignments", "admin",
+             lambda s: {"company_ids": [str(s.children[0].id)]})),
     "user billing-customer assignments": Change(
-        "PUT /v1/users/{user_id}/billing-customer-assignments", "user.billing_customer_assignments_set", _staff, lambda http, s, made: http.put(
-            f"/v1/users/{s.staff.id}/billing-customer-assignments", headers=s.h(s.admin),
-            json={"company_ids": [str(s.children[1].id)]})),
-    # A child company is reached by the parent's company admins from its creation; moving one changes who reaches it.
-    "child company created": Change("POST /v1/companies", "company.created", _created, lambda http, s, made: http.post(
-        "/v1/companies", headers=s.h(s.admin), json={"name": f"Child {uuid.uuid4().hex[:6]}", "parent_id": str(s.home.id)})),
-    "child company detached": Change("PATCH /v1/companies/{company_id}", "company.updated",
-                                     lambda s, made: s.children[2].id, lambda http, s, made: http.patch(
-        f"/v1/companies/{s.children[2].id}", headers=s.h(s.admin), json={"parent_id": None})),
+        "PUT /v1/users/{user_id}/billing-customer-assignments", "user.billing_customer_assignments_set", _staff,
+        call("PUT", "/v1/users/{s.staff.id}/billing-customer-assignments", "admin",
+             lambda s: {"company_ids": [str(s.children[1].id)]})),
+    # The parent's company admins reach a child from its creation; moving a company changes who reaches it.
+    "child company created": Change(
+        "POST /v1/companies", "company.created", _created,
+        call("POST", "/v1/companies", "admin", lambda s: {"name": f"Child {uuid.uuid4().hex[:6]}",
+                                                          "parent_id": str(s.home.id)})),
+    "child company detached": Change(
+        "PATCH /v1/companies/{company_id}", "company.updated", lambda s, made: s.children[2].id,
+        call("PATCH", "/v1/companies/{s.children[2].id}", "admin", {"parent_id": None})),
 }
 
 # Writes that change no one's access (bills, patients, records, settings, a caller's own profile, logging in).
@@ -137,9 +169,11 @@ NOT_ACCESS_CONTROL = {
     "PATCH /v1/companies/{company_id}/facilities/{facility_id}",
     "DELETE /v1/companies/{company_id}/facilities/{facility_id}",
     "POST /v1/companies/{company_id}/facilities/{facility_id}/copy",
-    "PUT /v1/companies/{company_id}/billing-automation", "POST /v1/companies/{company_id}/billing-automation/apply-defaults",
+    "PUT /v1/companies/{company_id}/billing-automation",
+    "POST /v1/companies/{company_id}/billing-automation/apply-defaults",
     "POST /v1/companies/{company_id}/billing-automation/runs", "PATCH /v1/patients/{patient_id}/billing-settings",
-    "POST /v1/patients/{patient_id}/payment-methods", "DELETE /v1/patients/{patient_id}/payment-methods/{payment_method_id}",
+    "POST /v1/patients/{patient_id}/payment-methods",
+    "DELETE /v1/patients/{patient_id}/payment-methods/{payment_method_id}",
 }
 
 

@@ -67,7 +67,8 @@ async def test_metrics_count_requests_by_route_template_and_read_pool_outbox_and
 
 
 def _or_zero(found: dict, name: str, labels: dict) -> float:
-    return sum(s.value for f in found.values() for s in f.samples if s.name == name and labels.items() <= s.labels.items())
+    return sum(s.value for f in found.values() for s in f.samples
+               if s.name == name and labels.items() <= s.labels.items())
 
 
 async def test_a_metrics_token_when_configured_guards_the_scrape(settings, sessionmaker):
