@@ -61,6 +61,9 @@ async def test_outage_answers_503_and_the_service_recovers_without_a_restart(ser
                 down = await answer(http, path, headers=headers)
                 body = assert_problem(down, 503, "database_unavailable")
                 assert down.headers["retry-after"].isdigit() and body["request_id"] == down.headers["x-request-id"]
+            write = await asyncio.wait_for(http.post("/v1/patients", headers=headers, json={
+                "company_id": str(user.company_id), "first_name": "Pat", "last_name": "Doe"}), HANG_GUARD_SECONDS)
+            assert_problem(write, 503, "database_unavailable")
         assert (await answer(http, "/healthz")).status_code == 200  # liveness does not depend on the database
 
         await asyncio.to_thread(server.start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -27,14 +28,18 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def security_headers(path: str, https: bool) -> list[tuple[bytes, bytes]]:
-    docs = path.startswith(DOCS_PATHS)
+    return _security_headers(path.startswith(DOCS_PATHS), path.startswith(STATIC_PREFIX), https)
+
+
+@cache
+def _security_headers(docs: bool, static: bool, https: bool) -> list[tuple[bytes, bytes]]:
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": DOCS_CSP if docs else API_CSP,
     }
-    if not path.startswith(STATIC_PREFIX):  # data (and pages about it) are never kept by browsers or proxies
+    if not static:  # data (and pages about it) are never kept by browsers or proxies
         headers["Cache-Control"] = "no-store"
     if https:
         headers["Strict-Transport-Security"] = HSTS
@@ -60,8 +65,8 @@ class ObservabilityMiddleware:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         state: dict[str, Any] = {"request_id": context.request_id_from(incoming), "user_id": None}
         token = context.current.set(state)
-        extra = [(b"x-request-id", state["request_id"].encode())]
-        extra += security_headers(scope["path"], self.production or scope.get("scheme") == "https")
+        https = self.production or scope.get("scheme") == "https"
+        extra = [(b"x-request-id", state["request_id"].encode()), *security_headers(scope["path"], https)]
         status = 500
         response_started = False
 
