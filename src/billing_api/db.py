@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from billing_api.config import Settings
@@ -90,7 +90,7 @@ _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
 def database_unavailable(error: BaseException) -> bool:
     """Whether `error` says the database is unreachable (down, restarting, too slow), rather than a fault in
     the request or in our code."""
-    if isinstance(error, (OSError, TimeoutError, sqlalchemy_exc.TimeoutError)):
+    if isinstance(error, (OSError, TimeoutError, PoolTimeout)):
         return True  # refused or timed-out connections, a pool with no connection to give
     if isinstance(error, DBAPIError):
         sqlstate = str(getattr(error.orig, "sqlstate", "") or "")
