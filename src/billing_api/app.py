@@ -22,12 +22,15 @@ from billing_api.body_limit import BodyLimitMiddleware
 from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
 from billing_api.delegation.router import router as delegation_router
-from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
+from billing_api.db import engine_for, make_sessionmaker
 from billing_api.errors import install_error_handlers, problem_response
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
 from billing_api.invoices.router import router as invoices_router
 from billing_api.mail import sender as mail_sender
+from billing_api.observability.context import REQUEST_ID_HEADER
+from billing_api.observability.metrics import router as metrics_router
+from billing_api.observability.middleware import ObservabilityMiddleware
 from billing_api.patients.router import router as patients_router
 from billing_api.payers_facilities.router import router as payers_facilities_router
 from billing_api.team.router import router as team_router
@@ -37,6 +40,7 @@ ROUTERS = [health_router, auth_router, identity_router, companies_router, patien
 ROUTERS += [assignments_router, payers_facilities_router]
 ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
 ROUTERS += [automation_router]  # issue 7: billing automation
+ROUTERS += [metrics_router]  # issue 8: Prometheus metrics
 
 
 def operation_id(route: APIRoute) -> str:
@@ -50,7 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     settings = app.state.settings
-    engine = make_engine(resolve_database_url(settings), settings.db_pool_size, settings.db_max_overflow)
+    engine = engine_for(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
     # The outbox sender runs beside the API (each worker process; they share the outbox safely).
     stop, sender_task = asyncio.Event(), None
@@ -91,9 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag"],
+            expose_headers=["ETag", REQUEST_ID_HEADER],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    # Added last, so outermost: every answer, CORS preflights and unexpected errors included, gets its headers.
+    app.add_middleware(ObservabilityMiddleware, settings=settings)
     install_error_handlers(app)
 
     @app.exception_handler(IntegrityError)

@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,9 @@ from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 T = TypeVar("T")
 
 DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
+# uvicorn restarts a worker that does not answer its supervisor within this time; its default (5 s) is shorter
+# than a worker's start on a busy machine, which then restarts workers forever.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def openapi_document() -> str:
@@ -121,6 +125,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     from billing_api.migrations_runner import upgrade
+    from billing_api.observability import logs
 
     url = resolve_database_url(settings)
     asyncio.run(upgrade(url))
@@ -131,13 +136,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     # Workers read the resolved URL and secret, so they share this process's embedded server and tokens.
     os.environ["BILLING_API_DATABASE_URL"] = url
     os.environ["BILLING_API_JWT_SECRET"] = settings.resolved_jwt_secret()
+    if args.log_format:
+        os.environ["BILLING_API_LOG_FORMAT"] = settings.log_format = args.log_format
+    if args.log_level:
+        os.environ["BILLING_API_LOG_LEVEL"] = settings.log_level = args.log_level
+    if args.workers > 1:
+        _share_metrics_between_workers()
     shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     print(f"billing-api docs: http://{shown_host}:{args.port}/docs", flush=True)
+    # Our middleware writes one access line per request (with the request id), so uvicorn's own is off.
     uvicorn.run("billing_api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, proxy_headers=True,
-                # uvicorn's 5 s default kills and respawns a worker that is slow to import on a busy machine,
-                # for ever; a minute lets it start.
-                timeout_worker_healthcheck=60)
+                workers=args.workers, log_config=logs.logging_config(settings), access_log=False,
+                proxy_headers=True, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+
+
+def _share_metrics_between_workers() -> None:
+    """prometheus-client's multiprocess mode: each worker writes its samples under PROMETHEUS_MULTIPROC_DIR and
+    a scrape of any worker sums them. The folder must start empty (a fresh one per start, unless given)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billing-api-metrics-")
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -161,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     serve.add_argument("--demo", action="store_true", help="load the demo data set first (idempotent)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
+                       help="default BILLING_API_LOG_LEVEL (info)")
+    serve.add_argument("--log-format", choices=["json", "text"],
+                       help="one JSON object per line, or text (default BILLING_API_LOG_FORMAT: json)")
     serve.set_defaults(func=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="apply database migrations up to the latest",

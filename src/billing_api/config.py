@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     # Database connections per process (each uvicorn worker has its own pool).
     db_pool_size: int = 5
     db_max_overflow: int = 5
+    # Bounds on waiting for the database, so that an outage answers 503 quickly instead of hanging requests.
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_command_timeout_seconds: float = Field(default=60.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Logs (observability/logs.py): one JSON object per line, or plain text for reading in a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # When set, GET /metrics wants `Authorization: Bearer <token>`; unset, it is open (keep it off the internet).
+    metrics_token: str | None = None
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
     token_lifetime_minutes: int = 60

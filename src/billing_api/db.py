@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from billing_api.config import Settings
-from billing_api.errors import DomainError
+from billing_api.errors import DatabaseUnavailable, DomainError
 
 _embedded_servers: dict[Path, object] = {}
 
@@ -68,17 +71,44 @@ class _NoRows(logging.Filter):
 logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoRows())
 
 
-def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, *, connect_timeout: float = 5.0,
+                command_timeout: float = 60.0, pool_timeout: float = 30.0) -> AsyncEngine:
     # A small pool per process: under load, requests queue fairly for a connection here instead of
     # crowding the database's CPUs (which stretched the latency tail in bench/run.py).
+    # pool_pre_ping replaces connections that died with a database restart, so the service recovers by itself.
     return create_async_engine(
         url,
         pool_pre_ping=True,
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        pool_timeout=pool_timeout,
+        connect_args={"server_settings": SERVER_SETTINGS, "timeout": connect_timeout,
+                      "command_timeout": command_timeout},
     )
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    return make_engine(resolve_database_url(settings), settings.db_pool_size, settings.db_max_overflow,
+                       connect_timeout=settings.db_connect_timeout_seconds,
+                       command_timeout=settings.db_command_timeout_seconds,
+                       pool_timeout=settings.db_pool_timeout_seconds)
+
+
+# SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong": connection
+# exception, insufficient resources, operator intervention (shutting down, starting up).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database is unreachable (down, restarting, too slow), rather than a fault in
+    the request or in our code."""
+    if isinstance(error, (OSError, TimeoutError, PoolTimeout)):
+        return True  # refused or timed-out connections, a pool with no connection to give
+    if isinstance(error, DBAPIError):
+        sqlstate = str(getattr(error.orig, "sqlstate", "") or "")
+        return error.connection_invalidated or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+    return False
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -105,11 +135,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             session.add_all(error.audit_events)
             await session.commit()
         raise
+    except Exception as error:
+        if not database_unavailable(error):
+            await session.rollback()
+            raise
+        with suppress(Exception):  # the connection is gone; the pool discards it
+            await session.rollback()
+        raise DatabaseUnavailable() from error
     except BaseException:
         await session.rollback()
         raise
     finally:
-        await session.close()
+        with suppress(Exception):
+            await session.close()
 
 
 # scope="function": commit before the response is sent, so the next request sees the change.

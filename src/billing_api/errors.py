@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from billing_api.observability import context
+
 logger = logging.getLogger("billing_api")
 
 PROBLEM_JSON = "application/problem+json"
@@ -84,6 +86,14 @@ class PreconditionFailed(DomainError):
     status, code, title = 412, "precondition_failed", "Precondition failed"
 
 
+class DatabaseUnavailable(DomainError):
+    status, code, title = 503, "database_unavailable", "Service unavailable"
+
+    def __init__(self, detail: str = "The database does not answer; try again shortly.", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(detail, **kwargs)
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details. `code` is stable; `detail` is for people."""
 
@@ -95,6 +105,7 @@ class Problem(BaseModel):
     detail: str | None = None
     code: str
     instance: str | None = None
+    request_id: str | None = None
 
 
 def problem_response(
@@ -115,6 +126,9 @@ def problem_response(
         "code": code,
         "instance": request.url.path,
     }
+    request_id = context.request_id()
+    if request_id:  # the same id as the X-Request-ID header and the log lines: support can find the request
+        body["request_id"] = request_id
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)

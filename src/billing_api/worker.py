@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing_api.config import Settings
-from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
+from billing_api.db import engine_for, make_sessionmaker, resolve_database_url
 from billing_api.automation import tasks as automation_tasks
 from billing_api.mail import sender
 
@@ -37,7 +37,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None,
         from billing_api.migrations_runner import upgrade
 
         await upgrade(url)
-    engine = make_engine(url, settings.db_pool_size, settings.db_max_overflow)
+    engine = engine_for(settings)
     try:
         sessionmaker = make_sessionmaker(engine)
         await asyncio.gather(*(loop(sessionmaker, settings, stop) for loop in (LOOPS if loops is None else loops)))
@@ -46,7 +46,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None,
 
 
 def main(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from billing_api.observability import logs
+
+    logs.configure(settings)
 
     async def serve() -> None:
         stop = asyncio.Event()

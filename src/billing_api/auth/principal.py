@@ -15,6 +15,7 @@ from billing_api.deps import AppSettings
 from billing_api.errors import Unauthenticated
 from billing_api.identity import repository as identity_repository
 from billing_api.models import User, UserStatus
+from billing_api.observability.context import bind_user
 
 bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
@@ -50,6 +51,7 @@ async def current_principal(
     user = await identity_repository.get_user(session, claims.user_id)
     if user is None or user.status != UserStatus.active or user.token_version != claims.token_version:
         raise Unauthenticated("The token is no longer valid; log in again.", code="token_revoked")
+    bind_user(user.id)  # log lines of this request name the caller
     return Principal(user=user, client=claims.client, address=client_address(request))
 
 

@@ -44,6 +44,7 @@ from billing_api.models import (
     Payment,
     PaymentMethod,
 )
+from billing_api.observability.metrics import stage_timer
 
 logger = logging.getLogger("billing_api.automation")
 
@@ -221,6 +222,16 @@ async def run_stage(session: AsyncSession, company_id: uuid.UUID, night: date, s
     """Run one stage of one night in the caller's transaction (the caller commits). AutoPay first makes sure
     the night's bill creation has run, and statements that AutoPay has (in the same transaction), so bills are
     created before AutoPay charges them and statements list what is still owed after it."""
+    with stage_timer(stage.value) as timing:
+        outcome = await _run_stage(session, company_id, night, stage, settings=settings, now=now, trigger=trigger,
+                                   gateway=gateway)
+        timing["outcome"] = outcome.outcome
+        return outcome
+
+
+async def _run_stage(session: AsyncSession, company_id: uuid.UUID, night: date, stage: AutomationStage, *,
+                     settings: Settings, now: datetime | None, trigger: str,
+                     gateway: PaymentGateway | None) -> StageOutcome:
     now = now or datetime.now(UTC)
     follows = FOLLOWS.get(stage)
     if follows is not None and await repository.get_run(session, company_id, night, follows) is None:

@@ -69,3 +69,10 @@ async def record_on_invitation(
                 delivery_error=error, delivery_sent_at=sent_at)
         .execution_options(synchronize_session=False)
     )
+
+
+async def count_queued(session: AsyncSession) -> int:
+    """The backlog, for the metrics scrape."""
+    return (await session.execute(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == OutboxStatus.queued)
+    )).scalar_one()

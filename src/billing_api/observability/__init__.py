@@ -1,0 +1,1 @@
+"""Operations: request ids, structured logs, security headers, Prometheus metrics."""

@@ -1,0 +1,66 @@
+"""`billing-api serve` with two workers, for real: JSON log lines on stderr, and metrics summed over the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+START_GUARD_SECONDS = 180  # a guard against a server that never starts, not a speed check
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_serve_with_two_workers_logs_json_lines_and_sums_metrics_over_workers(live_engine, tmp_path):
+    # The run's already migrated database for real commits; these requests write nothing, and no mail sender runs.
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BILLING_API_MAIL_SENDER_ENABLED": "false",
+           "BILLING_API_DATABASE_URL": live_engine.url.render_as_string(hide_password=False),
+           "BILLING_API_JWT_SECRET": "serve-test-" + "x" * 40, "BILLING_API_LOG_LEVEL": "info",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "billing_api", "serve", "--port", str(port),
+                                    "--workers", "2", "--log-format", "json"], env=env, cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(START_GUARD_SECONDS):
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(1)
+            else:
+                raise AssertionError(stderr.read_text())
+            requests = 40
+            answers = await asyncio.gather(*(http.get("/v1/me", headers={"X-Request-ID": f"serve-{n}"})
+                                             for n in range(requests)))
+            assert {a.status_code for a in answers} == {401}
+            assert {a.headers["x-request-id"] for a in answers} == {f"serve-{n}" for n in range(requests)}
+            scraped = (await http.get("/metrics")).text
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+    counted = [s.value for f in text_string_to_metric_families(scraped) for s in f.samples
+               if s.name == "billing_api_http_requests_total" and s.labels["route"] == "/v1/me"]
+    assert counted == [requests]  # every worker's requests, whichever answered the scrape
+    lines = [json.loads(line) for line in stderr.read_text().splitlines() if line.strip()]  # every line is JSON
+    access = [line for line in lines if line["logger"] == "billing_api.access" and line["route"] == "/v1/me"]
+    assert sorted(line["request_id"] for line in access) == sorted(f"serve-{n}" for n in range(requests))
+    assert all(line["status"] == 401 and line["method"] == "GET" for line in access)
+    assert len({line["logger"] for line in lines} & {"uvicorn.error"}) == 1  # uvicorn's own lines, same format
