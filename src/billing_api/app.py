@@ -23,6 +23,7 @@ from billing_api.config import Settings, get_settings
 from billing_api.delegation.router import router as delegation_router
 from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 from billing_api.errors import install_error_handlers, problem_response
+from billing_api.events.router import router as events_router
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
 from billing_api.invoices.router import router as invoices_router
@@ -36,6 +37,7 @@ ROUTERS = [health_router, auth_router, identity_router, companies_router, patien
 ROUTERS += [assignments_router, payers_facilities_router]
 ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
 ROUTERS += [automation_router]  # issue 7: billing automation
+ROUTERS += [events_router]  # issue 9: the integrators' events feed
 
 
 def operation_id(route: APIRoute) -> str:

@@ -29,7 +29,10 @@ from billing_api.automation import repository
 from billing_api.automation.gateway import PaymentGateway, get_gateway
 from billing_api.bills.repository import BillRepository
 from billing_api.config import Settings
-from billing_api.models import AutomationStage, AutopayCharge, BillCreation, ChargeStatus, Payment, PaymentMethod
+from billing_api.events.schemas import AutopayDeclined, AutopaySucceeded, BillCreated
+from billing_api.events.service import emit, emit_payment
+from billing_api.models import (AutomationStage, AutopayCharge, BillCreation, BillSource, BillStatus, ChargeStatus,
+                                Payment, PaymentMethod)
 
 logger = logging.getLogger("billing_api.automation")
 
@@ -101,6 +104,10 @@ async def _bills(session: AsyncSession, company_id: uuid.UUID, night: date, now:
                            "detail": "the provider may no longer bill in this company; sessions left unbilled"})
             continue
         counts["bills_created"] += len(rows)
+        for bill_id, patient_id, total, _ in rows:
+            emit(session, company_id, BillCreated(bill_id=bill_id, provider_id=provider_id, patient_id=patient_id,
+                                                  status=BillStatus.submitted, source=BillSource.automation,
+                                                  total_cents=total))
         counts["documents_created"] = counts.get("documents_created", 0) + await repository.add_bill_documents(
             session, company_id, rows)
     counts["encounters_billed"] = await repository.encounters_billed_at(session, company_id, now)
@@ -152,6 +159,7 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
                                    local_date=night, amount_cents=amount, gateway_reference=result.reference,
                                    status=ChargeStatus.succeeded if result.succeeded else ChargeStatus.declined,
                                    decline_reason=result.decline_reason)
+            ids = {"bill_id": bill.id, "provider_id": bill.provider_id, "patient_id": bill.patient_id}
             if result.succeeded:
                 payment = Payment(id=uuid.uuid4(), bill_id=bill.id, amount_cents=amount, method=PaymentMethod.card,
                                   reference=result.reference, recorded_by=None)
@@ -161,11 +169,17 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
                 charge.payment_id = payment.id
                 counts["bills_charged"] += 1
                 counts["amount_charged_cents"] += amount
+                emit_payment(session, bill, payment)
+                emit(session, company_id, AutopaySucceeded(**ids, charge_id=charge.id, payment_id=payment.id,
+                                                           amount_cents=amount, local_date=night))
             else:
                 counts["declined"] += 1
                 if result.card_expired:
                     card.active = False
                     await repository.deactivate_card(session, card.id)
+                emit(session, company_id, AutopayDeclined(**ids, charge_id=charge.id, amount_cents=amount,
+                                                          local_date=night, decline_reason=result.decline_reason,
+                                                          card_deactivated=result.card_expired))
             session.add(charge)
         await session.flush()
 

@@ -29,6 +29,8 @@ from billing_api.errors import (
     Unauthenticated,
     Unprocessable,
 )
+from billing_api.events.schemas import InvitationAccepted as InvitationAcceptedEvent
+from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
 from billing_api.mail import repository as mail_repository
 from billing_api.mail import secrets as mail_secrets
@@ -390,6 +392,9 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
                                  "permissions": invitation.permissions})
     event.actor_id = account.id
     session.add(event)
+    emit(session, invitation.company_id, InvitationAcceptedEvent(
+        invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id, account_created=created,
+        role=invitation.role))
     return InvitationAccepted(invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id,
                               username=account.username, account_created=created, role=RolePreset(invitation.role),
                               permissions=invitation.permissions)
