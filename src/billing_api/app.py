@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag"],
+            expose_headers=["ETag", "Idempotent-Replayed", "Retry-After"],
         )
     install_error_handlers(app)
 

@@ -65,7 +65,8 @@ async def apply_billing_automation_defaults(company_id: uuid.UUID, session: Sess
     return ApplyDefaultsResult(patients_updated=await service.apply_defaults(session, principal, actor, company_id))
 
 
-@router.post("/companies/{company_id}/billing-automation/runs", dependencies=[Idempotent], response_model=RunResponse, responses=WRITE_ERRORS)
+@router.post("/companies/{company_id}/billing-automation/runs",
+             dependencies=[Idempotent], response_model=RunResponse, responses=WRITE_ERRORS)
 async def run_billing_automation(company_id: uuid.UUID, data: RunRequest, session: Session,
                                  principal: CurrentPrincipal, actor: CurrentActor,
                                  settings: AppSettings) -> RunResponse:

@@ -66,7 +66,8 @@ async def list_bills(
     return await _page(session, principal, scope, filters, paging, "billing_dashboard")
 
 
-@router.post("/bills", dependencies=[Idempotent], response_model=BillRead, status_code=status.HTTP_201_CREATED, tags=["bills"],
+@router.post("/bills",
+             dependencies=[Idempotent], response_model=BillRead, status_code=status.HTTP_201_CREATED, tags=["bills"],
              responses=WRITE_ERRORS)
 async def create_bill(data: BillCreate, session: Session, principal: CurrentPrincipal,
                       view: BillsView, save: BillsSave) -> BillRead:
@@ -91,7 +92,8 @@ async def update_bill(bill_id: uuid.UUID, data: BillUpdate, session: Session, pr
     return (await service.present(BillRepository(session, view), [bill]))[0]
 
 
-@router.post("/bills/{bill_id}/submit", dependencies=[Idempotent], response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
+@router.post("/bills/{bill_id}/submit",
+             dependencies=[Idempotent], response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
 async def submit_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, view: BillsView,
                       submit: BillsSubmit) -> BillRead:
     """Submit a draft bill (`bills:submit`)."""

@@ -115,8 +115,9 @@ async def create_bill(
     await save_repository.add(bill, _lines(bill.id, lines))
     record(session, principal, "bill.created", company_id=bill.company_id, target_type="bill", target_id=bill.id,
            details={"provider_id": str(bill.provider_id)})
-    emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id, patient_id=bill.patient_id,
-                                               status=bill.status, source=bill.source, total_cents=bill.total_cents))
+    emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
+                                               patient_id=bill.patient_id, status=bill.status, source=bill.source,
+                                               total_cents=bill.total_cents))
     return bill
 
 

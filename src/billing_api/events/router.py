@@ -18,7 +18,8 @@ _TYPES = "\n".join(f"- `{payload.TYPE}`: {payload.DESCRIPTION}" for payload in P
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-@router.get("/events", response_model=EventPage, summary="Poll the events you may see", responses=problem_responses(401, 403, 422),
+@router.get("/events", response_model=EventPage, summary="Poll the events you may see",
+            responses=problem_responses(401, 403, 422),
             description=f"""The durable feed integrators poll: events oldest first, each written in the same
 transaction as the change it reports. Start without `after`, then pass each page's `next_cursor` as `after`
 (store it: the next poll goes on from there; nothing committed later appears behind it).

@@ -79,9 +79,9 @@ async def idempotency_key(
     key: Annotated[str | None, Header(
         alias=HEADER, min_length=1, max_length=255,
         description="Your unique key for this write (a UUID, say), to retry it safely. The same key with the same "
-                    "request, by you, within `idempotency_key_ttl_hours` (24 by default) answers the first result again, without doing the work "
-                    "twice, with header `Idempotent-Replayed: true`. The same key with another request: 422 "
-                    "`idempotency_key_reused`. While the first request with the key is still running: 409 "
+                    "request, by you, within 24 hours (the setting `idempotency_key_ttl_hours`) answers the first "
+                    "result again, without doing the work twice, with header `Idempotent-Replayed: true`. The same "
+                    "key with another request: 422 `idempotency_key_reused`. While the first request with the key is still running: 409 "
                     "`idempotency_key_in_progress` (retry after a moment). A request that failed keeps no key.",
     )] = None,
 ) -> None:

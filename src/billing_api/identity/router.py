@@ -57,7 +57,8 @@ async def get_me(session: Session, principal: CurrentPrincipal, actor: CurrentAc
 # Users
 
 
-@router.post("/users", dependencies=[Idempotent], response_model=UserRead, status_code=status.HTTP_201_CREATED, tags=["users"],
+@router.post("/users",
+             dependencies=[Idempotent], response_model=UserRead, status_code=status.HTTP_201_CREATED, tags=["users"],
              responses=WRITE_ERRORS)
 async def create_user(
     data: UserCreate, session: Session, settings: AppSettings, principal: CurrentPrincipal, actor: CurrentActor
@@ -128,7 +129,8 @@ def _group_read(found: tuple) -> GroupRead:
                      created_at=group.created_at)
 
 
-@router.post("/groups", dependencies=[Idempotent], response_model=GroupRead, status_code=status.HTTP_201_CREATED, tags=["groups"],
+@router.post("/groups",
+             dependencies=[Idempotent], response_model=GroupRead, status_code=status.HTTP_201_CREATED, tags=["groups"],
              responses=WRITE_ERRORS)
 async def create_group(data: GroupCreate, session: Session, principal: CurrentPrincipal,
                        actor: CurrentActor) -> GroupRead:

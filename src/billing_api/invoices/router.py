@@ -57,7 +57,8 @@ async def list_invoices(
     return InvoicePage(items=items, next_cursor=next_cursor([bill for bill, _ in rows], paging.limit))
 
 
-@router.post("/bills/{bill_id}/payments", dependencies=[Idempotent], response_model=PaymentResult, status_code=status.HTTP_201_CREATED,
+@router.post("/bills/{bill_id}/payments",
+             dependencies=[Idempotent], response_model=PaymentResult, status_code=status.HTTP_201_CREATED,
              tags=["invoices"], responses=PAY_ERRORS)
 async def record_payment(bill_id: uuid.UUID, data: PaymentCreate, session: Session, principal: CurrentPrincipal,
                          view: BillsView, pay: InvoicesPay) -> PaymentResult:

@@ -64,7 +64,8 @@ async def create_invitation(provider_id: uuid.UUID, data: InvitationCreate, sess
     return await service.invite(session, settings, principal, actor, provider_id, data)
 
 
-@router.post("/invitations/{invitation_id}/resend", dependencies=[Idempotent], response_model=InvitationRead, tags=["team"],
+@router.post("/invitations/{invitation_id}/resend",
+             dependencies=[Idempotent], response_model=InvitationRead, tags=["team"],
              responses=problem_responses(401, 403, 404, 409, 422, 429))
 async def resend_invitation(invitation_id: uuid.UUID, session: Session, settings: AppSettings,
                             principal: CurrentPrincipal, actor: CurrentActor) -> InvitationRead:
