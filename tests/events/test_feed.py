@@ -56,6 +56,10 @@ async def test_invitations_accepted_and_access_changes_reach_the_company_admins(
     world = await build_world(factory, segregated=False)
     owner = factory.headers(world.owner)
     joined = await join(client, deliver, collector, owner, world.owner.id)
+    member = f"/v1/providers/{world.owner.id}/team/{joined.user_id}"
+    updated = await client.patch(member, headers=owner, json={"role": "financial_viewer"})
+    assert updated.status_code == 200, updated.text
+    assert (await client.delete(member, headers=owner)).status_code == 204
     listed = (await client.get(f"/v1/providers/{world.owner.id}/delegation", headers=owner)).json()
     entries = [{"user_id": e["user_id"], "role": e["role"]} if e["type"] == "user" else
                {"group_id": e["group_id"], "role": e["role"]} for e in listed["entries"] if e.get("active", True)]
@@ -70,15 +74,18 @@ async def test_invitations_accepted_and_access_changes_reach_the_company_admins(
     [accepted] = of_type(events, "invitation.accepted")
     assert accepted["data"] == {"invitation_id": joined.invitation["id"], "provider_id": str(world.owner.id),
                                 "user_id": joined.user_id, "account_created": True, "role": "data_entry"}
+    member_ids = {"provider_id": str(world.owner.id), "user_id": joined.user_id}
+    assert [e["data"] for e in of_type(events, "team.member_updated")] == [{**member_ids, "role": "financial_viewer"}]
+    assert [e["data"] for e in of_type(events, "team.member_revoked")] == [member_ids]
     [list_saved] = of_type(events, "delegation.list_saved")
     assert list_saved["data"] == {"provider_id": str(world.owner.id), "version": saved.json()["version"],
                                   "entries": 1}
     [segregation] = of_type(events, "segregation.enabled")
     assert segregation["data"] == {"enabled_by": str(world.users["company_admin"].id)}
     assert segregation["company_id"] == str(world.clinic.id)
-    assert [e["type"] for e in events if e["type"] in {"invitation.accepted", "delegation.list_saved",
-                                                       "segregation.enabled"}] == [
-        "invitation.accepted", "delegation.list_saved", "segregation.enabled"]  # in the order they happened
+    assert [e["type"] for e in events] == [  # in the order they happened
+        "invitation.accepted", "team.member_updated", "team.member_revoked", "delegation.list_saved",
+        "segregation.enabled"]
     # The provider, the new team member and a list manager are no company admins: no company-level events.
     for user_headers in (owner, joined.headers, factory.headers(world.users["admin_both"])):
         assert [e for e in await poll(client, user_headers) if "bill_id" not in e["data"]] == []

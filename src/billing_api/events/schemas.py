@@ -126,6 +126,25 @@ class InvitationAccepted(CompanyEventData):
     role: str
 
 
+class TeamMemberUpdated(CompanyEventData):
+    TYPE = "team.member_updated"
+    DESCRIPTION = "A provider's team member got another role or permission set (their list entry changed)."
+    model_config = _examples({"provider_id": _PROVIDER, "user_id": _USER, "role": "financial_viewer"})
+
+    provider_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+
+
+class TeamMemberRevoked(CompanyEventData):
+    TYPE = "team.member_revoked"
+    DESCRIPTION = "A member was taken off a provider's team (their list entry is gone; the account stays)."
+    model_config = _examples({"provider_id": _PROVIDER, "user_id": _USER})
+
+    provider_id: uuid.UUID
+    user_id: uuid.UUID
+
+
 class DelegationListSaved(CompanyEventData):
     TYPE = "delegation.list_saved"
     DESCRIPTION = "A provider's delegation list was replaced (read it for the entries)."
@@ -192,7 +211,7 @@ class UserAssignmentsChanged(CompanyEventData):
 
 PAYLOADS: tuple[type[EventData], ...] = (
     BillCreated, BillSubmitted, PaymentRecorded, BillPaid, AutopaySucceeded, AutopayDeclined, InvitationAccepted,
-    DelegationListSaved, SegregationEnabled, GroupMembersChanged, UserDeactivated, UserReactivated,
+    TeamMemberUpdated, TeamMemberRevoked, DelegationListSaved, SegregationEnabled, GroupMembersChanged, UserDeactivated, UserReactivated,
     GroupAssignmentsChanged, UserAssignmentsChanged,
 )
 EVENT_TYPES = tuple(payload.TYPE for payload in PAYLOADS)

@@ -30,6 +30,7 @@ from billing_api.errors import (
     Unprocessable,
 )
 from billing_api.events.schemas import InvitationAccepted as InvitationAcceptedEvent
+from billing_api.events.schemas import TeamMemberRevoked, TeamMemberUpdated
 from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
 from billing_api.mail import repository as mail_repository
@@ -426,6 +427,7 @@ async def update_member(session: AsyncSession, principal: Principal, actor: Acto
     await session.flush()
     record(session, principal, "team.member_updated", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "before": before, "after": _summary(entry)})
+    emit(session, provider.company_id, TeamMemberUpdated(provider_id=provider.id, user_id=user.id, role=entry.role))
     live = entry.expires_at is None or entry.expires_at > datetime.now(UTC)
     return _member_read(entry, user, live)
 
@@ -441,3 +443,4 @@ async def revoke(session: AsyncSession, principal: Principal, actor: Actor, prov
     await session.flush()
     record(session, principal, "team.member_revoked", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "source": entry.source, **before})
+    emit(session, provider.company_id, TeamMemberRevoked(provider_id=provider.id, user_id=user.id))
