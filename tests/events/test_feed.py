@@ -180,9 +180,9 @@ async def test_no_event_appears_behind_a_cursor_when_transactions_commit_out_of_
     sessionmaker = make_sessionmaker(live_engine)
     async with sessionmaker() as older, sessionmaker() as newer:
         # The older transaction takes its id first (its event is written first) and commits last.
-        emit(older, world.clinic.id, SegregationEnabled(enabled_by=world.owner.id))
+        await emit(older, world.clinic.id, SegregationEnabled(enabled_by=world.owner.id))
         await older.flush()
-        emit(newer, world.clinic.id, SegregationEnabled(enabled_by=world.users["staff"].id))
+        await emit(newer, world.clinic.id, SegregationEnabled(enabled_by=world.users["staff"].id))
         await newer.commit()
         admin = factory.headers(world.users["company_admin"])
         assert await poll(http, admin) == []  # the newer event waits for the older transaction

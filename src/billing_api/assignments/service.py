@@ -94,8 +94,8 @@ async def set_group_assignments(
         record(session, principal, "group.billing_customer_assignments_set", company_id=group.company_id,
                target_type="group", target_id=group.id,
                details={"added": sorted(map(str, wanted - before)), "removed": sorted(map(str, before - wanted))})
-        emit(session, group.company_id, GroupAssignmentsChanged(group_id=group.id, added=sorted(wanted - before),
-                                                                removed=sorted(before - wanted)))
+        await emit(session, group.company_id, GroupAssignmentsChanged(group_id=group.id, added=sorted(wanted - before),
+                                                                      removed=sorted(before - wanted)))
     return await _group_read(session, group)
 
 
@@ -192,8 +192,8 @@ async def set_user_assignments(
         record(session, principal, "user.billing_customer_assignments_set", company_id=user.company_id,
                target_type="user", target_id=user.id,
                details={"added": sorted(map(str, direct - before)), "removed": sorted(map(str, before - direct))})
-        emit(session, user.company_id, UserAssignmentsChanged(user_id=user.id, added=sorted(direct - before),
-                                                              removed=sorted(before - direct)))
+        await emit(session, user.company_id, UserAssignmentsChanged(user_id=user.id, added=sorted(direct - before),
+                                                                    removed=sorted(before - direct)))
     return await _user_read(session, user)
 
 

@@ -104,10 +104,10 @@ async def _bills(session: AsyncSession, company_id: uuid.UUID, night: date, now:
                            "detail": "the provider may no longer bill in this company; sessions left unbilled"})
             continue
         counts["bills_created"] += len(rows)
-        for bill_id, patient_id, total, _ in rows:
-            emit(session, company_id, BillCreated(bill_id=bill_id, provider_id=provider_id, patient_id=patient_id,
-                                                  status=BillStatus.submitted, source=BillSource.automation,
-                                                  total_cents=total))
+        await emit(session, company_id, *(
+            BillCreated(bill_id=bill_id, provider_id=provider_id, patient_id=patient_id, status=BillStatus.submitted,
+                        source=BillSource.automation, total_cents=total)
+            for bill_id, patient_id, total, _ in rows))
         counts["documents_created"] = counts.get("documents_created", 0) + await repository.add_bill_documents(
             session, company_id, rows)
     counts["encounters_billed"] = await repository.encounters_billed_at(session, company_id, now)
@@ -169,17 +169,17 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
                 charge.payment_id = payment.id
                 counts["bills_charged"] += 1
                 counts["amount_charged_cents"] += amount
-                emit_payment(session, bill, payment)
-                emit(session, company_id, AutopaySucceeded(**ids, charge_id=charge.id, payment_id=payment.id,
-                                                           amount_cents=amount, local_date=night))
+                await emit_payment(session, bill, payment)
+                await emit(session, company_id, AutopaySucceeded(**ids, charge_id=charge.id, payment_id=payment.id,
+                                                                 amount_cents=amount, local_date=night))
             else:
                 counts["declined"] += 1
                 if result.card_expired:
                     card.active = False
                     await repository.deactivate_card(session, card.id)
-                emit(session, company_id, AutopayDeclined(**ids, charge_id=charge.id, amount_cents=amount,
-                                                          local_date=night, decline_reason=result.decline_reason,
-                                                          card_deactivated=result.card_expired))
+                await emit(session, company_id, AutopayDeclined(**ids, charge_id=charge.id, amount_cents=amount,
+                                                                local_date=night, decline_reason=result.decline_reason,
+                                                                card_deactivated=result.card_expired))
             session.add(charge)
         await session.flush()
 

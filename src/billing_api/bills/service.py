@@ -115,9 +115,9 @@ async def create_bill(
     await save_repository.add(bill, _lines(bill.id, lines))
     record(session, principal, "bill.created", company_id=bill.company_id, target_type="bill", target_id=bill.id,
            details={"provider_id": str(bill.provider_id)})
-    emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
-                                               patient_id=bill.patient_id, status=bill.status, source=bill.source,
-                                               total_cents=bill.total_cents))
+    await emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
+                                                     patient_id=bill.patient_id, status=bill.status, source=bill.source,
+                                                     total_cents=bill.total_cents))
     return bill
 
 
@@ -162,9 +162,9 @@ async def submit_bill(session: AsyncSession, principal: Principal, view: BillSco
     bill.submitted_at = datetime.now(UTC)
     await session.flush()
     record(session, principal, "bill.submitted", company_id=bill.company_id, target_type="bill", target_id=bill.id)
-    emit(session, bill.company_id, BillSubmitted(bill_id=bill.id, provider_id=bill.provider_id,
-                                                 patient_id=bill.patient_id, total_cents=bill.total_cents,
-                                                 balance_cents=bill.balance_cents))
+    await emit(session, bill.company_id, BillSubmitted(bill_id=bill.id, provider_id=bill.provider_id,
+                                                       patient_id=bill.patient_id, total_cents=bill.total_cents,
+                                                       balance_cents=bill.balance_cents))
     return bill
 
 

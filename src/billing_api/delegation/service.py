@@ -171,8 +171,8 @@ async def save_list(
     record(session, principal, "delegation.list_saved", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"version": version, "before": [_summary(e) for e in before],
                                            "after": [_summary(e) for e in entries]})
-    emit(session, provider.company_id, DelegationListSaved(provider_id=provider.id, version=version,
-                                                           entries=len(entries)))
+    await emit(session, provider.company_id, DelegationListSaved(provider_id=provider.id, version=version,
+                                                                 entries=len(entries)))
     return await read_list(session, provider)
 
 
@@ -307,7 +307,7 @@ async def enable_segregation(session: AsyncSession, settings: Settings, principa
                "acknowledged_empty_lists": [str(p.provider_id) for p in empty],
                "access_lost": {str(loss.user_id): [str(p) for p in loss.provider_ids] for loss in preview},
            })
-    emit(session, company.id, SegregationEnabled(enabled_by=principal.id))
+    await emit(session, company.id, SegregationEnabled(enabled_by=principal.id))
     return SegregationRead(
         company_id=company.id, enabled=True, enabled_at=company.billing_segregation_enabled_at,
         enabled_by=principal.id, ready=not empty, providers_with_empty_list=empty, preview=[],

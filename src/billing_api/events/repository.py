@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Text, and_, cast, func, or_, select, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Text, and_, cast, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz.scope import BillScope
 from billing_api.models import IntegrationEvent
+
+
+async def add(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """One statement for any number of events (a night's automation writes one per bill)."""
+    if rows:
+        await session.execute(insert(IntegrationEvent), rows)
 
 
 def _transaction_number(xid8: ColumnElement) -> ColumnElement[int]:

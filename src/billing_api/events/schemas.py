@@ -211,8 +211,8 @@ class UserAssignmentsChanged(CompanyEventData):
 
 PAYLOADS: tuple[type[EventData], ...] = (
     BillCreated, BillSubmitted, PaymentRecorded, BillPaid, AutopaySucceeded, AutopayDeclined, InvitationAccepted,
-    TeamMemberUpdated, TeamMemberRevoked, DelegationListSaved, SegregationEnabled, GroupMembersChanged, UserDeactivated, UserReactivated,
-    GroupAssignmentsChanged, UserAssignmentsChanged,
+    TeamMemberUpdated, TeamMemberRevoked, DelegationListSaved, SegregationEnabled, GroupMembersChanged,
+    UserDeactivated, UserReactivated, GroupAssignmentsChanged, UserAssignmentsChanged,
 )
 EVENT_TYPES = tuple(payload.TYPE for payload in PAYLOADS)
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]

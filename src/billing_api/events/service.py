@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,21 +24,26 @@ from billing_api.models import Bill, BillStatus, IntegrationEvent, Payment
 from billing_api.pagination import encode_cursor
 
 
-def emit(session: AsyncSession, company_id: uuid.UUID, data: EventData) -> None:
-    """Add the event to the session: it commits with the change, or not at all."""
-    provider_id = data.provider_id if isinstance(data, BillEventData) else None
-    session.add(IntegrationEvent(id=uuid.uuid4(), type=data.TYPE, company_id=company_id, provider_id=provider_id,
-                                 payload=data.model_dump(mode="json")))
+async def emit(session: AsyncSession, company_id: uuid.UUID, *events: EventData) -> None:
+    """Write the events now, in the session's transaction: they commit with the change, or not at all, and take
+    their positions in the order they happened."""
+    await repository.add(session, [
+        {"id": uuid.uuid4(), "type": data.TYPE, "company_id": company_id, "occurred_at": datetime.now(UTC),
+         "provider_id": data.provider_id if isinstance(data, BillEventData) else None,
+         "payload": data.model_dump(mode="json")}
+        for data in events
+    ])
 
 
-def emit_payment(session: AsyncSession, bill: Bill, payment: Payment) -> None:
+async def emit_payment(session: AsyncSession, bill: Bill, payment: Payment) -> None:
     """A payment taken off `bill` (already updated): `payment.recorded`, and `bill.paid` when it settled it."""
     ids = {"bill_id": bill.id, "provider_id": bill.provider_id, "patient_id": bill.patient_id}
-    emit(session, bill.company_id, PaymentRecorded(**ids, payment_id=payment.id, amount_cents=payment.amount_cents,
-                                                   method=payment.method, balance_cents=bill.balance_cents,
-                                                   bill_status=bill.status))
+    events: list[EventData] = [PaymentRecorded(**ids, payment_id=payment.id, amount_cents=payment.amount_cents,
+                                               method=payment.method, balance_cents=bill.balance_cents,
+                                               bill_status=bill.status)]
     if bill.status == BillStatus.paid:
-        emit(session, bill.company_id, BillPaid(**ids, payment_id=payment.id, total_cents=bill.total_cents))
+        events.append(BillPaid(**ids, payment_id=payment.id, total_cents=bill.total_cents))
+    await emit(session, bill.company_id, *events)
 
 
 def _read(row: IntegrationEvent) -> EventEnvelope:

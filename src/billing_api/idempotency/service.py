@@ -81,8 +81,9 @@ async def idempotency_key(
         description="Your unique key for this write (a UUID, say), to retry it safely. The same key with the same "
                     "request, by you, within 24 hours (the setting `idempotency_key_ttl_hours`) answers the first "
                     "result again, without doing the work twice, with header `Idempotent-Replayed: true`. The same "
-                    "key with another request: 422 `idempotency_key_reused`. While the first request with the key is still running: 409 "
-                    "`idempotency_key_in_progress` (retry after a moment). A request that failed keeps no key.",
+                    "key with another request: 422 `idempotency_key_reused`. While the first request with the key "
+                    "is still running: 409 `idempotency_key_in_progress` (retry after a moment). A request that "
+                    "failed keeps no key.",
     )] = None,
 ) -> None:
     if key is None:

@@ -162,7 +162,7 @@ async def set_user_status(
         record(session, principal, f"user.{'deactivated' if status == UserStatus.deactivated else 'reactivated'}",
                company_id=locked.company_id, target_type="user", target_id=locked.id)
         changed = UserDeactivated if status == UserStatus.deactivated else UserReactivated
-        emit(session, locked.company_id, changed(user_id=locked.id))
+        await emit(session, locked.company_id, changed(user_id=locked.id))
     return locked
 
 
@@ -248,8 +248,8 @@ async def set_group_members(
            target_id=group.id,
            details={"added": sorted(map(str, wanted - before)), "removed": sorted(map(str, before - wanted))})
     if wanted != before:
-        emit(session, group.company_id, GroupMembersChanged(group_id=group.id, added=sorted(wanted - before),
-                                                            removed=sorted(before - wanted)))
+        await emit(session, group.company_id, GroupMembersChanged(group_id=group.id, added=sorted(wanted - before),
+                                                                  removed=sorted(before - wanted)))
     return group
 
 

@@ -145,7 +145,7 @@ async def record_payment(session: AsyncSession, principal: Principal, view: Bill
            target_id=bill.id, details={"payment_id": str(payment.id), "amount_cents": payment.amount_cents,
                                        "method": payment.method.value, "balance_cents": bill.balance_cents,
                                        "provider_id": str(bill.provider_id)})
-    emit_payment(session, bill, payment)
+    await emit_payment(session, bill, payment)
     patient = await session.get(Patient, bill.patient_id)
     payments = (await repository.payments([bill.id])).get(bill.id, [])
     return PaymentResult(payment=PaymentRead.model_validate(payment), invoice=_invoice(bill, patient, payments))

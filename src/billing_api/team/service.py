@@ -393,7 +393,7 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
                                  "permissions": invitation.permissions})
     event.actor_id = account.id
     session.add(event)
-    emit(session, invitation.company_id, InvitationAcceptedEvent(
+    await emit(session, invitation.company_id, InvitationAcceptedEvent(
         invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id, account_created=created,
         role=invitation.role))
     return InvitationAccepted(invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id,
@@ -427,7 +427,8 @@ async def update_member(session: AsyncSession, principal: Principal, actor: Acto
     await session.flush()
     record(session, principal, "team.member_updated", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "before": before, "after": _summary(entry)})
-    emit(session, provider.company_id, TeamMemberUpdated(provider_id=provider.id, user_id=user.id, role=entry.role))
+    await emit(session, provider.company_id,
+               TeamMemberUpdated(provider_id=provider.id, user_id=user.id, role=entry.role))
     live = entry.expires_at is None or entry.expires_at > datetime.now(UTC)
     return _member_read(entry, user, live)
 
@@ -443,4 +444,4 @@ async def revoke(session: AsyncSession, principal: Principal, actor: Actor, prov
     await session.flush()
     record(session, principal, "team.member_revoked", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "source": entry.source, **before})
-    emit(session, provider.company_id, TeamMemberRevoked(provider_id=provider.id, user_id=user.id))
+    await emit(session, provider.company_id, TeamMemberRevoked(provider_id=provider.id, user_id=user.id))
