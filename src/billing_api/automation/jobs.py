@@ -30,7 +30,7 @@ from billing_api.automation.gateway import PaymentGateway, get_gateway
 from billing_api.bills.repository import BillRepository
 from billing_api.config import Settings
 from billing_api.events.schemas import AutopayDeclined, AutopaySucceeded, BillCreated
-from billing_api.events.service import emit, emit_payment
+from billing_api.events.service import emit, payment_events
 from billing_api.models import (AutomationStage, AutopayCharge, BillCreation, BillSource, BillStatus, ChargeStatus,
                                 Payment, PaymentMethod)
 
@@ -169,9 +169,8 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
                 charge.payment_id = payment.id
                 counts["bills_charged"] += 1
                 counts["amount_charged_cents"] += amount
-                await emit_payment(session, bill, payment)
-                await emit(session, company_id, AutopaySucceeded(**ids, charge_id=charge.id, payment_id=payment.id,
-                                                                 amount_cents=amount, local_date=night))
+                await emit(session, company_id, *payment_events(bill, payment), AutopaySucceeded(
+                    **ids, charge_id=charge.id, payment_id=payment.id, amount_cents=amount, local_date=night))
             else:
                 counts["declined"] += 1
                 if result.card_expired:

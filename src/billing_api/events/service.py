@@ -35,7 +35,7 @@ async def emit(session: AsyncSession, company_id: uuid.UUID, *events: EventData)
     ])
 
 
-async def emit_payment(session: AsyncSession, bill: Bill, payment: Payment) -> None:
+def payment_events(bill: Bill, payment: Payment) -> list[EventData]:
     """A payment taken off `bill` (already updated): `payment.recorded`, and `bill.paid` when it settled it."""
     ids = {"bill_id": bill.id, "provider_id": bill.provider_id, "patient_id": bill.patient_id}
     events: list[EventData] = [PaymentRecorded(**ids, payment_id=payment.id, amount_cents=payment.amount_cents,
@@ -43,7 +43,7 @@ async def emit_payment(session: AsyncSession, bill: Bill, payment: Payment) -> N
                                                bill_status=bill.status)]
     if bill.status == BillStatus.paid:
         events.append(BillPaid(**ids, payment_id=payment.id, total_cents=bill.total_cents))
-    await emit(session, bill.company_id, *events)
+    return events
 
 
 def _read(row: IntegrationEvent) -> EventEnvelope:
