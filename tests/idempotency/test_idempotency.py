@@ -204,3 +204,20 @@ async def test_concurrent_requests_with_one_key_create_exactly_once(live):
     assert retry.status_code == 201 and retry.json()["id"] in created
     assert retry.headers["idempotent-replayed"] == "true"
     assert await count(factory.session, "bill", "provider_id = :p", p=world.owner.id) == 2 + 1
+
+
+def test_the_contract_names_the_header_on_every_creating_post(shared_app):
+    schema = shared_app.openapi()
+    keyed_operations = {
+        operation["operationId"]
+        for operations in schema["paths"].values() for operation in operations.values()
+        if any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in operation.get("parameters", []))
+    }
+    assert keyed_operations == {
+        "create_bill", "submit_bill", "record_payment", "create_invitation", "resend_invitation",
+        "run_billing_automation", "add_payment_method", "create_patient", "create_visit", "create_encounter",
+        "create_user", "create_group",
+    }
+    header = next(p for p in schema["paths"]["/v1/bills"]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["schema"]["anyOf"][0] == {"type": "string", "maxLength": 255, "minLength": 1}
+    assert "idempotency_key_reused" in header["description"] and "idempotency_key_in_progress" in header["description"]
