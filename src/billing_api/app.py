@@ -24,6 +24,7 @@ from billing_api.config import Settings, get_settings
 from billing_api.delegation.router import router as delegation_router
 from billing_api.db import engine_for, make_sessionmaker
 from billing_api.errors import install_error_handlers, problem_response
+from billing_api.events.router import router as events_router
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
 from billing_api.invoices.router import router as invoices_router
@@ -41,6 +42,7 @@ ROUTERS += [assignments_router, payers_facilities_router]
 ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
 ROUTERS += [automation_router]  # issue 7: billing automation
 ROUTERS += [metrics_router]  # issue 8: Prometheus metrics
+ROUTERS += [events_router]  # issue 9: the integrators' events feed
 
 
 def operation_id(route: APIRoute) -> str:
@@ -95,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", REQUEST_ID_HEADER],
+            expose_headers=["ETag", REQUEST_ID_HEADER, "Idempotent-Replayed", "Retry-After"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     # Added last, so outermost: every answer, CORS preflights and unexpected errors included, gets its headers.

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # `procrastinate` (periodic task, default) or `loop` (a plain polling loop, every automation_poll_seconds).
     automation_scheduler: Literal["procrastinate", "loop"] = "procrastinate"
     mail_poll_seconds: float = Field(default=5.0, gt=0)
+    # Idempotency-Key (issue 9): how long a key answers a retry with the first result.
+    idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     @model_validator(mode="after")
     def _at_most_100_failures_an_hour(self) -> Settings:

@@ -34,13 +34,13 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, first: Callable[[str], Any]) -> tuple[Any, uuid.UUID]:
+def _decode(cursor: str, first: Callable[[str], Any], second: Callable[[str], Any] = uuid.UUID) -> tuple[Any, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key, row_id = json.loads(raw)
         if not isinstance(key, str):
             raise TypeError
-        return first(key), uuid.UUID(row_id)
+        return first(key), second(row_id)
     except (ValueError, TypeError, json.JSONDecodeError):
         raise Unprocessable("The cursor is not one this API issued.", code="invalid_cursor") from None
 
@@ -60,6 +60,11 @@ def _aware_timestamp(text: str) -> datetime:
 def decode_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:
     """A (name, id) key, for lists ordered by name."""
     return _decode(cursor, str)
+
+
+def decode_position_cursor(cursor: str) -> tuple[int, int]:
+    """A key of two integers, for a feed ordered by position rather than time."""
+    return _decode(cursor, int, int)
 
 
 def next_cursor(rows: list[Any], limit: int, key: str = "created_at") -> str | None:

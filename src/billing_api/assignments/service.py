@@ -25,6 +25,8 @@ from billing_api.authz.actor import Actor
 from billing_api.authz.policies import may_administer_users, may_grant_company_access, may_view_company
 from billing_api.companies import repository as company_repository
 from billing_api.errors import Forbidden, NotFound, Unprocessable
+from billing_api.events.schemas import GroupAssignmentsChanged, UserAssignmentsChanged
+from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
 from billing_api.models import AccountType, Company, Group, User
 
@@ -92,6 +94,8 @@ async def set_group_assignments(
         record(session, principal, "group.billing_customer_assignments_set", company_id=group.company_id,
                target_type="group", target_id=group.id,
                details={"added": sorted(map(str, wanted - before)), "removed": sorted(map(str, before - wanted))})
+        await emit(session, group.company_id, GroupAssignmentsChanged(group_id=group.id, added=sorted(wanted - before),
+                                                                      removed=sorted(before - wanted)))
     return await _group_read(session, group)
 
 
@@ -188,6 +192,8 @@ async def set_user_assignments(
         record(session, principal, "user.billing_customer_assignments_set", company_id=user.company_id,
                target_type="user", target_id=user.id,
                details={"added": sorted(map(str, direct - before)), "removed": sorted(map(str, before - direct))})
+        await emit(session, user.company_id, UserAssignmentsChanged(user_id=user.id, added=sorted(direct - before),
+                                                                    removed=sorted(before - direct)))
     return await _user_read(session, user)
 
 

@@ -40,10 +40,14 @@ from billing_api.models import (
     AutopayCharge,
     Bill,
     BillCreation,
+    BillSource,
+    BillStatus,
     ChargeStatus,
     Payment,
     PaymentMethod,
 )
+from billing_api.events.schemas import AutopayDeclined, AutopaySucceeded, BillCreated
+from billing_api.events.service import emit, payment_events
 from billing_api.observability.metrics import stage_timer
 
 logger = logging.getLogger("billing_api.automation")
@@ -123,6 +127,10 @@ async def _bills(session: AsyncSession, company_id: uuid.UUID, night: date, now:
                            "detail": "the provider may no longer bill in this company; sessions left unbilled"})
             continue
         counts["bills_created"] += len(rows)
+        await emit(session, company_id, *(
+            BillCreated(bill_id=bill_id, provider_id=provider_id, patient_id=patient_id, status=BillStatus.submitted,
+                        source=BillSource.automation, total_cents=total)
+            for bill_id, patient_id, total, _ in rows))
         counts["documents_created"] = counts.get("documents_created", 0) + await repository.add_bill_documents(
             session, company_id, rows)
     counts["encounters_billed"] = await repository.encounters_billed_at(session, company_id, now)
@@ -192,6 +200,7 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
                                    local_date=night, amount_cents=amount, gateway_reference=result.reference,
                                    status=ChargeStatus.succeeded if result.succeeded else ChargeStatus.declined,
                                    decline_reason=result.decline_reason)
+            ids = {"bill_id": bill.id, "provider_id": bill.provider_id, "patient_id": bill.patient_id}
             if result.succeeded:
                 charge.payment_id = uuid.uuid4()
                 paid.append((bill, Payment(id=charge.payment_id, bill_id=bill.id, amount_cents=amount,
@@ -203,15 +212,21 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
             if result.card_expired:
                 card.active = False
                 await repository.deactivate_card(session, card.id)
+            await emit(session, company_id, AutopayDeclined(**ids, charge_id=charge.id, amount_cents=amount,
+                                                            local_date=night, decline_reason=result.decline_reason,
+                                                            card_deactivated=result.card_expired))
         # The provider's payments in two statements (the bills are locked since outstanding_for_patients).
         recorded = await bills.add_payments([(bill, payment) for bill, payment, _ in paid])
-        for bill, _payment, charge in paid:
+        for bill, payment, charge in paid:
             if bill.id not in recorded:
                 errors.append({"code": "payment_not_recorded", "bill_id": str(bill.id)})
                 continue
             charges.append(charge)
             counts["bills_charged"] += 1
             counts["amount_charged_cents"] += charge.amount_cents
+            await emit(session, company_id, *payment_events(bill, payment), AutopaySucceeded(
+                bill_id=bill.id, provider_id=bill.provider_id, patient_id=bill.patient_id, charge_id=charge.id,
+                payment_id=payment.id, amount_cents=charge.amount_cents, local_date=night))
         session.add_all(charges)
         await session.flush()
 

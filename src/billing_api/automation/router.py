@@ -29,12 +29,13 @@ from billing_api.automation.schemas import (
 from billing_api.db import Session
 from billing_api.deps import AppSettings
 from billing_api.errors import problem_responses
+from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.pagination import Paging, next_cursor
 
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-router = APIRouter(prefix="/v1", tags=["billing automation"])
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute, tags=["billing automation"])
 
 
 @router.get("/companies/{company_id}/billing-automation", response_model=CompanyAutomationRead,
@@ -63,7 +64,8 @@ async def apply_billing_automation_defaults(company_id: uuid.UUID, session: Sess
     return ApplyDefaultsResult(patients_updated=await service.apply_defaults(session, principal, actor, company_id))
 
 
-@router.post("/companies/{company_id}/billing-automation/runs", response_model=RunResponse, responses=WRITE_ERRORS)
+@router.post("/companies/{company_id}/billing-automation/runs",
+             dependencies=[Idempotent], response_model=RunResponse, responses=WRITE_ERRORS)
 async def run_billing_automation(company_id: uuid.UUID, data: RunRequest, session: Session,
                                  principal: CurrentPrincipal, actor: CurrentActor,
                                  settings: AppSettings) -> RunResponse:
@@ -117,7 +119,7 @@ async def list_payment_methods(patient_id: uuid.UUID, session: Session, principa
     return await service.list_cards(session, principal, actor, scope, patient_id)
 
 
-@router.post("/patients/{patient_id}/payment-methods", response_model=PaymentMethodRead,
+@router.post("/patients/{patient_id}/payment-methods", dependencies=[Idempotent], response_model=PaymentMethodRead,
              status_code=status.HTTP_201_CREATED, responses=WRITE_ERRORS)
 async def add_payment_method(patient_id: uuid.UUID, data: PaymentMethodCreate, session: Session,
                              principal: CurrentPrincipal, actor: CurrentActor, scope: BillsSave) -> PaymentMethodRead:

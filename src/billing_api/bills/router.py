@@ -17,6 +17,7 @@ from billing_api.bills.schemas import BillCreate, BillPage, BillRead, BillUpdate
 from billing_api.companies.context import ActiveCompany, within_active_company
 from billing_api.db import Session
 from billing_api.errors import problem_responses
+from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.models import BillStatus, Coverage
 from billing_api.pagination import Paging, next_cursor
 from billing_api.patients import repository as patients_repository
@@ -26,7 +27,7 @@ from billing_api.patients.schemas import VisitRead
 READ_ERRORS = problem_responses(401, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 
 def _json(model: BaseModel) -> Response:
@@ -65,7 +66,8 @@ async def list_bills(
     return await _page(session, principal, scope, filters, paging, "billing_dashboard")
 
 
-@router.post("/bills", response_model=BillRead, status_code=status.HTTP_201_CREATED, tags=["bills"],
+@router.post("/bills",
+             dependencies=[Idempotent], response_model=BillRead, status_code=status.HTTP_201_CREATED, tags=["bills"],
              responses=WRITE_ERRORS)
 async def create_bill(data: BillCreate, session: Session, principal: CurrentPrincipal,
                       view: BillsView, save: BillsSave) -> BillRead:
@@ -90,7 +92,8 @@ async def update_bill(bill_id: uuid.UUID, data: BillUpdate, session: Session, pr
     return (await service.present(BillRepository(session, view), [bill]))[0]
 
 
-@router.post("/bills/{bill_id}/submit", response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
+@router.post("/bills/{bill_id}/submit",
+             dependencies=[Idempotent], response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
 async def submit_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, view: BillsView,
                       submit: BillsSubmit) -> BillRead:
     """Submit a draft bill (`bills:submit`)."""

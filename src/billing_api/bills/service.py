@@ -14,6 +14,8 @@ from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
 from billing_api.bills.schemas import BillCreate, BillRead, BillUpdate
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from billing_api.events.schemas import BillCreated, BillSubmitted
+from billing_api.events.service import emit
 from billing_api.models import Bill, BillLine, BillStatus
 from billing_api.patients import repository as patients_repository
 from billing_api.patients import service as patients_service
@@ -113,6 +115,9 @@ async def create_bill(
     await save_repository.add(bill, _lines(bill.id, lines))
     record(session, principal, "bill.created", company_id=bill.company_id, target_type="bill", target_id=bill.id,
            details={"provider_id": str(bill.provider_id)})
+    await emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
+                                                     patient_id=bill.patient_id, status=bill.status, source=bill.source,
+                                                     total_cents=bill.total_cents))
     return bill
 
 
@@ -157,6 +162,9 @@ async def submit_bill(session: AsyncSession, principal: Principal, view: BillSco
     bill.submitted_at = datetime.now(UTC)
     await session.flush()
     record(session, principal, "bill.submitted", company_id=bill.company_id, target_type="bill", target_id=bill.id)
+    await emit(session, bill.company_id, BillSubmitted(bill_id=bill.id, provider_id=bill.provider_id,
+                                                       patient_id=bill.patient_id, total_cents=bill.total_cents,
+                                                       balance_cents=bill.balance_cents))
     return bill
 
 

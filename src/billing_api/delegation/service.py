@@ -34,6 +34,8 @@ from billing_api.delegation.schemas import (
     SegregationRead,
 )
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from billing_api.events.schemas import DelegationListSaved, SegregationEnabled
+from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
 from billing_api.models import Company, DelegationEntry, User, UserStatus
 
@@ -169,6 +171,8 @@ async def save_list(
     record(session, principal, "delegation.list_saved", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"version": version, "before": [_summary(e) for e in before],
                                            "after": [_summary(e) for e in entries]})
+    await emit(session, provider.company_id, DelegationListSaved(provider_id=provider.id, version=version,
+                                                                 entries=len(entries)))
     return await read_list(session, provider)
 
 
@@ -303,6 +307,7 @@ async def enable_segregation(session: AsyncSession, settings: Settings, principa
                "acknowledged_empty_lists": [str(p.provider_id) for p in empty],
                "access_lost": {str(loss.user_id): [str(p) for p in loss.provider_ids] for loss in preview},
            })
+    await emit(session, company.id, SegregationEnabled(enabled_by=principal.id))
     return SegregationRead(
         company_id=company.id, enabled=True, enabled_at=company.billing_segregation_enabled_at,
         enabled_by=principal.id, ready=not empty, providers_with_empty_list=empty, preview=[],

@@ -14,6 +14,7 @@ from billing_api.companies.schemas import CompanyRead
 from billing_api.db import Session
 from billing_api.deps import AppSettings
 from billing_api.errors import problem_responses
+from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.identity import repository, service
 from billing_api.identity.schemas import (
     DirectoryResult,
@@ -37,7 +38,7 @@ from billing_api.pagination import Paging, next_cursor
 AUTH_ERRORS = problem_responses(401, 403, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-router = APIRouter(prefix="/v1", responses=problem_responses(401))
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute, responses=problem_responses(401))
 
 
 @router.get("/me", response_model=MeRead, tags=["me"], summary="Who am I")
@@ -56,7 +57,8 @@ async def get_me(session: Session, principal: CurrentPrincipal, actor: CurrentAc
 # Users
 
 
-@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED, tags=["users"],
+@router.post("/users",
+             dependencies=[Idempotent], response_model=UserRead, status_code=status.HTTP_201_CREATED, tags=["users"],
              responses=WRITE_ERRORS)
 async def create_user(
     data: UserCreate, session: Session, settings: AppSettings, principal: CurrentPrincipal, actor: CurrentActor
@@ -127,7 +129,8 @@ def _group_read(found: tuple) -> GroupRead:
                      created_at=group.created_at)
 
 
-@router.post("/groups", response_model=GroupRead, status_code=status.HTTP_201_CREATED, tags=["groups"],
+@router.post("/groups",
+             dependencies=[Idempotent], response_model=GroupRead, status_code=status.HTTP_201_CREATED, tags=["groups"],
              responses=WRITE_ERRORS)
 async def create_group(data: GroupCreate, session: Session, principal: CurrentPrincipal,
                        actor: CurrentActor) -> GroupRead:

@@ -17,6 +17,8 @@ from billing_api.authz.permissions import Permission
 from billing_api.authz.policies import may_administer_users, may_grant_company_access, may_view_company
 from billing_api.config import Settings
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from billing_api.events.schemas import GroupMembersChanged, UserDeactivated, UserReactivated
+from billing_api.events.service import emit
 from billing_api.identity import repository
 from billing_api.identity.schemas import (
     DirectoryEntry,
@@ -160,6 +162,8 @@ async def set_user_status(
         await session.flush()
         record(session, principal, f"user.{'deactivated' if status == UserStatus.deactivated else 'reactivated'}",
                company_id=locked.company_id, target_type="user", target_id=locked.id)
+        changed = UserDeactivated if status == UserStatus.deactivated else UserReactivated
+        await emit(session, locked.company_id, changed(user_id=locked.id))
     return locked
 
 
@@ -244,6 +248,9 @@ async def set_group_members(
     record(session, principal, "group.members_set", company_id=group.company_id, target_type="group",
            target_id=group.id,
            details={"added": sorted(map(str, wanted - before)), "removed": sorted(map(str, before - wanted))})
+    if wanted != before:
+        await emit(session, group.company_id, GroupMembersChanged(group_id=group.id, added=sorted(wanted - before),
+                                                                  removed=sorted(before - wanted)))
     return group
 
 

@@ -12,6 +12,7 @@ from billing_api.auth.principal import CurrentPrincipal
 from billing_api.authz.dependencies import BillsView, InvoicesPay, InvoicesView, ReportsGenerate
 from billing_api.db import Session
 from billing_api.errors import problem_responses
+from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.invoices import service
 from billing_api.invoices.schemas import BillingSummary, InvoicePage, PaymentCreate, PaymentResult
 from billing_api.pagination import Paging, next_cursor
@@ -19,7 +20,7 @@ from billing_api.pagination import Paging, next_cursor
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 PAY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 
 @router.get("/providers/{provider_id}/reports/billing-summary", response_model=BillingSummary,
@@ -56,7 +57,8 @@ async def list_invoices(
     return InvoicePage(items=items, next_cursor=next_cursor([bill for bill, _ in rows], paging.limit))
 
 
-@router.post("/bills/{bill_id}/payments", response_model=PaymentResult, status_code=status.HTTP_201_CREATED,
+@router.post("/bills/{bill_id}/payments",
+             dependencies=[Idempotent], response_model=PaymentResult, status_code=status.HTTP_201_CREATED,
              tags=["invoices"], responses=PAY_ERRORS)
 async def record_payment(bill_id: uuid.UUID, data: PaymentCreate, session: Session, principal: CurrentPrincipal,
                          view: BillsView, pay: InvoicesPay) -> PaymentResult:

@@ -14,6 +14,7 @@ from billing_api.auth.principal import Principal
 from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from billing_api.events.service import emit, payment_events
 from billing_api.identity import repository as identity_repository
 from billing_api.invoices.schemas import (
     BillingSummary,
@@ -144,6 +145,7 @@ async def record_payment(session: AsyncSession, principal: Principal, view: Bill
            target_id=bill.id, details={"payment_id": str(payment.id), "amount_cents": payment.amount_cents,
                                        "method": payment.method.value, "balance_cents": bill.balance_cents,
                                        "provider_id": str(bill.provider_id)})
+    await emit(session, bill.company_id, *payment_events(bill, payment))
     patient = await session.get(Patient, bill.patient_id)
     payments = (await repository.payments([bill.id])).get(bill.id, [])
     return PaymentResult(payment=PaymentRead.model_validate(payment), invoice=_invoice(bill, patient, payments))

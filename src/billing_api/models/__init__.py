@@ -33,6 +33,7 @@ from billing_api.models.billing import (
 )
 from billing_api.models.delegation import DelegationEntry, DelegationList
 from billing_api.models.identity import AccountType, Company, Group, GroupMember, User, UserKind, UserStatus
+from billing_api.models.integration import IdempotencyKey, IntegrationEvent
 from billing_api.models.multi_company import Facility, GroupCompanyAssignment, Payer, UserCompanyAssignment
 from billing_api.models.mail import OutboxMessage, OutboxStatus
 from billing_api.models.payments import Payment, PaymentMethod
@@ -84,6 +85,8 @@ __all__ = [
     "InvitationStatus",
     "OutboxMessage",
     "OutboxStatus",
+    "IdempotencyKey",
+    "IntegrationEvent",
     "Payment",
     "PaymentMethod",
 ]

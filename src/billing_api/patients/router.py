@@ -13,6 +13,7 @@ from billing_api.companies import service as company_service
 from billing_api.companies.context import ActiveCompany
 from billing_api.db import Session
 from billing_api.errors import problem_responses
+from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.pagination import Paging, next_cursor
 from billing_api.patients import repository, service
 from billing_api.patients.schemas import (
@@ -29,10 +30,12 @@ from billing_api.patients.schemas import (
 READ_ERRORS = problem_responses(401, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 
-@router.post("/patients", response_model=PatientRead, status_code=status.HTTP_201_CREATED, tags=["patients"],
+@router.post("/patients",
+             dependencies=[Idempotent], response_model=PatientRead, status_code=status.HTTP_201_CREATED,
+             tags=["patients"],
              responses=WRITE_ERRORS)
 async def create_patient(data: PatientCreate, session: Session, principal: CurrentPrincipal,
                          actor: CurrentActor) -> PatientRead:
@@ -63,7 +66,8 @@ async def get_patient(patient_id: uuid.UUID, session: Session, actor: CurrentAct
     return PatientRead.model_validate(await service.visible_patient(session, actor, patient_id))
 
 
-@router.post("/visits", response_model=VisitRead, status_code=status.HTTP_201_CREATED, tags=["visits"],
+@router.post("/visits",
+             dependencies=[Idempotent], response_model=VisitRead, status_code=status.HTTP_201_CREATED, tags=["visits"],
              responses=WRITE_ERRORS)
 async def create_visit(data: VisitCreate, session: Session, principal: CurrentPrincipal,
                        actor: CurrentActor) -> VisitRead:
@@ -79,7 +83,8 @@ def _encounter_read(encounter, lines) -> EncounterRead:
     )
 
 
-@router.post("/encounters", response_model=EncounterRead, status_code=status.HTTP_201_CREATED,
+@router.post("/encounters",
+             dependencies=[Idempotent], response_model=EncounterRead, status_code=status.HTTP_201_CREATED,
              tags=["encounters"], responses=WRITE_ERRORS)
 async def create_encounter(data: EncounterCreate, session: Session, principal: CurrentPrincipal,
                            actor: CurrentActor) -> EncounterRead:

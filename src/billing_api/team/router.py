@@ -12,6 +12,7 @@ from billing_api.authz.dependencies import CurrentActor
 from billing_api.db import Session
 from billing_api.deps import AppSettings
 from billing_api.errors import problem_responses
+from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.team import service
 from billing_api.team.schemas import (
     InvitationAccept,
@@ -27,7 +28,7 @@ from billing_api.team.schemas import (
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 
 async def optional_principal(request: Request, session: Session, settings: AppSettings,
@@ -53,7 +54,7 @@ async def get_team(provider_id: uuid.UUID, session: Session, actor: CurrentActor
     return await service.read_team(session, provider)
 
 
-@router.post("/providers/{provider_id}/invitations", response_model=InvitationRead,
+@router.post("/providers/{provider_id}/invitations", dependencies=[Idempotent], response_model=InvitationRead,
              status_code=status.HTTP_201_CREATED, tags=["team"], responses={**WRITE_ERRORS, **problem_responses(429)})
 async def create_invitation(provider_id: uuid.UUID, data: InvitationCreate, session: Session, settings: AppSettings,
                             principal: CurrentPrincipal, actor: CurrentActor) -> InvitationRead:
@@ -64,7 +65,8 @@ async def create_invitation(provider_id: uuid.UUID, data: InvitationCreate, sess
     return await service.invite(session, settings, principal, actor, provider_id, data)
 
 
-@router.post("/invitations/{invitation_id}/resend", response_model=InvitationRead, tags=["team"],
+@router.post("/invitations/{invitation_id}/resend",
+             dependencies=[Idempotent], response_model=InvitationRead, tags=["team"],
              responses=problem_responses(401, 403, 404, 409, 422, 429))
 async def resend_invitation(invitation_id: uuid.UUID, session: Session, settings: AppSettings,
                             principal: CurrentPrincipal, actor: CurrentActor) -> InvitationRead:

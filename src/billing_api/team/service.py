@@ -29,6 +29,9 @@ from billing_api.errors import (
     Unauthenticated,
     Unprocessable,
 )
+from billing_api.events.schemas import InvitationAccepted as InvitationAcceptedEvent
+from billing_api.events.schemas import TeamMemberRevoked, TeamMemberUpdated
+from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
 from billing_api.mail import repository as mail_repository
 from billing_api.mail import secrets as mail_secrets
@@ -409,6 +412,9 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
                                  "permissions": invitation.permissions})
     event.actor_id = account.id
     session.add(event)
+    await emit(session, invitation.company_id, InvitationAcceptedEvent(
+        invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id, account_created=created,
+        role=invitation.role))
     return InvitationAccepted(invitation_id=invitation.id, provider_id=invitation.provider_id, user_id=account.id,
                               username=account.username, account_created=created, role=RolePreset(invitation.role),
                               permissions=invitation.permissions)
@@ -440,6 +446,8 @@ async def update_member(session: AsyncSession, principal: Principal, actor: Acto
     await session.flush()
     record(session, principal, "team.member_updated", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "before": before, "after": _summary(entry)})
+    await emit(session, provider.company_id,
+               TeamMemberUpdated(provider_id=provider.id, user_id=user.id, role=entry.role))
     live = entry.expires_at is None or entry.expires_at > datetime.now(UTC)
     return _member_read(entry, user, live)
 
@@ -455,3 +463,4 @@ async def revoke(session: AsyncSession, principal: Principal, actor: Actor, prov
     await session.flush()
     record(session, principal, "team.member_revoked", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "source": entry.source, **before})
+    await emit(session, provider.company_id, TeamMemberRevoked(provider_id=provider.id, user_id=user.id))
