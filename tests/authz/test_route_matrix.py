@@ -1,0 +1,119 @@
+"""Every route of the app called as every class of caller, over HTTP through the ASGI app (issue 8).
+
+The expected statuses are the rows of tests/authz/route_matrix.py. The world is built once for the module in
+one transaction; every request runs in a savepoint that is rolled back after it, so no write reaches another
+row (or another caller's request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from tests.authz import route_matrix as matrix
+from tests.authz.world import ACCEPT_TOKEN, build_route_world
+from tests.factories import Factory
+
+
+@dataclass
+class Stage:
+    connection: AsyncConnection
+    sessionmaker: async_sessionmaker[AsyncSession]
+    names: dict[str, str]               # world object name -> id (or value) used in paths and bodies
+    headers: dict[str, dict[str, str]]  # caller -> request headers
+
+
+@pytest.fixture(scope="module")
+async def stage(engine, settings):
+    async with engine.connect() as connection:
+        outer = await connection.begin()
+        maker = async_sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                                   expire_on_commit=False)
+        async with maker() as session:
+            factory = Factory(session, settings)
+            world = await build_route_world(factory)
+            extra = world.extra
+            names = {name: str(user.id) for name, user in world.users.items()}
+            names.update(
+                owner_username=world.owner.username, accept_token=ACCEPT_TOKEN,
+                owner_bill=str(world.insured_bill.id), submitted_bill=str(extra["submitted_bill"].id),
+                patient=str(world.patient.id), encounter=str(world.encounter.id),
+                clinic=str(world.clinic.id), network=str(world.network.id), clerks=str(world.group_id),
+                pending_invitation=str(extra["pending_invitation"].id), payer=str(extra["payer"].id),
+                facility=str(extra["facility"].id), card=str(extra["card"].id),
+            )
+            # The deactivated delegate's token carries its current token version: only the status stops it.
+            headers = {caller: factory.headers(world.users[caller]) for caller in matrix.CALLERS
+                       if caller != "anonymous"}
+            headers["anonymous"] = {}
+            await session.commit()  # releases the builder's savepoint: the world stays in `outer`
+        yield Stage(connection, maker, names, headers)
+        await outer.rollback()
+
+
+@pytest.fixture(scope="module")
+async def http(shared_app):
+    transport = httpx.ASGITransport(app=shared_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def staged(shared_app, stage):
+    shared_app.state.sessionmaker = stage.sessionmaker
+    yield stage
+    shared_app.state.sessionmaker = None
+
+
+async def call(http: httpx.AsyncClient, stage: Stage, row: matrix.Row, caller: str) -> httpx.Response:
+    request = matrix.request_of(row, stage.names)
+    savepoint = await stage.connection.begin_nested()
+    try:
+        return await http.request(**request, headers=stage.headers[caller])
+    finally:
+        await savepoint.rollback()
+
+
+@pytest.mark.parametrize("row", matrix.ROWS, ids=[f"{row.method} {row.path}" for row in matrix.ROWS])
+async def test_route_as_every_caller(http, staged, row):
+    actual: dict[str, int] = {}
+    wrong: list[str] = []
+    for caller in matrix.CALLERS:
+        response = await call(http, staged, row, caller)
+        actual[caller] = response.status_code
+        if response.status_code != row.expect[caller]:
+            wrong.append(f"  {caller}: expected {row.expect[caller]}, got {response.status_code} "
+                         f"{response.text[:200]}")
+        elif response.status_code >= 400:
+            # Refusals are problem+json with a stable code, like every other error.
+            assert response.headers["content-type"] == "application/problem+json", (caller, response.text)
+            assert response.json()["code"], (caller, response.text)
+    assert not wrong, (f"{row.method} {row.path}: {len(wrong)} caller(s) got another status\n"
+                       + matrix.table([row], {row.key: actual}) + "\n" + "\n".join(wrong))
+
+
+def test_every_route_has_a_row_and_every_row_a_route(shared_app):
+    served = set(matrix.route_keys(shared_app))
+    missing = sorted(served - matrix.MATRIX.keys(), key=lambda key: key[1])
+    stale = sorted(matrix.MATRIX.keys() - served, key=lambda key: key[1])
+    assert not missing, "routes with no row in tests/authz/route_matrix.py: " + ", ".join(
+        f"{method} {path}" for method, path in missing)
+    assert not stale, "rows in tests/authz/route_matrix.py naming no route: " + ", ".join(
+        f"{method} {path}" for method, path in stale)
+    assert len(matrix.ROWS) == len(matrix.MATRIX), "a route has two rows"
+
+
+def test_every_row_names_every_caller_and_its_targets():
+    for row in matrix.ROWS:
+        assert set(row.expect) == set(matrix.CALLERS), row.key
+        for param in matrix._NAME.findall(row.path):
+            assert param in row.targets or param in matrix.DEFAULT_TARGETS, (row.key, param)
+
+
+def test_the_published_matrix_is_up_to_date():
+    assert matrix.DOCUMENT.exists(), "run: python -m tests.authz.route_matrix"
+    assert matrix.DOCUMENT.read_text() == matrix.document(), (
+        "docs/authorization-matrix.md is stale: run `python -m tests.authz.route_matrix`")
