@@ -75,6 +75,10 @@ PATIENT_VIEW = (COMPANY_ADMINS | VIEW | {"other_provider"}) - INVITED
 PATIENT_SAVE = (COMPANY_ADMINS | SAVE | {"other_provider"}) - INVITED
 
 
+def only(callers: Iterable[str]) -> frozenset[str]:
+    return frozenset(callers)
+
+
 def statuses(ok: Iterable[str] = (), status: int = 200, *, forbidden: Iterable[str] = (), others: int = 404,
              public: bool = False, **exact: int) -> dict[str, int]:
     """Expected status per caller: `ok` callers get `status`, `forbidden` ones 403, the rest `others`;
@@ -110,6 +114,8 @@ class Row:
     query: Mapping[str, Any] | None = None
     json: Any = None
     form: Mapping[str, str] | None = None
+    # A list answers 200 to everyone: world object name -> the callers whose answer names it (its id).
+    reveals: Mapping[str, frozenset[str]] = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -161,7 +167,7 @@ ROWS: list[Row] = [
     Row("GET", "/v1/profiles/{user_id}", CLINIC_RECORD),
     Row("GET", "/v1/roles", EVERYONE),
     # Companies
-    Row("GET", "/v1/companies", EVERYONE),
+    Row("GET", "/v1/companies", EVERYONE, reveals={"clinic": only(CLINIC | {"support"})}),
     Row("POST", "/v1/companies", statuses({"parent_admin"}, 201, forbidden={"support"}),
         json={"name": "New child", "parent_id": "{network}"}),
     Row("GET", "/v1/companies/{company_id}", CLINIC_RECORD),
@@ -171,7 +177,7 @@ ROWS: list[Row] = [
     Row("POST", "/v1/users", statuses(USER_ADMINS, 201, forbidden=CLINIC | {"support"}),
         json={"company_id": "{clinic}", "email": "new.user@example.org", "username": "new.user",
               "display_name": "New User", "password": NEW_PASSWORD}),
-    Row("GET", "/v1/users", EVERYONE),
+    Row("GET", "/v1/users", EVERYONE, reveals={"staff": only(CLINIC | {"support"})}),
     Row("GET", "/v1/users/{user_id}", CLINIC_RECORD),
     Row("PATCH", "/v1/users/{user_id}", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         json={"display_name": "Renamed"}),
@@ -179,14 +185,15 @@ ROWS: list[Row] = [
     Row("POST", "/v1/users/{user_id}/reactivate", statuses(USER_ADMINS, forbidden=CLINIC | {"support"})),
     Row("POST", "/v1/groups", statuses(USER_ADMINS, 201, forbidden=CLINIC | {"support"}),
         json={"company_id": "{clinic}", "name": "New group"}),
-    Row("GET", "/v1/groups", EVERYONE),
+    Row("GET", "/v1/groups", EVERYONE, reveals={"clerks": only(CLINIC | {"support"})}),
     Row("GET", "/v1/groups/{group_id}", CLINIC_RECORD),
     Row("PATCH", "/v1/groups/{group_id}", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         json={"name": "Renamed clerks"}),
     Row("GET", "/v1/groups/{group_id}/members", CLINIC_RECORD),
     Row("PUT", "/v1/groups/{group_id}/members", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         json={"user_ids": ["{group_delegate}"]}),
-    Row("GET", "/v1/directory", CLINIC_RECORD, query={"q": "Owner", "company_id": "{clinic}"}),
+    Row("GET", "/v1/directory", CLINIC_RECORD, query={"q": "Owner", "company_id": "{clinic}"},
+        reveals={"owner": only(CLINIC | {"support"})}),
     # Billing customer assignments (child companies handed to users and groups)
     Row("GET", "/v1/users/{user_id}/billing-customer-assignments", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         note="a user's assignments (with what is removable) are the user administrators' screen"),
@@ -221,7 +228,7 @@ ROWS: list[Row] = [
     # Patients, visits, encounters (the practice's records: not bills)
     Row("POST", "/v1/patients", statuses(CLINIC, 201, forbidden={"support"}),
         json={"company_id": "{clinic}", "first_name": "New", "last_name": "Patient"}),
-    Row("GET", "/v1/patients", EVERYONE),
+    Row("GET", "/v1/patients", EVERYONE, reveals={"patient": only(CLINIC | {"support"})}),
     Row("GET", "/v1/patients/{patient_id}", CLINIC_RECORD),
     Row("POST", "/v1/visits", statuses(CLINIC, 201, forbidden={"support"}),
         json={"patient_id": "{patient}", "provider_id": "{owner}", "scheduled_at": "2026-11-20T15:00:00Z"}),
@@ -229,7 +236,8 @@ ROWS: list[Row] = [
         json={"patient_id": "{patient}", "provider_id": "{owner}", "service_date": "2026-11-20", "lines": [LINE]}),
     Row("GET", "/v1/encounters/{encounter_id}", CLINIC_RECORD),
     # Bills on every surface (lists filter; a bill one may not see is 404)
-    Row("GET", "/v1/bills", EVERYONE),
+    Row("GET", "/v1/bills", EVERYONE, reveals={"owner_bill": only(VIEW), "other_bill": only({"other_provider", "support"}),
+                                                "elsewhere_bill": only({"outsider", "support"})}),
     Row("POST", "/v1/bills", statuses(SAVE, 201, forbidden=VIEW),
         json={"provider_id": "{owner}", "patient_id": "{patient}", "coverage": "private",
               "service_date": "2026-11-03", "lines": [LINE]}),
@@ -237,13 +245,15 @@ ROWS: list[Row] = [
     Row("PATCH", "/v1/bills/{bill_id}", statuses(SAVE, forbidden=VIEW), json={"lines": [LINE]}),
     Row("POST", "/v1/bills/{bill_id}/submit", statuses(SUBMIT, forbidden=VIEW)),
     Row("DELETE", "/v1/bills/{bill_id}", statuses(DELETE, 204, forbidden=VIEW)),
-    Row("GET", "/v1/encounters/{encounter_id}/bills", CLINIC_RECORD),
-    Row("GET", "/v1/patients/{patient_id}/bills", CLINIC_RECORD),
-    Row("GET", "/v1/visits", EVERYONE),
+    Row("GET", "/v1/encounters/{encounter_id}/bills", CLINIC_RECORD, reveals={"owner_bill": only(VIEW - INVITED)}),
+    Row("GET", "/v1/patients/{patient_id}/bills", CLINIC_RECORD, reveals={
+        "owner_bill": only(VIEW - INVITED), "other_bill": only({"other_provider", "support"})}),
+    Row("GET", "/v1/visits", EVERYONE, reveals={"visit": only(CLINIC | {"support"}), "owner_bill": only(VIEW - INVITED)}),
     # What the presets gate
     Row("GET", "/v1/providers/{provider_id}/reports/billing-summary", statuses(REPORTS, forbidden=VIEW),
         query={"from": "2026-11-01", "to": "2026-11-30"}),
-    Row("GET", "/v1/providers/{provider_id}/invoices", statuses(INVOICES, forbidden=VIEW)),
+    Row("GET", "/v1/providers/{provider_id}/invoices", statuses(INVOICES, forbidden=VIEW),
+        reveals={"submitted_bill": only(INVOICES)}),
     Row("POST", "/v1/bills/{bill_id}/payments", statuses(PAY, 201, forbidden=VIEW), targets={"bill_id": "submitted_bill"},
         json={"amount_cents": 1000, "method": "card"}),
     # Delegation lists, transparency, segregation

@@ -40,6 +40,8 @@ async def stage(engine, settings):
             names.update(
                 owner_username=world.owner.username, accept_token=ACCEPT_TOKEN,
                 owner_bill=str(world.insured_bill.id), submitted_bill=str(extra["submitted_bill"].id),
+                other_bill=str(world.other_provider_bill.id), elsewhere_bill=str(world.elsewhere_bill.id),
+                visit=str(world.visit.id),
                 patient=str(world.patient.id), encounter=str(world.encounter.id),
                 clinic=str(world.clinic.id), network=str(world.network.id), clerks=str(world.group_id),
                 pending_invitation=str(extra["pending_invitation"].id), payer=str(extra["payer"].id),
@@ -87,11 +89,15 @@ async def test_route_as_every_caller(http, staged, row):
         if response.status_code != row.expect[caller]:
             wrong.append(f"  {caller}: expected {row.expect[caller]}, got {response.status_code} "
                          f"{response.text[:200]}")
+        elif response.status_code == 200:
+            for name, callers in row.reveals.items():
+                if (staged.names[name] in response.text) != (caller in callers):
+                    wrong.append(f"  {caller}: the answer {'names' if caller not in callers else 'lacks'} {name}")
         elif response.status_code >= 400:
             # Refusals are problem+json with a stable code, like every other error.
             assert response.headers["content-type"] == "application/problem+json", (caller, response.text)
             assert response.json()["code"], (caller, response.text)
-    assert not wrong, (f"{row.method} {row.path}: {len(wrong)} caller(s) got another status\n"
+    assert not wrong, (f"{row.method} {row.path}: {len(wrong)} caller(s) disagree with the row\n"
                        + matrix.table([row], {row.key: actual}) + "\n" + "\n".join(wrong))
 
 
