@@ -109,7 +109,7 @@ class Row:
     path: str
     expect: dict[str, int]
     # Path parameter -> name of a world object (see DEFAULT_TARGETS); strings in query, json and form may
-    # name world objects as "{name}".
+    # name world objects as "{name}", and "{self}" is the caller's username.
     targets: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, Any] | None = None
     json: Any = None
@@ -158,8 +158,8 @@ ROWS: list[Row] = [
     Row("GET", "/healthz", PUBLIC),
     Row("GET", "/readyz", PUBLIC),
     # Auth and self
-    Row("POST", "/v1/auth/token", PUBLIC, form={"username": "{owner_username}", "password": PASSWORD},
-        note="the owner's credentials; the caller's token plays no part"),
+    Row("POST", "/v1/auth/token", statuses(AUTHENTICATED), form={"username": "{self}", "password": PASSWORD},
+        note="each caller logs in as themself with the right password (anonymous: an unknown login)"),
     Row("GET", "/v1/me", EVERYONE),
     Row("GET", "/v1/me/companies", EVERYONE),
     Row("GET", "/v1/profiles/me", EVERYONE),
@@ -371,6 +371,10 @@ def table(rows: Iterable[Row], actual: Mapping[tuple[str, str], Mapping[str, int
 
 def document() -> str:
     legend = "\n".join(f"- **{SHORT[c]}**: `{c}`" for c in CALLERS)
+    reveals = "\n".join(
+        f"- `{row.method} {row.path}`: " + "; ".join(
+            f"{name}: " + ", ".join(SHORT[c] for c in CALLERS if c in callers) for name, callers in row.reveals.items())
+        for row in ROWS if row.reveals)
     notes = "\n".join(f"- `{row.method} {row.path}`: {row.note}." for row in ROWS if row.note)
     return f"""# Authorization matrix
 
@@ -388,6 +392,11 @@ Callers:
 {legend}
 
 {table(ROWS)}
+
+What lists (answering 200 to everyone) show, checked by the same test: the callers whose answer names each
+of the world's objects; nobody else's answer does.
+
+{reveals}
 
 Notes:
 {notes}

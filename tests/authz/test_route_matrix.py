@@ -23,6 +23,7 @@ class Stage:
     connection: AsyncConnection
     sessionmaker: async_sessionmaker[AsyncSession]
     names: dict[str, str]               # world object name -> id (or value) used in paths and bodies
+    usernames: dict[str, str]           # caller -> username ("{self}" in a body)
     headers: dict[str, dict[str, str]]  # caller -> request headers
 
 
@@ -38,7 +39,7 @@ async def stage(engine, settings):
             extra = world.extra
             names = {name: str(user.id) for name, user in world.users.items()}
             names.update(
-                owner_username=world.owner.username, accept_token=ACCEPT_TOKEN,
+                accept_token=ACCEPT_TOKEN,
                 owner_bill=str(world.insured_bill.id), submitted_bill=str(extra["submitted_bill"].id),
                 other_bill=str(world.other_provider_bill.id), elsewhere_bill=str(world.elsewhere_bill.id),
                 visit=str(world.visit.id),
@@ -51,8 +52,10 @@ async def stage(engine, settings):
             headers = {caller: factory.headers(world.users[caller]) for caller in matrix.CALLERS
                        if caller != "anonymous"}
             headers["anonymous"] = {}
+            usernames = {caller: world.users[caller].username for caller in headers if caller != "anonymous"}
+            usernames["anonymous"] = "nobody-at-all"
             await session.commit()  # releases the builder's savepoint: the world stays in `outer`
-        yield Stage(connection, maker, names, headers)
+        yield Stage(connection, maker, names, usernames, headers)
         await outer.rollback()
 
 
@@ -71,7 +74,7 @@ def staged(shared_app, stage):
 
 
 async def call(http: httpx.AsyncClient, stage: Stage, row: matrix.Row, caller: str) -> httpx.Response:
-    request = matrix.request_of(row, stage.names)
+    request = matrix.request_of(row, {**stage.names, "self": stage.usernames[caller]})
     savepoint = await stage.connection.begin_nested()
     try:
         return await http.request(**request, headers=stage.headers[caller])
