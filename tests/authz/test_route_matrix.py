@@ -7,7 +7,7 @@ row (or another caller's request).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -102,6 +102,21 @@ async def test_route_as_every_caller(http, staged, row):
             assert response.json()["code"], (caller, response.text)
     assert not wrong, (f"{row.method} {row.path}: {len(wrong)} caller(s) disagree with the row\n"
                        + matrix.table([row], {row.key: actual}) + "\n" + "\n".join(wrong))
+
+
+# Another provider of the clinic and their bill: invited users serve the owner only.
+FOREIGN = {"provider_id": "other_provider", "bill_id": "other_bill"}
+PROVIDER_ROWS = [row for row in matrix.ROWS if FOREIGN.keys() & set(matrix._NAME.findall(row.path))]
+
+
+@pytest.mark.parametrize("row", PROVIDER_ROWS, ids=[f"{row.method} {row.path}" for row in PROVIDER_ROWS])
+async def test_invited_users_know_no_other_provider(http, staged, row):
+    """Object-level authorization the other way round: the same requests aimed at a provider whose list does
+    not name them (and at that provider's bill) find nothing, whatever their role on the owner's team."""
+    foreign = replace(row, targets={**row.targets, **FOREIGN})
+    for caller in sorted(matrix.INVITED):
+        response = await call(http, staged, foreign, caller)
+        assert response.status_code == 404, (caller, foreign.method, foreign.path, response.text)
 
 
 def test_every_route_has_a_row_and_every_row_a_route(shared_app):
