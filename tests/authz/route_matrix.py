@@ -35,6 +35,8 @@ CALLERS = (
     "invited_entry",
     "invited_admin",
     "invited_custom",        # custom: bills:view and invoices:view
+    "expired_delegate",      # on the owner's list (administrator) by an entry that has expired
+    "role_biller",           # holds the data-entry permissions through a group's role, not on the list
     "other_provider",        # a provider of the same clinic, not delegated
     "admin_one",             # users:edit_others only
     "admin_both",            # users:edit_others + billing:delegation_settings
@@ -47,7 +49,8 @@ CALLERS = (
 SHORT = {
     "anonymous": "anon", "owner": "owner", "delegate_user": "dlg user", "group_delegate": "dlg group",
     "deactivated_delegate": "deactiv.", "invited_viewer": "inv viewer", "invited_entry": "inv entry",
-    "invited_admin": "inv admin", "invited_custom": "inv custom", "other_provider": "other prov",
+    "invited_admin": "inv admin", "invited_custom": "inv custom", "expired_delegate": "expired",
+    "role_biller": "role biller", "other_provider": "other prov",
     "admin_one": "admin 1", "admin_both": "admin 2", "company_admin": "co admin", "parent_admin": "parent admin",
     "support": "support", "outsider": "outsider",
 }
@@ -55,8 +58,8 @@ SHORT = {
 NO_TOKEN = {"anonymous", "deactivated_delegate"}  # 401 on every route that needs a caller
 INVITED = {"invited_viewer", "invited_entry", "invited_admin", "invited_custom"}
 # Reach the clinic (rule 3): its own people and the parent's company admin. Invited users reach no company.
-CLINIC = {"owner", "delegate_user", "group_delegate", "other_provider", "admin_one", "admin_both",
-          "company_admin", "parent_admin"}
+CLINIC = {"owner", "delegate_user", "group_delegate", "expired_delegate", "role_biller", "other_provider",
+          "admin_one", "admin_both", "company_admin", "parent_admin"}
 # Users' and groups' administrators of the clinic (company admins, users:edit_others).
 USER_ADMINS = {"admin_one", "admin_both", "company_admin", "parent_admin"}
 COMPANY_ADMINS = {"company_admin", "parent_admin"}
