@@ -65,6 +65,9 @@ USER_ADMINS = {"admin_one", "admin_both", "company_admin", "parent_admin"}
 COMPANY_ADMINS = {"company_admin", "parent_admin"}
 # Rule 7: the provider manages their own list; holders of both permissions manage any list they reach.
 LIST_MANAGERS = {"owner", "admin_both"}
+# Who knows the owner as a provider (same company, support, or named on the owner's list): 403, not 404, when
+# they may not manage the owner's list or team.
+KNOWS_OWNER = CLINIC | INVITED | {"support"}
 # Who holds each billing permission on the owner's bills, segregation on (rules 2, 4, 5).
 VIEW = {"owner", "delegate_user", "group_delegate", "support"} | INVITED
 SAVE = SUBMIT = DELETE = {"owner", "delegate_user", "invited_entry", "invited_admin"}
@@ -76,10 +79,6 @@ PAY = {"owner", "group_delegate", "invited_viewer", "invited_admin"}
 # them too). Invited users reach no practice's patients (404), as on every patient surface.
 PATIENT_VIEW = (COMPANY_ADMINS | VIEW | {"other_provider"}) - INVITED
 PATIENT_SAVE = (COMPANY_ADMINS | SAVE | {"other_provider"}) - INVITED
-
-
-def only(callers: Iterable[str]) -> frozenset[str]:
-    return frozenset(callers)
 
 
 def statuses(ok: Iterable[str] = (), status: int = 200, *, forbidden: Iterable[str] = (), others: int = 404,
@@ -118,7 +117,7 @@ class Row:
     json: Any = None
     form: Mapping[str, str] | None = None
     # A list answers 200 to everyone: world object name -> the callers whose answer names it (its id).
-    reveals: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    reveals: Mapping[str, set[str]] = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -170,7 +169,7 @@ ROWS: list[Row] = [
     Row("GET", "/v1/profiles/{user_id}", CLINIC_RECORD),
     Row("GET", "/v1/roles", EVERYONE),
     # Companies
-    Row("GET", "/v1/companies", EVERYONE, reveals={"clinic": only(CLINIC | {"support"})}),
+    Row("GET", "/v1/companies", EVERYONE, reveals={"clinic": CLINIC | {"support"}}),
     Row("POST", "/v1/companies", statuses({"parent_admin"}, 201, forbidden={"support"}),
         json={"name": "New child", "parent_id": "{network}"}),
     Row("GET", "/v1/companies/{company_id}", CLINIC_RECORD),
@@ -180,7 +179,7 @@ ROWS: list[Row] = [
     Row("POST", "/v1/users", statuses(USER_ADMINS, 201, forbidden=CLINIC | {"support"}),
         json={"company_id": "{clinic}", "email": "new.user@example.org", "username": "new.user",
               "display_name": "New User", "password": NEW_PASSWORD}),
-    Row("GET", "/v1/users", EVERYONE, reveals={"staff": only(CLINIC | {"support"})}),
+    Row("GET", "/v1/users", EVERYONE, reveals={"staff": CLINIC | {"support"}}),
     Row("GET", "/v1/users/{user_id}", CLINIC_RECORD),
     Row("PATCH", "/v1/users/{user_id}", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         json={"display_name": "Renamed"}),
@@ -188,7 +187,7 @@ ROWS: list[Row] = [
     Row("POST", "/v1/users/{user_id}/reactivate", statuses(USER_ADMINS, forbidden=CLINIC | {"support"})),
     Row("POST", "/v1/groups", statuses(USER_ADMINS, 201, forbidden=CLINIC | {"support"}),
         json={"company_id": "{clinic}", "name": "New group"}),
-    Row("GET", "/v1/groups", EVERYONE, reveals={"clerks": only(CLINIC | {"support"})}),
+    Row("GET", "/v1/groups", EVERYONE, reveals={"clerks": CLINIC | {"support"}}),
     Row("GET", "/v1/groups/{group_id}", CLINIC_RECORD),
     Row("PATCH", "/v1/groups/{group_id}", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         json={"name": "Renamed clerks"}),
@@ -196,9 +195,10 @@ ROWS: list[Row] = [
     Row("PUT", "/v1/groups/{group_id}/members", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         json={"user_ids": ["{group_delegate}"]}),
     Row("GET", "/v1/directory", CLINIC_RECORD, query={"q": "Owner", "company_id": "{clinic}"},
-        reveals={"owner": only(CLINIC | {"support"})}),
+        reveals={"owner": CLINIC | {"support"}}),
     # Billing customer assignments (child companies handed to users and groups)
-    Row("GET", "/v1/users/{user_id}/billing-customer-assignments", statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
+    Row("GET", "/v1/users/{user_id}/billing-customer-assignments",
+        statuses(USER_ADMINS, forbidden=CLINIC | {"support"}),
         note="a user's assignments (with what is removable) are the user administrators' screen"),
     Row("PUT", "/v1/users/{user_id}/billing-customer-assignments",
         statuses(USER_ADMINS, forbidden=CLINIC | {"support"}), json={"company_ids": []}),
@@ -231,7 +231,7 @@ ROWS: list[Row] = [
     # Patients, visits, encounters (the practice's records: not bills)
     Row("POST", "/v1/patients", statuses(CLINIC, 201, forbidden={"support"}),
         json={"company_id": "{clinic}", "first_name": "New", "last_name": "Patient"}),
-    Row("GET", "/v1/patients", EVERYONE, reveals={"patient": only(CLINIC | {"support"})}),
+    Row("GET", "/v1/patients", EVERYONE, reveals={"patient": CLINIC | {"support"}}),
     Row("GET", "/v1/patients/{patient_id}", CLINIC_RECORD),
     Row("POST", "/v1/visits", statuses(CLINIC, 201, forbidden={"support"}),
         json={"patient_id": "{patient}", "provider_id": "{owner}", "scheduled_at": "2026-11-20T15:00:00Z"}),
@@ -239,8 +239,8 @@ ROWS: list[Row] = [
         json={"patient_id": "{patient}", "provider_id": "{owner}", "service_date": "2026-11-20", "lines": [LINE]}),
     Row("GET", "/v1/encounters/{encounter_id}", CLINIC_RECORD),
     # Bills on every surface (lists filter; a bill one may not see is 404)
-    Row("GET", "/v1/bills", EVERYONE, reveals={"owner_bill": only(VIEW), "other_bill": only({"other_provider", "support"}),
-                                                "elsewhere_bill": only({"outsider", "support"})}),
+    Row("GET", "/v1/bills", EVERYONE, reveals={
+        "owner_bill": VIEW, "other_bill": {"other_provider", "support"}, "elsewhere_bill": {"outsider", "support"}}),
     Row("POST", "/v1/bills", statuses(SAVE, 201, forbidden=VIEW),
         json={"provider_id": "{owner}", "patient_id": "{patient}", "coverage": "private",
               "service_date": "2026-11-03", "lines": [LINE]}),
@@ -248,45 +248,45 @@ ROWS: list[Row] = [
     Row("PATCH", "/v1/bills/{bill_id}", statuses(SAVE, forbidden=VIEW), json={"lines": [LINE]}),
     Row("POST", "/v1/bills/{bill_id}/submit", statuses(SUBMIT, forbidden=VIEW)),
     Row("DELETE", "/v1/bills/{bill_id}", statuses(DELETE, 204, forbidden=VIEW)),
-    Row("GET", "/v1/encounters/{encounter_id}/bills", CLINIC_RECORD, reveals={"owner_bill": only(VIEW - INVITED)}),
+    Row("GET", "/v1/encounters/{encounter_id}/bills", CLINIC_RECORD, reveals={"owner_bill": VIEW - INVITED}),
     Row("GET", "/v1/patients/{patient_id}/bills", CLINIC_RECORD, reveals={
-        "owner_bill": only(VIEW - INVITED), "other_bill": only({"other_provider", "support"})}),
-    Row("GET", "/v1/visits", EVERYONE, reveals={"visit": only(CLINIC | {"support"}), "owner_bill": only(VIEW - INVITED)}),
+        "owner_bill": VIEW - INVITED, "other_bill": {"other_provider", "support"}}),
+    Row("GET", "/v1/visits", EVERYONE, reveals={"visit": CLINIC | {"support"}, "owner_bill": VIEW - INVITED}),
     # What the presets gate
     Row("GET", "/v1/providers/{provider_id}/reports/billing-summary", statuses(REPORTS, forbidden=VIEW),
         query={"from": "2026-11-01", "to": "2026-11-30"}),
     Row("GET", "/v1/providers/{provider_id}/invoices", statuses(INVOICES, forbidden=VIEW),
-        reveals={"submitted_bill": only(INVOICES)}),
-    Row("POST", "/v1/bills/{bill_id}/payments", statuses(PAY, 201, forbidden=VIEW), targets={"bill_id": "submitted_bill"},
-        json={"amount_cents": 1000, "method": "card"}),
+        reveals={"submitted_bill": INVOICES}),
+    Row("POST", "/v1/bills/{bill_id}/payments", statuses(PAY, 201, forbidden=VIEW),
+        targets={"bill_id": "submitted_bill"}, json={"amount_cents": 1000, "method": "card"}),
     # Delegation lists, transparency, segregation
-    Row("GET", "/v1/providers/{provider_id}/delegation", statuses(LIST_MANAGERS, forbidden=CLINIC | INVITED | {"support"})),
-    Row("PUT", "/v1/providers/{provider_id}/delegation", statuses(LIST_MANAGERS, forbidden=CLINIC | INVITED | {"support"}),
+    Row("GET", "/v1/providers/{provider_id}/delegation", statuses(LIST_MANAGERS, forbidden=KNOWS_OWNER)),
+    Row("PUT", "/v1/providers/{provider_id}/delegation", statuses(LIST_MANAGERS, forbidden=KNOWS_OWNER),
         json={"entries": [{"user_id": "{delegate_user}", "role": "data_entry"}], "version": 0,
               "password": PASSWORD}),
     Row("GET", "/v1/access/explain", statuses(LIST_MANAGERS | {"delegate_user"}, forbidden=CLINIC | {"support"}),
         query={"user_id": "{delegate_user}", "provider_id": "{owner}"}),
-    Row("GET", "/v1/providers/{provider_id}/access", statuses(LIST_MANAGERS, forbidden=CLINIC | INVITED | {"support"})),
+    Row("GET", "/v1/providers/{provider_id}/access", statuses(LIST_MANAGERS, forbidden=KNOWS_OWNER)),
     Row("GET", "/v1/companies/{company_id}/billing-segregation",
         statuses(COMPANY_ADMINS | {"admin_both"}, forbidden=CLINIC | {"support"})),
     Row("POST", "/v1/companies/{company_id}/billing-segregation",
         statuses(COMPANY_ADMINS | {"admin_both"}, 409, forbidden=CLINIC | {"support"}),
         json={"password": PASSWORD}, note="segregation is on already: those who may manage it get 409"),
     # Invited users (the owner's team)
-    Row("GET", "/v1/providers/{provider_id}/team", statuses(LIST_MANAGERS, forbidden=CLINIC | INVITED | {"support"})),
+    Row("GET", "/v1/providers/{provider_id}/team", statuses(LIST_MANAGERS, forbidden=KNOWS_OWNER)),
     Row("POST", "/v1/providers/{provider_id}/invitations",
-        statuses(LIST_MANAGERS, 201, forbidden=CLINIC | INVITED | {"support"}),
+        statuses(LIST_MANAGERS, 201, forbidden=KNOWS_OWNER),
         json={"email": "invitee@mail.example.org", "username": "invitee.one", "role": "data_entry"}),
-    Row("POST", "/v1/invitations/{invitation_id}/resend", statuses(LIST_MANAGERS, forbidden=CLINIC | INVITED | {"support"})),
-    Row("DELETE", "/v1/invitations/{invitation_id}", statuses(LIST_MANAGERS, 204, forbidden=CLINIC | INVITED | {"support"})),
+    Row("POST", "/v1/invitations/{invitation_id}/resend", statuses(LIST_MANAGERS, forbidden=KNOWS_OWNER)),
+    Row("DELETE", "/v1/invitations/{invitation_id}", statuses(LIST_MANAGERS, 204, forbidden=KNOWS_OWNER)),
     Row("POST", "/v1/invitations/accept", statuses(others=403, anonymous=200),
         json={"token": "{accept_token}", "password": NEW_PASSWORD},
         note="a newcomer's invitation: accepted signed out; a signed-in caller is the wrong account"),
     Row("PATCH", "/v1/providers/{provider_id}/team/{user_id}",
-        statuses(LIST_MANAGERS, forbidden=CLINIC | INVITED | {"support"}), targets={"user_id": "invited_viewer"},
+        statuses(LIST_MANAGERS, forbidden=KNOWS_OWNER), targets={"user_id": "invited_viewer"},
         json={"role": "data_entry"}),
     Row("DELETE", "/v1/providers/{provider_id}/team/{user_id}",
-        statuses(LIST_MANAGERS, 204, forbidden=CLINIC | INVITED | {"support"}), targets={"user_id": "invited_viewer"}),
+        statuses(LIST_MANAGERS, 204, forbidden=KNOWS_OWNER), targets={"user_id": "invited_viewer"}),
     # Billing automation
     Row("GET", "/v1/companies/{company_id}/billing-automation",
         statuses(COMPANY_ADMINS | {"support"}, forbidden=CLINIC)),
@@ -332,13 +332,13 @@ def route_keys(app) -> list[tuple[str, str]]:
                   key=lambda key: (key[1], key[0]))
 
 
-_NAME = re.compile(r"\{(\w+)\}")
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def resolve(value: Any, names: Mapping[str, str]) -> Any:
     """Replace "{name}" in strings (recursively) with the world's ids."""
     if isinstance(value, str):
-        return _NAME.sub(lambda m: names[m.group(1)], value)
+        return PLACEHOLDER.sub(lambda m: names[m.group(1)], value)
     if isinstance(value, list):
         return [resolve(v, names) for v in value]
     if isinstance(value, dict):
@@ -348,7 +348,8 @@ def resolve(value: Any, names: Mapping[str, str]) -> Any:
 
 def request_of(row: Row, names: Mapping[str, str]) -> dict[str, Any]:
     """httpx.request keyword arguments for the row, pointing at the world's objects."""
-    params = {param: names[row.targets.get(param, DEFAULT_TARGETS[param])] for param in _NAME.findall(row.path)}
+    params = {param: names[row.targets.get(param, DEFAULT_TARGETS[param])]
+              for param in PLACEHOLDER.findall(row.path)}
     request: dict[str, Any] = {"method": row.method, "url": row.path.format(**params)}
     for key in ("query", "json", "form"):
         value = getattr(row, key)

@@ -106,7 +106,7 @@ async def test_route_as_every_caller(http, staged, row):
 
 # Another provider of the clinic and their bill: invited users serve the owner only.
 FOREIGN = {"provider_id": "other_provider", "bill_id": "other_bill"}
-PROVIDER_ROWS = [row for row in matrix.ROWS if FOREIGN.keys() & set(matrix._NAME.findall(row.path))]
+PROVIDER_ROWS = [row for row in matrix.ROWS if FOREIGN.keys() & set(matrix.PLACEHOLDER.findall(row.path))]
 
 
 @pytest.mark.parametrize("row", PROVIDER_ROWS, ids=[f"{row.method} {row.path}" for row in PROVIDER_ROWS])
@@ -133,7 +133,7 @@ def test_every_route_has_a_row_and_every_row_a_route(shared_app):
 def test_every_row_names_every_caller_and_its_targets():
     for row in matrix.ROWS:
         assert set(row.expect) == set(matrix.CALLERS), row.key
-        for param in matrix._NAME.findall(row.path):
+        for param in matrix.PLACEHOLDER.findall(row.path):
             assert param in row.targets or param in matrix.DEFAULT_TARGETS, (row.key, param)
 
 
