@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "docs" / "authorization-matrix.md"
@@ -317,19 +317,21 @@ ROWS: list[Row] = [
 MATRIX: dict[tuple[str, str], Row] = {row.key: row for row in ROWS}
 
 
-def app_routes(app) -> Iterator[Route]:
-    """Every route the app serves, through FastAPI's included-router wrappers."""
-    for route in app.routes:
+def app_routes(router, prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
+    """(full path template, route) of every route the app serves, through FastAPI's included routers."""
+    for route in router.routes:
         if hasattr(route, "original_router"):
-            yield from app_routes(route.original_router)
+            yield from app_routes(route.original_router, prefix + route.include_context.prefix)
         else:
-            yield route
+            yield prefix + route.path, route
 
 
 def route_keys(app) -> list[tuple[str, str]]:
-    """(method, path template) of every route; HEAD is the GET that Starlette answers for it."""
-    return sorted({(method, route.path) for route in app_routes(app) for method in route.methods - {"HEAD"}},
-                  key=lambda key: (key[1], key[0]))
+    """(method, path template) of every route; HEAD is the GET that Starlette answers for it, and a mounted
+    app (no methods of its own, say a metrics endpoint) is listed as GET."""
+    keys = {(method, path) for path, route in app_routes(app)
+            for method in (getattr(route, "methods", None) or {"GET"}) - {"HEAD"}}
+    return sorted(keys, key=lambda key: (key[1], key[0]))
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

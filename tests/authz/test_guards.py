@@ -21,7 +21,7 @@ BILL_PATHS = re.compile(r"/bills|/invoices|/reports|/payments|/billing-segregati
 
 def _routes(app) -> list[APIRoute]:
     """Every APIRoute, through FastAPI's included-router wrappers."""
-    return [route for route in app_routes(app) if isinstance(route, APIRoute)]
+    return [route for _, route in app_routes(app) if isinstance(route, APIRoute)]
 
 
 def _guards(dependant) -> list[BillAccess]:
