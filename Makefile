@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 
-.PHONY: run test setup openapi clean
+.PHONY: run test setup openapi authz-matrix clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: setup
 
 openapi: setup
 	$(BIN)/billing-api openapi
+
+## Regenerate docs/authorization-matrix.md from the rows of tests/authz/route_matrix.py.
+authz-matrix: setup
+	$(BIN)/python -m tests.authz.route_matrix
 
 clean:
 	rm -rf $(VENV) .pytest_cache

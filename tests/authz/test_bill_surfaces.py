@@ -175,3 +175,7 @@ async def test_invited_users_do_not_browse_the_practice(client, factory):
     users = await client.get("/v1/users", headers=headers)
     assert users.status_code == 200 and users.json()["items"] == []
     assert (await client.get("/v1/directory", params={"q": "Owner"}, headers=headers)).status_code == 404
+    # Yet they know who they are: /me answers with their own company and nothing reached.
+    me = await client.get("/v1/me", headers=headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["company"]["id"] == str(world.clinic.id) and me.json()["reachable_companies"] == []

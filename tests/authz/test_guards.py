@@ -11,6 +11,7 @@ from billing_api.app import create_app
 from billing_api.authz.dependencies import BillAccess
 from billing_api.authz.scope import BillScope, bill_scope
 from billing_api.authz.permissions import Permission
+from tests.authz.route_matrix import app_routes
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "billing_api"
 BILL_REPOSITORY = SRC / "bills" / "repository.py"
@@ -20,17 +21,7 @@ BILL_PATHS = re.compile(r"/bills|/invoices|/reports|/payments|/billing-segregati
 
 def _routes(app) -> list[APIRoute]:
     """Every APIRoute, through FastAPI's included-router wrappers."""
-    found: list[APIRoute] = []
-
-    def walk(routes):
-        for route in routes:
-            if isinstance(route, APIRoute):
-                found.append(route)
-            elif hasattr(route, "original_router"):
-                walk(route.original_router.routes)
-
-    walk(app.routes)
-    return found
+    return [route for _, route in app_routes(app) if isinstance(route, APIRoute)]
 
 
 def _guards(dependant) -> list[BillAccess]:

@@ -9,17 +9,25 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import delete
 
 from billing_api.authz.permissions import ROLE_PRESETS, Permission, RolePreset
+from billing_api.mail.secrets import fingerprint
 from billing_api.models import (
     AccountType,
     Bill,
     BillLine,
+    BillStatus,
     Company,
+    CompanyBillingAutomation,
     Coverage,
     DelegationEntry,
     Encounter,
+    Facility,
     GroupMember,
+    Invitation,
     Patient,
+    Payer,
+    PaymentCard,
     User,
+    UserKind,
     UserStatus,
     Visit,
 )
@@ -158,3 +166,52 @@ MAY_CHANGE_OWNER_BILLS = {
     False: {"owner", "delegate_user", "role_biller"},
     True: {"owner", "delegate_user"},
 }
+
+
+# Invited users of the owner's team (issue 5), one per role preset; custom holds a viewing subset.
+INVITED = {
+    "invited_viewer": RolePreset.FINANCIAL_VIEWER,
+    "invited_entry": RolePreset.DATA_ENTRY,
+    "invited_admin": RolePreset.ADMINISTRATOR,
+    "invited_custom": RolePreset.CUSTOM,
+}
+CUSTOM_PERMISSIONS = sorted([Permission.BILLS_VIEW.value, Permission.INVOICES_VIEW.value])
+# The secret of the owner's invitation to a newcomer (only its fingerprint is stored, as the service does).
+ACCEPT_TOKEN = "route-matrix-invitation-token"
+
+
+def _invitation(world: World, email: str, secret: str) -> Invitation:
+    return Invitation(id=uuid.uuid4(), provider_id=world.owner.id, company_id=world.clinic.id,
+                      invited_by=world.owner.id, email=email, username=email.split("@")[0],
+                      role=RolePreset.DATA_ENTRY.value, permissions=_preset(RolePreset.DATA_ENTRY),
+                      token_hash=fingerprint(secret), expires_at=datetime.now(UTC) + timedelta(days=7))
+
+
+async def build_route_world(factory: Factory) -> World:
+    """The segregated world plus what every route needs a target for: the owner's invited team (one member
+    per preset), a pending invitation and one waiting for a newcomer, a submitted bill (payments), payers and
+    facilities at the parent level (copy-down), a card on the patient's file and the clinic's automation
+    settings. Kept in `extra`."""
+    world = await build_world(factory, segregated=True)
+    session = factory.session
+    for name, role in INVITED.items():
+        user = await factory.user(world.clinic, name=name, kind=UserKind.invited)
+        world.users[name] = user
+        permissions = CUSTOM_PERMISSIONS if role == RolePreset.CUSTOM else _preset(role)
+        session.add(DelegationEntry(id=uuid.uuid4(), provider_id=world.owner.id, user_id=user.id, role=role.value,
+                                    permissions=permissions, source="invitation"))
+    pending = _invitation(world, f"pending-{uuid.uuid4().hex[:8]}@mail.example.org", uuid.uuid4().hex)
+    newcomer = _invitation(world, f"newcomer-{uuid.uuid4().hex[:8]}@mail.example.org", ACCEPT_TOKEN)
+    payer = Payer(id=uuid.uuid4(), company_id=world.network.id, name="Blue Shield")
+    facility = Facility(id=uuid.uuid4(), company_id=world.network.id, name="Main Street Clinic")
+    card = PaymentCard(id=uuid.uuid4(), company_id=world.clinic.id, patient_id=world.patient.id, token="tok_visa",
+                       brand="visa", last4="4242", exp_month=12, exp_year=2099)
+    automation = CompanyBillingAutomation(company_id=world.clinic.id)  # so that defaults can be applied
+    session.add_all([pending, newcomer, payer, facility, card, automation])
+    await session.flush()
+    submitted = await _bill(factory, world.clinic, world.owner, world.patient, Coverage.insured)
+    submitted.status = BillStatus.submitted
+    await session.flush()
+    world.extra.update(pending_invitation=pending, payer=payer, facility=facility, card=card,
+                       submitted_bill=submitted)
+    return world

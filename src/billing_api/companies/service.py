@@ -25,6 +25,12 @@ async def visible_company(session: AsyncSession, actor: Actor, company_id: uuid.
     return company
 
 
+async def home_company(session: AsyncSession, principal: Principal) -> Company:
+    """The caller's own company. Always theirs to read, reach or not: an invited user reaches no company
+    (they work through list entries), yet `GET /v1/me` must still answer them."""
+    return await repository.get_company(session, principal.company_id)
+
+
 async def list_companies(session: AsyncSession, actor: Actor) -> list[Company]:
     return await repository.list_companies(session, None if actor.is_support else sorted(actor.reached_company_ids))
 

@@ -45,7 +45,7 @@ router = APIRouter(prefix="/v1", route_class=IdempotentRoute, responses=problem_
 async def get_me(session: Session, principal: CurrentPrincipal, actor: CurrentActor) -> MeRead:
     """The caller, their company, their effective permissions and the companies they reach."""
     companies = await company_service.reachable_companies(session, actor)
-    home = await company_service.visible_company(session, actor, principal.company_id)
+    home = await company_service.home_company(session, principal)
     return MeRead(
         user=UserRead.model_validate(principal.user),
         company=CompanyRead.model_validate(home),
