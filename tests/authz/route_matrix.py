@@ -159,6 +159,7 @@ ROWS: list[Row] = [
     Row("GET", "/redoc", PUBLIC),
     Row("GET", "/healthz", PUBLIC),
     Row("GET", "/readyz", PUBLIC),
+    Row("GET", "/metrics", PUBLIC, note="open unless BILLING_API_METRICS_TOKEN is set (then a bearer token)"),
     # Auth and self
     Row("POST", "/v1/auth/token", statuses(AUTHENTICATED), form={"username": "{self}", "password": PASSWORD},
         note="each caller logs in as themself with the right password (anonymous: an unknown login)"),
@@ -168,6 +169,8 @@ ROWS: list[Row] = [
     Row("PATCH", "/v1/profiles/me", EVERYONE, json={"display_name": "Renamed"}),
     Row("GET", "/v1/profiles/{user_id}", CLINIC_RECORD),
     Row("GET", "/v1/roles", EVERYONE),
+    Row("GET", "/v1/events", statuses(AUTHENTICATED - {"support"}, forbidden={"support"}),
+        note="each caller sees the events of the bills they may view; company events only company admins"),
     # Companies
     Row("GET", "/v1/companies", EVERYONE, reveals={"clinic": CLINIC | {"support"}}),
     Row("POST", "/v1/companies", statuses({"parent_admin"}, 201, forbidden={"support"}),
