@@ -1,7 +1,9 @@
 """A running service for the end-to-end tests: `billing-api serve --demo` as a subprocess on a fresh database.
 
-`live_service` is the default one (session-wide); `start_live_service(env)` starts another with extra settings
-(an SMTP server to talk to, say). Each gets its own database on the test server, dropped when the run ends.
+`live_service` is the default one (session-wide); `start_live_service(env)` starts another with extra settings.
+Each gets its own database on the test server, dropped when the run ends. Their mail goes to a real SMTP server
+on loopback (aiosmtpd) that keeps every message in the Maildir `live_service.maildir` (unless `env` names
+another SMTP server).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.handlers import Mailbox
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ROOT, _create_database, _drop_database, _server_url
-from tests.team.smtp import free_port
+from tests.team import smtp
 
 STARTUP_SECONDS = 90
 
@@ -29,6 +32,7 @@ class LiveService:
     base_url: str
     database_url: str
     log: Path
+    maildir: Path
 
 
 def _wait_ready(process: subprocess.Popen, base_url: str, log: Path) -> None:
@@ -49,11 +53,13 @@ def _wait_ready(process: subprocess.Popen, base_url: str, log: Path) -> None:
 async def start_live_service(tmp_path_factory) -> AsyncIterator[Callable[..., LiveService]]:
     server_url = make_url(_server_url())
     started: list[tuple[subprocess.Popen, str]] = []
+    maildir = tmp_path_factory.mktemp("live-mail") / "mail"
+    mail_server, mail_port = smtp.start(Mailbox(maildir))
 
     async def start(env: dict[str, str] | None = None) -> LiveService:
         name = await _create_database(server_url)
         database_url = server_url.set(database=name).render_as_string(hide_password=False)
-        port = free_port()
+        port = smtp.free_port()
         log = tmp_path_factory.mktemp("live-service") / "serve.log"
         environment = {
             **os.environ,
@@ -65,6 +71,9 @@ async def start_live_service(tmp_path_factory) -> AsyncIterator[Callable[..., Li
             "BILLING_API_ARGON2_PARALLELISM": "1",
             "BILLING_API_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "BILLING_API_MAIL_POLL_SECONDS": "0.2",
+            "BILLING_API_SMTP_HOST": "127.0.0.1",
+            "BILLING_API_SMTP_PORT": str(mail_port),
+            "BILLING_API_SMTP_STARTTLS": "false",
             **(env or {}),
         }
         command = [str(Path(sys.executable).with_name("billing-api")), "serve", "--demo", "--host", "127.0.0.1",
@@ -74,7 +83,7 @@ async def start_live_service(tmp_path_factory) -> AsyncIterator[Callable[..., Li
         started.append((process, name))
         base_url = f"http://127.0.0.1:{port}"
         _wait_ready(process, base_url, log)
-        return LiveService(base_url=base_url, database_url=database_url, log=log)
+        return LiveService(base_url=base_url, database_url=database_url, log=log, maildir=maildir)
 
     yield start
     for process, name in started:
@@ -85,6 +94,7 @@ async def start_live_service(tmp_path_factory) -> AsyncIterator[Callable[..., Li
             process.kill()
             process.wait()
         await _drop_database(server_url, name)
+    mail_server.stop()
 
 
 @pytest.fixture(scope="session")

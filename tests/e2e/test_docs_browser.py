@@ -75,7 +75,7 @@ async def test_docs_page_works_offline_and_runs_requests_with_a_demo_login(live_
             # Authorize: the OAuth2 password flow's form posts to the login operation.
             await page.locator(".scheme-container button.authorize").click()
             dialog = page.locator(".dialog-ux .modal-ux")
-            await dialog.locator("#oauth_username").fill("clinic.admin")
+            await dialog.locator("#oauth_username").fill("dr.wu")
             await dialog.locator("#oauth_password").fill(DEMO_PASSWORD)
             await dialog.locator("button.authorize").click()
             await dialog.locator("button", has_text="Logout").wait_for()  # shown once a token came back
@@ -83,11 +83,11 @@ async def test_docs_page_works_offline_and_runs_requests_with_a_demo_login(live_
 
             status, body = await execute(page, "get_me")
             assert status == "200", body
-            assert '"username": "clinic.admin"' in body
+            assert '"username": "dr.wu"' in body
 
             status, body = await execute(page, "list_bills")
             assert status == "200", body
-            assert '"items"' in body and '"provider_id"' in body  # the clinic's demo bills
+            assert '"items"' in body and '"provider_id"' in body  # Dr. Wu's demo bills (his own, whatever the clinic's segregation)
             await page.screenshot(path=str(tmp_path / "docs.png"), full_page=False)
         finally:
             await browser.close()

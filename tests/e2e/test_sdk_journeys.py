@@ -23,40 +23,43 @@ PACKAGE = "billing_api_client"
 NEW_PASSWORD = "sdk-journey-password-1"
 
 
-@pytest.fixture(scope="module")
-def sdk(tmp_path_factory) -> SimpleNamespace:
-    """Generate the SDK into a temp dir and import it (the generator formats with ruff, from the venv)."""
-    out = tmp_path_factory.mktemp("sdk")
-    bin_dir = Path(sys.executable).parent
-    result = subprocess.run(
-        [str(bin_dir / "openapi-python-client"), "generate", "--path", str(ROOT / "openapi" / "openapi.json"),
-         "--output-path", str(out / PACKAGE), "--meta", "none"],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr  # nothing left out
+def _import_sdk(out: Path) -> SimpleNamespace:
     sys.path.insert(0, str(out))
     try:
         client = importlib.import_module(PACKAGE)
-        modules = {name: importlib.import_module(f"{PACKAGE}.{name}") for name in ("api", "models")}
+        models = importlib.import_module(f"{PACKAGE}.models")
     finally:
         sys.path.remove(str(out))
 
     def api(tag: str, operation: str):
         return importlib.import_module(f"{PACKAGE}.api.{tag}.{operation}")
 
-    return SimpleNamespace(Client=client.Client, AuthenticatedClient=client.AuthenticatedClient,
-                           models=modules["models"], api=api)
+    return SimpleNamespace(Client=client.Client, AuthenticatedClient=client.AuthenticatedClient, models=models,
+                           api=api)
 
 
 @pytest.fixture(scope="module")
-async def mailed_service(start_live_service):
+async def sdk_and_service(start_live_service, tmp_path_factory):
+    """The SDK generated into a temp dir and imported (the generator formats with ruff, from the venv), and a
+    service whose mail goes to a collecting SMTP server. The generator runs while the service starts."""
+    out = tmp_path_factory.mktemp("sdk")
+    bin_dir = Path(sys.executable).parent
+    generator = subprocess.Popen(
+        [str(bin_dir / "openapi-python-client"), "generate", "--path", str(ROOT / "openapi" / "openapi.json"),
+         "--output-path", str(out / PACKAGE), "--meta", "none"],
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     controller, port = smtp.start(smtp.Collector())
     try:
         service = await start_live_service({"BILLING_API_SMTP_HOST": "127.0.0.1", "BILLING_API_SMTP_PORT": str(port),
                                             "BILLING_API_SMTP_STARTTLS": "false"})
-        yield service, controller.handler
+        output, _ = generator.communicate(timeout=300)
+        assert generator.returncode == 0, output
+        assert "Warning" not in output, output  # the generator left nothing of the contract out
+        yield _import_sdk(out), service, controller.handler
     finally:
+        if generator.poll() is None:
+            generator.kill()
         controller.stop()
 
 
@@ -96,8 +99,8 @@ class Journeys:
         return user.id
 
 
-def test_main_journeys_through_the_generated_sdk(sdk, mailed_service):
-    service, mailbox = mailed_service
+def test_main_journeys_through_the_generated_sdk(sdk_and_service):
+    sdk, service, mailbox = sdk_and_service
     j = Journeys(sdk, service.base_url)
     models, api = sdk.models, sdk.api
 

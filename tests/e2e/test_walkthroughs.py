@@ -1,6 +1,6 @@
 """The walk-throughs of docs/walkthroughs.md, run as written: each walk-through's ```sh blocks (after the
-"Before you start" helpers) in one bash, against a running service with the demo data, its mail going to a
-Maildir in the working folder as the doc's mail catcher does. Each ```text block after a ```sh block lists lines
+"Before you start" helpers) in one bash, against a running service with the demo data, in the folder of its
+Maildir (./mail, as the doc's mail catcher writes it). Each ```text block after a ```sh block lists lines
 that block must print, in order. The doc and this test read the same blocks, so they cannot drift apart."""
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Mailbox
 
 from tests.conftest import ROOT
-from tests.team.smtp import free_port
 
 DOC = ROOT / "docs" / "walkthroughs.md"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -57,36 +54,20 @@ def test_the_doc_has_the_four_walkthroughs_each_checked():
         assert blocks and all(block.expected for block in blocks), f"{title}: every sh block needs its output"
 
 
-@pytest.fixture(scope="module")
-async def walkthrough_service(start_live_service, tmp_path_factory):
-    """The service with its mail going to ./mail of the walk-throughs' folder (aiosmtpd's Mailbox handler, as
-    `python -m aiosmtpd -c aiosmtpd.handlers.Mailbox ./mail` in the doc)."""
-    folder = tmp_path_factory.mktemp("walkthroughs")
-    port = free_port()
-    controller = Controller(Mailbox(folder / "mail"), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        service = await start_live_service({"BILLING_API_SMTP_HOST": "127.0.0.1", "BILLING_API_SMTP_PORT": str(port),
-                                            "BILLING_API_SMTP_STARTTLS": "false"})
-        yield service, folder
-    finally:
-        controller.stop()
-
-
 def outputs_by_block(stdout: str, count: int) -> list[list[str]]:
     parts = stdout.split(f"{MARK}\n")
     return [[line.strip() for line in part.splitlines()] for part in parts[1:count + 1]]
 
 
 @pytest.mark.parametrize("title", WALKTHROUGHS)
-def test_walkthrough_runs_as_written(title, walkthrough_service):
-    service, folder = walkthrough_service
+def test_walkthrough_runs_as_written(title, live_service):
+    folder = live_service.maildir.parent
     assert shutil.which("curl") and shutil.which("python3"), "the walk-throughs need curl and python3"
     setup = "\n".join(block.script for block in sections()[SETUP])
     blocks = sections()[title]
     script = "set -euo pipefail\n" + setup + "".join(f"\necho {MARK}\n{block.script}" for block in blocks)
     result = subprocess.run(["bash", "-c", script], cwd=folder, env={"PATH": "/usr/local/bin:/usr/bin:/bin",
-                            "BASE": service.base_url, "HOME": str(folder)}, capture_output=True, text=True,
+                            "BASE": live_service.base_url, "HOME": str(folder)}, capture_output=True, text=True,
                             timeout=120, check=False)
     outputs = outputs_by_block(result.stdout, len(blocks))
     assert result.returncode == 0 and len(outputs) == len(blocks), (
