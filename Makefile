@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 
-.PHONY: run test setup openapi authz-matrix clean
+.PHONY: run test setup openapi authz-matrix browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: setup
 ## The whole test suite (embedded PostgreSQL, or BILLING_API_TEST_DATABASE_URL).
 test: setup
 	$(BIN)/python -m pytest -q
+
+## Debian's chromium for the docs page's browser test (tests/e2e/test_docs_browser.py); needs root (CI is).
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium"; else \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; fi
 
 openapi: setup
 	$(BIN)/billing-api openapi

@@ -23,6 +23,7 @@ from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
 from billing_api.delegation.router import router as delegation_router
 from billing_api.db import engine_for, make_sessionmaker
+from billing_api.docs_page import install_docs
 from billing_api.errors import install_error_handlers, problem_response
 from billing_api.events.router import router as events_router
 from billing_api.health import router as health_router
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,  # served by install_docs from packaged files, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.sessionmaker = None
@@ -111,4 +114,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
     return app
