@@ -119,6 +119,7 @@ class Row:
     # A list answers 200 to everyone: world object name -> the callers whose answer names it (its id).
     reveals: Mapping[str, set[str]] = field(default_factory=dict)
     note: str = ""
+    file: str | None = None  # for a mounted folder: the file below it to request
 
     @property
     def key(self) -> tuple[str, str]:
@@ -155,8 +156,8 @@ ROWS: list[Row] = [
     # Framework and health
     Row("GET", "/openapi.json", PUBLIC),
     Row("GET", "/docs", PUBLIC),
-    Row("GET", "/docs/oauth2-redirect", PUBLIC),
-    Row("GET", "/redoc", PUBLIC),
+    Row("GET", "/docs/static", PUBLIC, file="swagger-ui.css",
+        note="the docs page's packaged scripts and styles (a mount: one of its files is requested)"),
     Row("GET", "/healthz", PUBLIC),
     Row("GET", "/readyz", PUBLIC),
     Row("GET", "/metrics", PUBLIC, note="open unless BILLING_API_METRICS_TOKEN is set (then a bearer token)"),
@@ -355,7 +356,8 @@ def request_of(row: Row, names: Mapping[str, str]) -> dict[str, Any]:
     """httpx.request keyword arguments for the row, pointing at the world's objects."""
     params = {param: names[row.targets.get(param, DEFAULT_TARGETS[param])]
               for param in PLACEHOLDER.findall(row.path)}
-    request: dict[str, Any] = {"method": row.method, "url": row.path.format(**params)}
+    url = row.path.format(**params) + (f"/{row.file}" if row.file else "")
+    request: dict[str, Any] = {"method": row.method, "url": url}
     for key in ("query", "json", "form"):
         value = getattr(row, key)
         if value is not None:
