@@ -113,7 +113,7 @@ class AutopayDeclined(BillEventData):
     card_deactivated: bool
 
 
-class InvitationAccepted(CompanyEventData):
+class InvitationAcceptedEvent(CompanyEventData):
     TYPE = "invitation.accepted"
     DESCRIPTION = "Someone accepted an invitation to a provider's team: they are on the provider's list now."
     model_config = _examples({"invitation_id": _GROUP, "provider_id": _PROVIDER, "user_id": _USER,
@@ -210,7 +210,7 @@ class UserAssignmentsChanged(CompanyEventData):
 
 
 PAYLOADS: tuple[type[EventData], ...] = (
-    BillCreated, BillSubmitted, PaymentRecorded, BillPaid, AutopaySucceeded, AutopayDeclined, InvitationAccepted,
+    BillCreated, BillSubmitted, PaymentRecorded, BillPaid, AutopaySucceeded, AutopayDeclined, InvitationAcceptedEvent,
     TeamMemberUpdated, TeamMemberRevoked, DelegationListSaved, SegregationEnabled, GroupMembersChanged,
     UserDeactivated, UserReactivated, GroupAssignmentsChanged, UserAssignmentsChanged,
 )

@@ -29,7 +29,7 @@ from billing_api.errors import (
     Unauthenticated,
     Unprocessable,
 )
-from billing_api.events.schemas import InvitationAccepted as InvitationAcceptedEvent
+from billing_api.events.schemas import InvitationAcceptedEvent
 from billing_api.events.schemas import TeamMemberRevoked, TeamMemberUpdated
 from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
