@@ -20,6 +20,7 @@ from billing_api.auth.router import router as auth_router
 from billing_api.bills.router import router as bills_router
 from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
+from billing_api.contract import TAGS, document_contract
 from billing_api.delegation.router import router as delegation_router
 from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 from billing_api.errors import install_error_handlers, problem_response
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.state.sessionmaker = None
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag"],
         )
     install_error_handlers(app)
+    document_contract(app)
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:

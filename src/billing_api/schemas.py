@@ -26,6 +26,11 @@ class InputModel(BaseModel):
         return sent
 
 
+def example(**fields: Any) -> ConfigDict:
+    """A model's example for the contract (request and response examples in openapi.json)."""
+    return ConfigDict(json_schema_extra={"examples": [fields]})
+
+
 class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -23,6 +23,8 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
     response_model=TokenResponse,
     summary="Log in (OAuth2 password flow)",
     responses=problem_responses(400, 401, 403, 422),
+    openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {
+        "example": {"username": "dr.lovelace", "password": "demo-password-1", "client": "web"}}}}},
 )
 async def create_token(
     request: Request,
