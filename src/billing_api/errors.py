@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -268,6 +269,19 @@ _HTTP_CODES = {
 }
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the contract gives the path (RFC 9110 15.5.6): Starlette names only those of the first
+    route whose path matched, though a path's GET and POST are often two routes. A literal path takes
+    precedence over a templated one, as in OpenAPI."""
+    path = request.scope["path"]
+    templates = sorted(request.app.openapi()["paths"].items(), key=lambda item: item[0].count("{"))
+    for template, operations in templates:
+        # Paths hold only letters, digits, "/", "-" and "_" besides their {parameters}.
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -290,7 +304,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        allowed = _allowed_methods(request) if exc.status_code == 405 else None
+        if allowed:
+            headers = {**(headers or {}), "Allow": allowed}
+        return problem_response(request, exc.status_code, code, detail, headers=headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -7,13 +7,13 @@ import datetime as dt
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import EmailStr, Field, StrictBool, StringConstraints
 
 from billing_api.models import AutomationStage, BillCreation, ChargeStatus, DocumentKind, ShareState
-from billing_api.schemas import InputModel, Page, ReadModel, example
+from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
 
-Delay = Annotated[StrictInt, Field(ge=0, le=10_080, description="Delivery delay after creation, in minutes (max 7 days).")]
-SuperbillDay = Annotated[StrictInt, Field(ge=1, le=28, description="Day of the month superbills are created (1-28).")]
+Delay = json_int(ge=0, le=10_080, description="Delivery delay after creation, in minutes (max 7 days).")
+SuperbillDay = json_int(ge=1, le=28, description="Day of the month superbills are created (1-28).")
 
 
 class SharingRule(InputModel):
@@ -125,8 +125,8 @@ class PaymentMethodCreate(InputModel):
         description="A card token from the payment gateway (test gateway: tok_success, tok_decline, tok_expired).")
     brand: Annotated[str, StringConstraints(min_length=1, max_length=30)]
     last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
-    exp_month: Annotated[StrictInt, Field(ge=1, le=12)]
-    exp_year: Annotated[StrictInt, Field(ge=2000, le=2100)]
+    exp_month: json_int(ge=1, le=12)
+    exp_year: json_int(ge=2000, le=2100)
 
 
 class PaymentMethodRead(ReadModel):

@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, Field, StrictBool
 
 from billing_api.authz.permissions import Permission, RolePreset
-from billing_api.schemas import InputModel, ReadModel, example
+from billing_api.schemas import InputModel, ReadModel, example, json_int
 
 
 class DelegationEntryInput(InputModel):
@@ -30,7 +30,7 @@ class DelegationListSave(InputModel):
     )
 
     entries: list[DelegationEntryInput] = Field(max_length=500)
-    version: StrictInt = Field(ge=0, description="The `version` you read; a stale one gets 409 and saves nothing.")
+    version: json_int(ge=0, description="The `version` you read; a stale one gets 409 and saves nothing.")
     password: str = Field(min_length=1, max_length=256, description="Your password, to confirm the save.")
 
 

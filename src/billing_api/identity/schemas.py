@@ -16,7 +16,7 @@ DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Passwords are taken exactly as typed: InputModel strips other strings, never these (the login form
 # does not strip, so a stripped stored password would never match again).
 NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=256, strip_whitespace=False)]
-CurrentPassword = Annotated[str, StringConstraints(max_length=256, strip_whitespace=False)]
+CurrentPassword = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
 BillingNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 

@@ -4,15 +4,15 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
-from billing_api.schemas import InputModel, Page, ReadModel, example
+from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 CptCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5}$")]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Units = Annotated[StrictInt, Field(ge=1, le=1000)]
-FeeCents = Annotated[StrictInt, Field(ge=0, le=10_000_000, description="Fee per unit, in cents.")]
+Units = json_int(ge=1, le=1000)
+FeeCents = json_int(ge=0, le=10_000_000, description="Fee per unit, in cents.")
 
 
 class PatientCreate(InputModel):
