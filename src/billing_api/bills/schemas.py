@@ -47,6 +47,16 @@ class BillUpdate(InputModel):
 
 
 class BillRead(ReadModel):
+    model_config = example(
+        id="0b4f6c1e-8d5a-4e0b-9a57-3c2d1f0e9b7a", company_id="c0a8f1e2-7b3d-4e5f-8a9b-1c2d3e4f5a60",
+        provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01", patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12",
+        encounter_id=None, visit_id=None, coverage="private", status="submitted", source="manual",
+        service_date="2026-11-20", total_cents=9500, balance_cents=9500,
+        lines=[{"cpt_code": "99213", "description": "Office visit, established patient", "units": 1,
+                "fee_cents": 9500}],
+        created_at="2026-11-20T15:04:05Z", updated_at="2026-11-20T15:10:00Z", submitted_at="2026-11-20T15:10:00Z",
+    )
+
     id: uuid.UUID
     company_id: uuid.UUID
     provider_id: uuid.UUID
