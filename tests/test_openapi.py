@@ -1,11 +1,14 @@
 """The OpenAPI contract: in sync with openapi/openapi.json, and complete enough to generate SDKs from."""
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from billing_api.cli import openapi_document
+from billing_api.errors import PROBLEM_CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH = {"/healthz", "/readyz"}
@@ -65,3 +68,124 @@ def test_error_responses_are_documented_as_problem_json(document, operations):
             assert set(response["content"]) == {"application/problem+json"}, (method, path, status)
             assert response["content"]["application/problem+json"]["schema"] == {
                 "$ref": "#/components/schemas/Problem"}
+
+
+# The contract as a product (issue 9): what an integrator reads before writing a line of code.
+COMMON_CODES = {"401": "unauthenticated", "422": "validation_error", "400": "malformed_body",
+                "413": "payload_too_large", "429": "rate_limited", "503": "database_unavailable"}
+
+
+def test_every_operation_is_documented_for_integrators(document, operations):
+    spec = json.loads(document)
+    tag_names = {tag["name"] for tag in spec["tags"] if tag.get("description")}
+    for method, path, operation in operations:
+        where = f"{method} {path}"
+        assert operation.get("summary") and operation.get("description"), f"{where} needs a summary and a description"
+        assert operation.get("tags") and set(operation["tags"]) <= tag_names, f"{where} has a tag with no description"
+        body = operation.get("requestBody", {}).get("content", {})
+        for media_type in body.values():
+            examples = media_type.get("example") or _resolve(spec, media_type["schema"]).get("examples")
+            assert examples, f"{where} has no request example"
+        if path == "/healthz":  # touches nothing, so it can fail in no documented way
+            continue
+        errors = {status: response for status, response in operation["responses"].items() if status[0] in "45"}
+        assert errors, f"{where} documents no error"
+        for status, response in errors.items():
+            assert response["x-problem-codes"], (where, status)
+            for code in response["x-problem-codes"]:
+                assert f"`{code}`" in response["description"], (where, status, code)
+
+
+def test_common_errors_are_on_every_operation_they_can_happen_on(document, operations):
+    for method, path, operation in operations:
+        if path in HEALTH:
+            continue
+        expected = {"429", "503"}
+        if operation.get("security"):
+            expected.add("401")
+        if "requestBody" in operation:
+            expected |= {"400", "413", "422"}
+        assert expected <= set(operation["responses"]), (method, path, expected - set(operation["responses"]))
+        for status in expected:
+            assert COMMON_CODES[status] in operation["responses"][status]["x-problem-codes"], (method, path, status)
+
+
+def test_the_security_scheme_and_tags_are_described(document):
+    spec = json.loads(document)
+    (scheme,) = spec["components"]["securitySchemes"].values()
+    assert "Bearer" in scheme["description"] and TOKEN in scheme["description"]
+    tags = [tag["name"] for tag in spec["tags"]]
+    assert len(tags) == len(set(tags))
+    used = {tag for _, _, operation in _operations(spec) for tag in operation["tags"]}
+    assert used == set(tags), f"tags without operations: {set(tags) - used}; undescribed: {used - set(tags)}"
+
+
+def test_response_models_and_problems_have_examples(document):
+    spec = json.loads(document)
+    schemas = spec["components"]["schemas"]
+    assert schemas["Problem"]["examples"][0]["code"] in PROBLEM_CODES
+    assert schemas["TokenResponse"]["examples"] and schemas["BillRead"]["examples"]
+
+
+def _operations(spec):
+    return [(method, path, operation) for path, item in spec["paths"].items()
+            for method, operation in item.items() if method in METHODS]
+
+
+def _resolve(spec, schema):
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+# Every `code` src can raise must be in errors.PROBLEM_CODES, which the contract is generated from.
+ERROR_CLASSES = {"DomainError", "NotFound", "Unauthenticated", "Forbidden", "Conflict", "Unprocessable",
+                 "TooManyRequests", "PreconditionFailed", "Gone"}
+
+
+def _raised_codes() -> tuple[set[str], set[str]]:
+    """Literal codes, and f-string code templates (as regexes), that src passes as a `code` argument (by
+    keyword, or by position to a function with a `code` parameter, such as problem_response), plus the
+    class-level default codes of the error classes."""
+    trees = [ast.parse(path.read_text()) for path in (ROOT / "src" / "billing_api").rglob("*.py")]
+    positions = {node.name: [arg.arg for arg in node.args.args].index("code") for tree in trees
+                 for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                 and "code" in [arg.arg for arg in node.args.args]}
+    literal, templates = set(), set()
+    for node in (node for tree in trees for node in ast.walk(tree)):
+        if isinstance(node, ast.Call):
+            values = [keyword.value for keyword in node.keywords if keyword.arg == "code"]
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name in positions and len(node.args) > positions[name]:
+                values.append(node.args[positions[name]])
+            for value in values:
+                if isinstance(value, ast.Constant):
+                    literal.add(value.value)
+                elif isinstance(value, ast.JoinedStr):
+                    templates.add("".join(part.value if isinstance(part, ast.Constant) else "[a-z_]+"
+                                          for part in value.values))
+        if isinstance(node, ast.ClassDef) and (node.name in ERROR_CLASSES or any(
+                getattr(base, "id", None) in ERROR_CLASSES for base in node.bases)):
+            for statement in node.body:
+                if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Tuple):
+                    names = [target.id for target in statement.targets[0].elts]
+                    literal.add(statement.value.elts[names.index("code")].value)
+                elif isinstance(statement, ast.Assign) and getattr(statement.targets[0], "id", None) == "code":
+                    literal.add(statement.value.value)
+    return literal, templates
+
+
+def test_every_code_raised_in_src_is_in_the_registry():
+    literal, templates = _raised_codes()
+    assert {"bill_not_found", "not_found", "gone", "database_unavailable", "account_deactivated"} <= literal
+    assert literal - set(PROBLEM_CODES) == set(), "add these codes to errors.PROBLEM_CODES"
+    for template in templates:
+        assert any(re.fullmatch(template, code) for code in PROBLEM_CODES), f"no code in the registry fits {template}"
+    for code, (status, meaning) in PROBLEM_CODES.items():
+        assert 400 <= status < 600 and meaning, code
+
+
+def test_the_code_table_is_in_the_api_description(document):
+    description = json.loads(document)["info"]["description"]
+    for code, (status, _) in PROBLEM_CODES.items():
+        assert f"| `{code}` | {status} |" in description

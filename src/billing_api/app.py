@@ -21,6 +21,7 @@ from billing_api.bills.router import router as bills_router
 from billing_api.body_limit import BodyLimitMiddleware
 from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
+from billing_api.contract import TAGS, document_contract
 from billing_api.delegation.router import router as delegation_router
 from billing_api.db import engine_for, make_sessionmaker
 from billing_api.docs_page import install_docs
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         docs_url=None,  # served by install_docs from packaged files, not a CDN
         redoc_url=None,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.state.sessionmaker = None
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so outermost: every answer, CORS preflights and unexpected errors included, gets its headers.
     app.add_middleware(ObservabilityMiddleware, settings=settings)
     install_error_handlers(app)
+    document_contract(app)
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:

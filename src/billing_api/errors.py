@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -94,10 +95,138 @@ class DatabaseUnavailable(DomainError):
         super().__init__(detail, **kwargs)
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details. `code` is stable; `detail` is for people."""
+# Every `code` the service can answer with, its status and what it means. The contract is generated from this
+# table (contract.py lists each status's codes on every error response), and tests/test_contract_docs.py fails
+# when src raises a code missing here, so the documentation cannot drift from the code.
+PROBLEM_CODES: dict[str, tuple[int, str]] = {
+    # Common to many operations (contract.COMMON_PROBLEMS adds them where they apply).
+    "malformed_body": (400, "The body is not valid JSON or not a form."),
+    "bad_request": (400, "The request cannot be served as sent."),
+    "unauthenticated": (401, "No bearer token, or one that is malformed, expired or forged."),
+    "token_revoked": (401, "The token's user was deactivated or logged out everywhere; log in again."),
+    "invalid_credentials": (401, "Wrong username or password (also for unknown and deactivated users)."),
+    "invitation_login_required": (401, "The invited email already has an account: log in, then accept."),
+    "forbidden": (403, "The caller sees the resource but may not do this."),
+    "not_found": (404, "No such resource, or one the caller may not see."),
+    "method_not_allowed": (405, "The path does not take this method."),
+    "not_acceptable": (406, "No representation matches the Accept header."),
+    "conflict": (409, "The change conflicts with data written at the same time; nothing was saved."),
+    "gone": (410, "The resource existed and is no longer usable."),
+    "precondition_failed": (412, "The resource changed since the version the request names."),
+    "payload_too_large": (413, "The body is larger than the service accepts."),
+    "unsupported_media_type": (415, "The body's media type is not one the operation takes."),
+    "validation_error": (422, "The request does not match the schema; `errors` lists each problem."),
+    "invalid_value": (422, "A value cannot be stored (a NUL character, say)."),
+    "unprocessable": (422, "The request is well formed but breaks a rule."),
+    "rate_limited": (429, "Too many requests; retry after the `Retry-After` seconds."),
+    "internal_error": (500, "An unexpected error (never expected; reported)."),
+    "database_unavailable": (503, "The database does not answer; retry later."),
+    # Authentication and password confirmation.
+    "mobile_not_available_for_invited_users": (403, "Invited users sign in on the web only."),
+    "password_confirmation_failed": (403, "The password confirming a sensitive change is wrong."),
+    "password_confirmation_locked": (429, "Too many wrong confirmation passwords; retry later."),
+    "current_password_required": (422, "Changing the email or password needs `current_password`."),
+    # Companies and the active company.
+    "active_company_not_found": (404, "`X-Company-Id` names no company the caller reaches."),
+    "company_not_found": (404, "No such company, or one the caller does not reach."),
+    "patient_not_found": (404, "No such patient, or one the caller does not reach."),
+    "encounter_not_found": (404, "No such encounter, or one the caller does not reach."),
+    "visit_not_found": (404, "No such visit, or one the caller does not reach."),
+    "company_admin_required": (403, "Only a company administrator may do this."),
+    "support_read_only": (403, "Support users read; they never change data."),
+    "company_cycle": (422, "The move would put a company under its own child."),
+    "company_depth_exceeded": (422, "Companies nest one level deep (parent and children)."),
+    "company_not_a_child": (422, "The company named is not a child of this company."),
+    "duplicate_company": (422, "The same company is named twice."),
+    # Users, groups, profiles.
+    "user_not_found": (404, "No such user, or one the caller may not see."),
+    "group_not_found": (404, "No such group, or one the caller may not see."),
+    "users_edit_forbidden": (403, "Needs `users:edit_others` (or a company administrator)."),
+    "groups_edit_forbidden": (403, "Needs `groups:edit` (or a company administrator)."),
+    "account_type_forbidden": (403, "Only a company administrator may create or change administrators."),
+    "permission_grant_forbidden": (403, "Permissions the caller does not hold cannot be granted."),
+    "assignment_grant_forbidden": (403, "Companies the caller does not reach cannot be given."),
+    "username_taken": (409, "The username is in use."),
+    "email_taken": (409, "The email is in use."),
+    "group_name_taken": (409, "The company has a group of that name."),
+    "cannot_change_own_status": (409, "Users cannot deactivate or reactivate themselves."),
+    "billing_number_required": (422, "A provider needs a billing number."),
+    "duplicate_member": (422, "The same user is named twice."),
+    "member_not_in_company": (422, "Group members must belong to the group's company."),
+    "field_required": (422, "A field that may be left out was set to null."),
+    "assignment_given_by_role": (422, "The company comes with the user's role; it cannot be removed here."),
+    "assignment_given_by_company_admin": (422, "Company administrators reach every company already."),
+    "invalid_cursor": (422, "The `cursor` is not one this list returned."),
+    # Patients, visits, encounters, bills.
+    "provider_not_found": (404, "No such provider, or one the caller may not see."),
+    "provider_invalid": (422, "The user named is not an active provider of the company."),
+    "visit_mismatch": (422, "The visit belongs to another patient, provider or encounter."),
+    "encounter_mismatch": (422, "The encounter belongs to another patient or provider."),
+    "cpt_code_required": (422, "Every service line needs a CPT code."),
+    "service_date_required": (422, "`service_date` is required without an encounter or visit."),
+    "bill_lines_required": (422, "A bill needs at least one service line."),
+    "bill_not_found": (404, "No such bill, or one the caller may not see."),
+    "bill_not_draft": (409, "Only draft bills can be edited, submitted or deleted."),
+    "permission_denied": (403, "The caller sees the provider's bills but lacks the permission for this."),
+    # Delegation, segregation, access.
+    "delegation_manage_forbidden": (403, "Only the provider or a delegation manager changes the list."),
+    "delegation_list_stale": (409, "The list changed since it was read; read it again (`version`)."),
+    "delegation_entry_invalid": (422, "An entry names no user or group of the company, or both."),
+    "segregation_manage_forbidden": (403, "Only a company administrator enables billing segregation."),
+    "segregation_already_enabled": (409, "Billing segregation is already on."),
+    "segregation_not_ready": (409, "Some providers have empty delegation lists; see `not_ready`."),
+    # Team and invitations.
+    "team_manage_forbidden": (403, "Only the provider, or a user with both team permissions, manages the team."),
+    "team_member_not_found": (404, "The user is not on the provider's team."),
+    "invitation_not_found": (404, "No such invitation, or the link is mistyped or replaced."),
+    "invitation_wrong_account": (403, "The invitation is for another account, or creates a new one."),
+    "invitation_not_pending": (409, "The invitation is no longer pending."),
+    "invitation_already_accepted": (409, "The invitation was accepted already."),
+    "invitation_pending": (409, "The email has a pending invitation from this provider."),
+    "invitation_cancelled": (410, "The invitation was cancelled."),
+    "invitation_expired": (410, "The invitation expired; ask for a new email."),
+    "invitation_resend_limited": (429, "Too many resends of this invitation; retry later."),
+    "already_on_team": (409, "The user is on the provider's team already."),
+    "account_deactivated": (409, "The email's account is deactivated."),
+    "account_not_invitable": (409, "The email's account cannot join a provider's team."),
+    "username_mismatch": (409, "The username does not match the email's account."),
+    "cannot_invite_self": (422, "A provider cannot invite themself."),
+    "username_required": (422, "`username` is required: the email has no account yet."),
+    "password_required": (422, "A new account needs a password."),
+    "new_account_fields_not_expected": (422, "An existing account accepts with the token alone."),
+    "permissions_with_preset": (422, "Permissions are chosen only with role `custom`."),
+    "custom_permissions_required": (422, "A custom role needs at least one permission."),
+    "permission_not_delegable": (422, "The permission cannot be given to a team member."),
+    # Payers and facilities.
+    "payer_not_found": (404, "No such payer in the company."),
+    "facility_not_found": (404, "No such facility in the company."),
+    "payer_name_taken": (409, "The company has a payer of that name."),
+    "facility_name_taken": (409, "The company has a facility of that name."),
+    # Reports, invoices, payments.
+    "invalid_date_range": (422, "`date_from` is after `date_to`."),
+    "bill_not_payable": (409, "Payments are recorded on submitted bills only."),
+    "bill_changed": (409, "The bill changed while the payment was recorded; nothing was saved."),
+    "payment_exceeds_balance": (422, "The payment is more than the bill's balance."),
+    # Billing automation.
+    "automation_manage_required": (403, "Needs a company administrator or `billing:automation_manage`."),
+    "patient_billing_forbidden": (403, "The caller may not change this patient's billing settings."),
+    "payment_method_not_found": (404, "No such payment method for the patient."),
+    "automation_not_configured": (422, "The company has no billing automation settings yet."),
+    "run_date_in_future": (422, "A run cannot be for a date that has not started in the company's time zone."),
+}
 
-    model_config = ConfigDict(extra="allow")
+
+def codes_for_status(status: int) -> list[str]:
+    return [code for code, (code_status, _) in PROBLEM_CODES.items() if code_status == status]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. `code` is stable (the table of codes is in the API description); `detail` is
+    for people. Validation errors add `errors`, a list of `{location, message, type}`."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "type": "about:blank", "title": "Not Found", "status": 404, "detail": "No such bill.",
+        "code": "bill_not_found", "instance": "/v1/bills/0b4f6c1e-8d5a-4e0b-9a57-3c2d1f0e9b7a"}]})
 
     type: str = "about:blank"
     title: str
@@ -159,29 +288,20 @@ _HTTP_CODES = {
 }
 
 
-def _document_problems_as_problem_json(app: FastAPI) -> None:
-    """FastAPI files a `responses` model under `application/json`; errors are served as
-    `application/problem+json`, so the contract names that media type (and only it) with the Problem schema."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = generate()
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                for response in operation.get("responses", {}).values():
-                    content = response.get("content", {})
-                    if PROBLEM_JSON in content and "application/json" in content:
-                        content[PROBLEM_JSON] = content.pop("application/json")
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the contract gives the path (RFC 9110 15.5.6): Starlette names only those of the first
+    route whose path matched, though a path's GET and POST are often two routes. A literal path takes
+    precedence over a templated one, as in OpenAPI."""
+    path = request.scope["path"]
+    templates = sorted(request.app.openapi()["paths"].items(), key=lambda item: item[0].count("{"))
+    for template, operations in templates:
+        # Paths hold only letters, digits, "/", "-" and "_" besides their {parameters}.
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    _document_problems_as_problem_json(app)
-
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         return problem_response(
@@ -203,7 +323,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(request, exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        allowed = _allowed_methods(request) if exc.status_code == 405 else None
+        if allowed:
+            headers = {**(headers or {}), "Allow": allowed}
+        return problem_response(request, exc.status_code, code, detail, headers=headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -224,7 +348,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the problem+json errors a route can return."""
+    """OpenAPI `responses` entries for the problem+json errors a route's own rules can give (contract.py adds
+    the common ones, the media type and the codes)."""
     return {
         status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {}}}
         for status in statuses

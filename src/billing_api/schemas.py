@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from billing_api.errors import Unprocessable
 
 ItemT = TypeVar("ItemT")
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def json_int(**constraints: Any) -> Any:
+    """An integer as JSON Schema defines one: 1.0 is the integer 1 (clients that build JSON from floats send
+    it), while booleans, strings and 1.5 stay errors (STACK-NOTES trap 11). The constraints (ge, le, ...)
+    come before the conversion so that the contract still shows them as minimum and maximum."""
+    return Annotated[StrictInt, Field(**constraints), BeforeValidator(_integral_float_to_int)]
 
 
 class InputModel(BaseModel):
@@ -24,6 +35,11 @@ class InputModel(BaseModel):
             if field in sent and sent[field] is None:
                 raise Unprocessable(f"`{field}` cannot be null.", code="field_required", extra={"field": field})
         return sent
+
+
+def example(**fields: Any) -> ConfigDict:
+    """A model's example for the contract (request and response examples in openapi.json)."""
+    return ConfigDict(json_schema_extra={"examples": [fields]})
 
 
 class ReadModel(BaseModel):

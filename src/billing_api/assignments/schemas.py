@@ -5,11 +5,13 @@ import uuid
 
 from pydantic import Field
 
-from billing_api.schemas import InputModel, ReadModel
+from billing_api.schemas import InputModel, ReadModel, example
 
 
 class CompanyIdsSet(InputModel):
     """The complete set of child companies (replaces what was there)."""
+
+    model_config = example(company_ids=["5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"])
 
     company_ids: list[uuid.UUID] = Field(max_length=1000, description="Child companies of the home company.")
 

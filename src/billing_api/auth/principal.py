@@ -17,7 +17,13 @@ from billing_api.identity import repository as identity_repository
 from billing_api.models import User, UserStatus
 from billing_api.observability.context import bind_user
 
-bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+bearer = OAuth2PasswordBearer(
+    tokenUrl="/v1/auth/token",
+    auto_error=False,
+    description="A bearer JWT from `POST /v1/auth/token` (OAuth2 password flow): send `Authorization: Bearer "
+                "<token>`. It expires after `expires_in` seconds and stops working at once when the user is "
+                "deactivated.",
+)
 
 
 @dataclass

@@ -20,6 +20,8 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
     response_model=TokenResponse,
     summary="Log in (OAuth2 password flow)",
     responses=problem_responses(400, 401, 403, 422, 429),
+    openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {
+        "example": {"username": "dr.lovelace", "password": "demo-password-1", "client": "web"}}}}},
 )
 async def create_token(
     request: Request,
@@ -28,7 +30,8 @@ async def create_token(
     username: Annotated[str, Form(min_length=1, max_length=320, description="Username or email.")],
     password: Annotated[str, Form(min_length=1, max_length=256)],
     client: Annotated[Client, Form(description="The app asking: `web` or `mobile`.")] = Client.web,
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    # An empty form field counts as left out, so the contract allows "" beside "password".
+    grant_type: Annotated[str | None, Form(pattern="^(password)?$")] = None,
 ) -> TokenResponse:
     """Exchange a username (or email) and password for a bearer token.
 

@@ -7,13 +7,13 @@ import datetime as dt
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import EmailStr, Field, StrictBool, StringConstraints
 
 from billing_api.models import AutomationStage, BillCreation, ChargeStatus, DocumentKind, ShareState
-from billing_api.schemas import InputModel, Page, ReadModel
+from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
 
-Delay = Annotated[StrictInt, Field(ge=0, le=10_080, description="Delivery delay after creation, in minutes (max 7 days).")]
-SuperbillDay = Annotated[StrictInt, Field(ge=1, le=28, description="Day of the month superbills are created (1-28).")]
+Delay = json_int(ge=0, le=10_080, description="Delivery delay after creation, in minutes (max 7 days).")
+SuperbillDay = json_int(ge=1, le=28, description="Day of the month superbills are created (1-28).")
 
 
 class SharingRule(InputModel):
@@ -30,6 +30,12 @@ class SharingRead(ReadModel):
 
 class CompanyAutomationUpdate(InputModel):
     """The whole account-level settings (PUT)."""
+
+    model_config = example(
+        bill_creation="daily", superbill_day=1, bills={"enabled": True, "delay_minutes": 60},
+        superbills={"enabled": True, "delay_minutes": 60}, statements={"enabled": False, "delay_minutes": 0},
+        autopay_enabled=True,
+    )
 
     bill_creation: BillCreation = Field(description="manual | daily | monthly; company level only.")
     superbill_day: SuperbillDay
@@ -72,6 +78,11 @@ class BillingContactRead(ReadModel):
 class PatientSettingsUpdate(InputModel):
     """Only the fields sent change. `billing_contact: null` removes the contact."""
 
+    model_config = example(
+        autopay_enabled=True, notice_email="grace@example.com",
+        billing_contact={"name": "Grace Hopper", "email": "grace@example.com"},
+    )
+
     superbills_enabled: StrictBool | None = None
     bills: SharingRule | None = None
     superbills: SharingRule | None = None
@@ -110,12 +121,14 @@ class EffectiveSettingsRead(ReadModel):
 
 
 class PaymentMethodCreate(InputModel):
+    model_config = example(token="tok_success", brand="visa", last4="4242", exp_month=12, exp_year=2030)
+
     token: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
         description="A card token from the payment gateway (test gateway: tok_success, tok_decline, tok_expired).")
     brand: Annotated[str, StringConstraints(min_length=1, max_length=30)]
     last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
-    exp_month: Annotated[StrictInt, Field(ge=1, le=12)]
-    exp_year: Annotated[StrictInt, Field(ge=2000, le=2100)]
+    exp_month: json_int(ge=1, le=12)
+    exp_year: json_int(ge=2000, le=2100)
 
 
 class PaymentMethodRead(ReadModel):
@@ -162,6 +175,8 @@ class DocumentPage(Page[DocumentRead]):
 
 
 class RunRequest(InputModel):
+    model_config = example(date="2026-11-23", stages=["bills", "autopay"])
+
     date: dt.date = Field(description="The company's local date of the night to run.")
     stages: list[AutomationStage] | None = Field(default=None, min_length=1, max_length=len(AutomationStage),
                                                   description="Default: every stage the night has, in order.")

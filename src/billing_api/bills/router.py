@@ -78,6 +78,7 @@ async def create_bill(data: BillCreate, session: Session, principal: CurrentPrin
 
 @router.get("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=READ_ERRORS)
 async def get_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, scope: BillsView) -> BillRead:
+    """One bill the caller may see (`bills:view` on its provider's bills); any other bill is not found."""
     repository = BillRepository(session, scope)
     bill = await service.visible_bill(repository, bill_id)
     service.audit_support_reads(session, principal, scope, [bill], "bill")

@@ -7,10 +7,18 @@ from pydantic import Field
 
 from billing_api.models import BillSource, BillStatus, Coverage
 from billing_api.patients.schemas import ServiceLineCreate, ServiceLineRead, VisitRead
-from billing_api.schemas import InputModel, Page, ReadModel
+from billing_api.schemas import InputModel, Page, ReadModel, example
 
 
 class BillCreate(InputModel):
+    model_config = example(
+        provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01", patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12",
+        coverage="private", service_date="2026-11-20",
+        lines=[
+            {"cpt_code": "99213", "description": "Office visit, established patient", "units": 1, "fee_cents": 9500},
+        ],
+    )
+
     provider_id: uuid.UUID
     patient_id: uuid.UUID
     encounter_id: uuid.UUID | None = None
@@ -26,12 +34,29 @@ class BillCreate(InputModel):
 class BillUpdate(InputModel):
     """Only draft bills can be edited."""
 
+    model_config = example(
+        service_date="2026-11-21",
+        lines=[
+            {"cpt_code": "99213", "description": "Office visit, established patient", "units": 2, "fee_cents": 9500},
+        ],
+    )
+
     coverage: Coverage | None = None
     service_date: date | None = None
     lines: list[ServiceLineCreate] | None = Field(default=None, min_length=1, max_length=100)
 
 
 class BillRead(ReadModel):
+    model_config = example(
+        id="0b4f6c1e-8d5a-4e0b-9a57-3c2d1f0e9b7a", company_id="c0a8f1e2-7b3d-4e5f-8a9b-1c2d3e4f5a60",
+        provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01", patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12",
+        encounter_id=None, visit_id=None, coverage="private", status="submitted", source="manual",
+        service_date="2026-11-20", total_cents=9500, balance_cents=9500,
+        lines=[{"cpt_code": "99213", "description": "Office visit, established patient", "units": 1,
+                "fee_cents": 9500}],
+        created_at="2026-11-20T15:04:05Z", updated_at="2026-11-20T15:10:00Z", submitted_at="2026-11-20T15:10:00Z",
+    )
+
     id: uuid.UUID
     company_id: uuid.UUID
     provider_id: uuid.UUID

@@ -33,7 +33,9 @@ async def _may_name(session: AsyncSession, principal: Principal, company_id: uui
 async def active_company(
     session: Session,
     principal: CurrentPrincipal,
-    company_id: Annotated[uuid.UUID | None, Header(
+    # Typed without `| None` (the default is never validated): a header is sent or not, it is never null,
+    # so the contract must not offer `null` as a value.
+    company_id: Annotated[uuid.UUID, Header(
         alias=ACTIVE_COMPANY_HEADER,
         description="The active company (from `GET /v1/me/companies`): only its records are listed. Omitted: "
                     "every company the caller reaches. A company the caller does not reach is a 404 "

@@ -32,10 +32,13 @@ async def create_company(data: CompanyCreate, session: Session, principal: Curre
 
 @router.get("/{company_id}", response_model=CompanyRead, responses=problem_responses(404, 422))
 async def get_company(company_id: uuid.UUID, session: Session, actor: CurrentActor) -> CompanyRead:
+    """A company the caller reaches; any other company is not found."""
     return CompanyRead.model_validate(await service.visible_company(session, actor, company_id))
 
 
 @router.patch("/{company_id}", response_model=CompanyRead, responses=problem_responses(400, 403, 404, 422))
 async def update_company(company_id: uuid.UUID, data: CompanyUpdate, session: Session,
                          principal: CurrentPrincipal, actor: CurrentActor) -> CompanyRead:
+    """Rename a company, change its time zone or move it under another parent (company administrators; a move
+    needs the administrators of both parents)."""
     return CompanyRead.model_validate(await service.update_company(session, principal, actor, company_id, data))

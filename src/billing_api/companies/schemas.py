@@ -7,7 +7,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from billing_api.schemas import InputModel, ReadModel
+from billing_api.schemas import InputModel, ReadModel, example
 
 
 def _known_time_zone(name: str) -> str:
@@ -32,12 +32,18 @@ CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 class CompanyCreate(InputModel):
     """A child company under a parent that the caller administers."""
 
+    model_config = example(
+        name="West EMS North", parent_id="c0a8f1e2-7b3d-4e5f-8a9b-1c2d3e4f5a60", time_zone="America/Denver",
+    )
+
     name: CompanyName
     parent_id: uuid.UUID
     time_zone: TimeZone = "UTC"
 
 
 class CompanyUpdate(InputModel):
+    model_config = example(name="Maple Street Clinic", time_zone="America/Toronto")
+
     name: CompanyName | None = None
     time_zone: TimeZone | None = None
     parent_id: uuid.UUID | None = Field(

@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt
+from pydantic import AwareDatetime, Field, StrictBool
 
 from billing_api.authz.permissions import Permission, RolePreset
-from billing_api.schemas import InputModel, ReadModel
+from billing_api.schemas import InputModel, ReadModel, example, json_int
 
 
 class DelegationEntryInput(InputModel):
@@ -20,8 +20,17 @@ class DelegationEntryInput(InputModel):
 
 
 class DelegationListSave(InputModel):
+    model_config = example(
+        entries=[
+            {"group_id": "2b3c4d5e-6f7a-4b8c-9d0e-f1a2b3c4d5e6", "role": "data_entry"},
+            {"user_id": "7d4e2f1a-3b5c-4d6e-8f90-a1b2c3d4e5f6", "role": "custom",
+             "permissions": ["bills:view", "reports:generate"], "expires_at": "2027-01-31T23:59:00Z"},
+        ],
+        version=3, password="your-own-password",
+    )
+
     entries: list[DelegationEntryInput] = Field(max_length=500)
-    version: StrictInt = Field(ge=0, description="The `version` you read; a stale one gets 409 and saves nothing.")
+    version: json_int(ge=0, description="The `version` you read; a stale one gets 409 and saves nothing.")
     password: str = Field(min_length=1, max_length=256, description="Your password, to confirm the save.")
 
 
@@ -105,6 +114,8 @@ class SegregationRead(ReadModel):
 
 
 class SegregationEnable(InputModel):
+    model_config = example(password="your-own-password", acknowledge_empty_lists=False)
+
     password: str = Field(min_length=1, max_length=256)
     acknowledge_empty_lists: StrictBool = Field(
         default=False, description="Enable even though some providers with bills have an empty list."

@@ -91,6 +91,7 @@ async def list_users(
 
 @router.get("/users/{user_id}", response_model=UserRead, tags=["users"], responses=AUTH_ERRORS)
 async def get_user(user_id: uuid.UUID, session: Session, actor: CurrentActor) -> UserRead:
+    """A user of a company the caller reaches; any other user is not found."""
     return UserRead.model_validate(await service.visible_user(session, actor, user_id))
 
 
@@ -98,6 +99,8 @@ async def get_user(user_id: uuid.UUID, session: Session, actor: CurrentActor) ->
 async def update_user(
     user_id: uuid.UUID, data: UserUpdate, session: Session, principal: CurrentPrincipal, actor: CurrentActor
 ) -> UserRead:
+    """Edit a user (`users:edit_others`, or a company administrator for administrators). Only the fields sent
+    change; permissions the caller does not hold cannot be granted."""
     return UserRead.model_validate(await service.update_user(session, principal, actor, user_id, data))
 
 
@@ -134,6 +137,8 @@ def _group_read(found: tuple) -> GroupRead:
              responses=WRITE_ERRORS)
 async def create_group(data: GroupCreate, session: Session, principal: CurrentPrincipal,
                        actor: CurrentActor) -> GroupRead:
+    """Create a group in a company the caller reaches (`groups:edit` or a company administrator). Its
+    permissions and companies go to every member; the caller cannot grant permissions they do not hold."""
     group = await service.create_group(session, principal, actor, data)
     return _group_read(await service.visible_group(session, actor, group.id))
 
@@ -145,6 +150,8 @@ async def list_groups(
     paging: Paging,
     company_id: Annotated[uuid.UUID | None, Query(description="Only this company's groups.")] = None,
 ) -> GroupPage:
+    """Groups of the companies the caller reaches (support: every company); `company_id` narrows to
+    one company."""
     if company_id is not None:
         await company_service.visible_company(session, actor, company_id)
         company_ids: list[uuid.UUID] | None = [company_id]
@@ -157,6 +164,7 @@ async def list_groups(
 
 @router.get("/groups/{group_id}", response_model=GroupRead, tags=["groups"], responses=AUTH_ERRORS)
 async def get_group(group_id: uuid.UUID, session: Session, actor: CurrentActor) -> GroupRead:
+    """A group of a company the caller reaches, with its member counts; any other group is not found."""
     return _group_read(await service.visible_group(session, actor, group_id))
 
 
@@ -171,6 +179,7 @@ async def update_group(group_id: uuid.UUID, data: GroupUpdate, session: Session,
 @router.get("/groups/{group_id}/members", response_model=list[GroupMemberRead], tags=["groups"],
             responses=AUTH_ERRORS)
 async def list_group_members(group_id: uuid.UUID, session: Session, actor: CurrentActor) -> list[GroupMemberRead]:
+    """The group's members (active and deactivated), by display name."""
     await service.visible_group(session, actor, group_id)
     return [GroupMemberRead.model_validate(user) for user in await repository.group_members(session, group_id)]
 
@@ -203,6 +212,7 @@ async def search_directory(
 
 @router.get("/profiles/me", response_model=ProfileRead, tags=["profiles"])
 async def get_my_profile(principal: CurrentPrincipal) -> ProfileRead:
+    """The caller's own profile."""
     return ProfileRead.model_validate(principal.user)
 
 
@@ -217,4 +227,5 @@ async def update_my_profile(data: ProfileUpdate, session: Session, settings: App
 
 @router.get("/profiles/{user_id}", response_model=ProfileRead, tags=["profiles"], responses=AUTH_ERRORS)
 async def get_profile(user_id: uuid.UUID, session: Session, actor: CurrentActor) -> ProfileRead:
+    """The profile of a user of a company the caller reaches; any other user is not found."""
     return ProfileRead.model_validate(await service.visible_user(session, actor, user_id))

@@ -10,7 +10,7 @@ from billing_api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from billing_api.authz.permissions import Permission
 from billing_api.companies.schemas import CompanyRead
 from billing_api.models import AccountType, UserKind, UserStatus
-from billing_api.schemas import InputModel, Page, ReadModel
+from billing_api.schemas import InputModel, Page, ReadModel, example
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -26,6 +26,12 @@ GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class UserCreate(InputModel):
+    model_config = example(
+        company_id="c0a8f1e2-7b3d-4e5f-8a9b-1c2d3e4f5a60", email="ben.carter@example.com", username="dr.carter",
+        display_name="Dr. Ben Carter", password="a-long-initial-password", is_provider=True,
+        billing_number="ON-100871",
+    )
+
     company_id: uuid.UUID
     email: EmailStr = Field(max_length=320)
     username: Username
@@ -38,6 +44,8 @@ class UserCreate(InputModel):
 
 
 class UserUpdate(InputModel):
+    model_config = example(display_name="Dr. Benjamin Carter", permissions=["reports:generate"])
+
     email: EmailStr | None = Field(default=None, max_length=320)
     username: Username | None = None
     display_name: DisplayName | None = None
@@ -68,12 +76,19 @@ class UserPage(Page[UserRead]):
 
 
 class GroupCreate(InputModel):
+    model_config = example(
+        company_id="c0a8f1e2-7b3d-4e5f-8a9b-1c2d3e4f5a60", name="Billing clerks",
+        permissions=["bills:view", "bills:save"],
+    )
+
     company_id: uuid.UUID
     name: GroupName
     permissions: list[Permission] = Field(default_factory=list, max_length=len(Permission))
 
 
 class GroupUpdate(InputModel):
+    model_config = example(name="Billing clerks (day shift)")
+
     name: GroupName | None = None
     permissions: list[Permission] | None = Field(default=None, max_length=len(Permission))
 
@@ -93,6 +108,8 @@ class GroupPage(Page[GroupRead]):
 
 
 class GroupMembersSet(InputModel):
+    model_config = example(user_ids=["7d4e2f1a-3b5c-4d6e-8f90-a1b2c3d4e5f6"])
+
     user_ids: list[uuid.UUID] = Field(max_length=5000)
 
 
@@ -130,6 +147,10 @@ class ProfileRead(ReadModel):
 
 
 class ProfileUpdate(InputModel):
+    model_config = example(
+        display_name="Dr. Ada Lovelace", new_password="a-long-new-password", current_password="the-current-password",
+    )
+
     display_name: DisplayName | None = None
     email: EmailStr | None = Field(default=None, max_length=320)
     new_password: NewPassword | None = None

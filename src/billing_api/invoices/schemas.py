@@ -7,10 +7,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StringConstraints
+from pydantic import Field, StringConstraints
 
 from billing_api.models import BillStatus, Coverage, PaymentMethod
-from billing_api.schemas import InputModel, Page, ReadModel
+from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
 
 Payer = Literal["insurer", "patient"]
 
@@ -112,7 +112,9 @@ Reference = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class PaymentCreate(InputModel):
-    amount_cents: StrictInt = Field(gt=0, le=100_000_000, description="More than 0 and at most the balance.")
+    model_config = example(amount_cents=9500, method="cheque", reference="cheque 1042")
+
+    amount_cents: json_int(gt=0, le=100_000_000, description="More than 0 and at most the balance.")
     method: PaymentMethod
     reference: Reference | None = Field(default=None, description="A cheque number or a transaction id, say.")
 

@@ -39,6 +39,7 @@ router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
              responses=WRITE_ERRORS)
 async def create_patient(data: PatientCreate, session: Session, principal: CurrentPrincipal,
                          actor: CurrentActor) -> PatientRead:
+    """Register a patient in a company the caller reaches (support users cannot)."""
     return PatientRead.model_validate(await service.create_patient(session, principal, actor, data))
 
 
@@ -63,6 +64,7 @@ async def list_patients(
 
 @router.get("/patients/{patient_id}", response_model=PatientRead, tags=["patients"], responses=READ_ERRORS)
 async def get_patient(patient_id: uuid.UUID, session: Session, actor: CurrentActor) -> PatientRead:
+    """A patient of a company the caller reaches; any other patient is not found."""
     return PatientRead.model_validate(await service.visible_patient(session, actor, patient_id))
 
 
@@ -71,6 +73,7 @@ async def get_patient(patient_id: uuid.UUID, session: Session, actor: CurrentAct
              responses=WRITE_ERRORS)
 async def create_visit(data: VisitCreate, session: Session, principal: CurrentPrincipal,
                        actor: CurrentActor) -> VisitRead:
+    """Schedule a visit of a patient with a provider of the patient's company."""
     return VisitRead.model_validate(await service.create_visit(session, principal, actor, data))
 
 
@@ -96,6 +99,7 @@ async def create_encounter(data: EncounterCreate, session: Session, principal: C
 @router.get("/encounters/{encounter_id}", response_model=EncounterRead, tags=["encounters"],
             responses=READ_ERRORS)
 async def get_encounter(encounter_id: uuid.UUID, session: Session, actor: CurrentActor) -> EncounterRead:
+    """An encounter of a company the caller reaches, with its service lines; any other encounter is not found."""
     encounter = await service.visible_encounter(session, actor, encounter_id)
     return _encounter_read(encounter, await repository.encounter_lines(session, encounter.id))
 

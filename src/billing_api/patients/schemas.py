@@ -4,18 +4,23 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
-from billing_api.schemas import InputModel, Page, ReadModel
+from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 CptCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5}$")]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Units = Annotated[StrictInt, Field(ge=1, le=1000)]
-FeeCents = Annotated[StrictInt, Field(ge=0, le=10_000_000, description="Fee per unit, in cents.")]
+Units = json_int(ge=1, le=1000)
+FeeCents = json_int(ge=0, le=10_000_000, description="Fee per unit, in cents.")
 
 
 class PatientCreate(InputModel):
+    model_config = example(
+        company_id="c0a8f1e2-7b3d-4e5f-8a9b-1c2d3e4f5a60", first_name="Grace", last_name="Hopper",
+        date_of_birth="1956-12-09",
+    )
+
     company_id: uuid.UUID
     first_name: Name
     last_name: Name
@@ -36,6 +41,11 @@ class PatientPage(Page[PatientRead]):
 
 
 class VisitCreate(InputModel):
+    model_config = example(
+        patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12", provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01",
+        scheduled_at="2026-11-24T14:30:00-05:00",
+    )
+
     patient_id: uuid.UUID
     provider_id: uuid.UUID
     scheduled_at: datetime
@@ -65,6 +75,14 @@ class ServiceLineRead(ReadModel):
 
 
 class EncounterCreate(InputModel):
+    model_config = example(
+        patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12", provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01",
+        visit_id="8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f", service_date="2026-11-20",
+        lines=[
+            {"cpt_code": "99213", "description": "Office visit, established patient", "units": 1, "fee_cents": 9500},
+        ],
+    )
+
     patient_id: uuid.UUID
     provider_id: uuid.UUID
     visit_id: uuid.UUID | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from billing_api.schemas import InputModel, Page, ReadModel
+from billing_api.schemas import InputModel, Page, ReadModel, example
 
 RecordName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -16,12 +16,16 @@ Npi = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
 
 
 class PayerCreate(InputModel):
+    model_config = example(name="Medicare Part B", payer_code="04412", address="PO Box 1, Denver CO")
+
     name: RecordName = Field(description="Unique within the company (case-insensitive).")
     payer_code: PayerCode | None = Field(default=None, description="The payer's id at the clearinghouse.")
     address: Address | None = None
 
 
 class PayerUpdate(InputModel):
+    model_config = example(payer_code="04413")
+
     name: RecordName | None = None
     payer_code: PayerCode | None = Field(default=None, description="null clears it.")
     address: Address | None = Field(default=None, description="null clears it.")
@@ -43,12 +47,16 @@ class PayerPage(Page[PayerRead]):
 
 
 class FacilityCreate(InputModel):
+    model_config = example(name="West EMS Station 1", npi="1234567893", address="1 Station Rd, Denver CO")
+
     name: RecordName = Field(description="Unique within the company (case-insensitive).")
     npi: Npi | None = Field(default=None, description="The facility's National Provider Identifier (10 digits).")
     address: Address | None = None
 
 
 class FacilityUpdate(InputModel):
+    model_config = example(address="2 Station Rd, Denver CO")
+
     name: RecordName | None = None
     npi: Npi | None = Field(default=None, description="null clears it.")
     address: Address | None = Field(default=None, description="null clears it.")
@@ -70,6 +78,8 @@ class FacilityPage(Page[FacilityRead]):
 
 
 class CopyRequest(InputModel):
+    model_config = example(company_ids=["5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"])
+
     company_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000,
                                          description="Child companies of the record's company.")
 

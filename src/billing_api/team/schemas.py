@@ -11,7 +11,7 @@ from pydantic import EmailStr, Field, StringConstraints
 from billing_api.authz.permissions import Permission, RolePreset
 from billing_api.identity.schemas import DisplayName, NewPassword, Username
 from billing_api.models import DeliveryStatus, UserKind
-from billing_api.schemas import InputModel, ReadModel
+from billing_api.schemas import InputModel, ReadModel, example
 
 Token = Annotated[str, StringConstraints(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
                                          strip_whitespace=True)]
@@ -29,6 +29,10 @@ class RoleRead(ReadModel):
 class InvitationCreate(InputModel):
     """Invite someone to work on the provider's billing. If `email` already belongs to an account (another
     provider invited them, say), the invitation reuses that account: leave `username` out (or give theirs)."""
+
+    model_config = example(
+        email="clara@example.com", username="clara.clerk", display_name="Clara Clerk", role="data_entry",
+    )
 
     email: EmailStr = Field(max_length=320)
     username: Username | None = Field(
@@ -95,6 +99,8 @@ class TeamRead(ReadModel):
 
 
 class TeamMemberUpdate(InputModel):
+    model_config = example(role="custom", permissions=["bills:view", "invoices:view"])
+
     role: RolePreset
     permissions: list[Permission] | None = Field(default=None, max_length=len(Permission),
                                                  description="Only with role `custom`.")
@@ -103,6 +109,10 @@ class TeamMemberUpdate(InputModel):
 class InvitationAccept(InputModel):
     """A new account: `token` and `password`. An email that already has an account: `token` alone, sent with
     that account's bearer token (sign in first)."""
+
+    model_config = example(
+        token="k3J9x_2mQpL8vN4rT6wY1zB5", password="a-long-new-password", display_name="Clara Clerk",
+    )
 
     token: Token = Field(description="The `token` of the link in the email.")
     password: NewPassword | None = Field(default=None, description="The new account's password.")
