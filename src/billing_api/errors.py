@@ -124,7 +124,11 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     # Authentication and password confirmation.
     "mobile_not_available_for_invited_users": (403, "Invited users sign in on the web only."),
     "password_confirmation_failed": (403, "The password confirming a sensitive change is wrong."),
-    "password_confirmation_locked": (429, "Too many wrong confirmation passwords; retry later."),
+    "password_confirmation_locked": (429, "Too many wrong passwords on the account; retry after `Retry-After`."),
+    "login_locked": (429, "Too many failed logins for the account or from the address; retry after `Retry-After`."),
+    "password_too_short": (422, "A new password needs at least 12 characters."),
+    "password_too_common": (422, "The new password is on the list of common passwords, or a variation of one."),
+    "password_same_as_login": (422, "The new password is the username or the email."),
     "current_password_required": (422, "Changing the email or password needs `current_password`."),
     # Companies and the active company.
     "active_company_not_found": (404, "`X-Company-Id` names no company the caller reaches."),
@@ -186,6 +190,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "invitation_cancelled": (410, "The invitation was cancelled."),
     "invitation_expired": (410, "The invitation expired; ask for a new email."),
     "invitation_resend_limited": (429, "Too many resends of this invitation; retry later."),
+    "invitation_send_limited": (429, "Too many new invitations from this provider this hour; retry later."),
     "already_on_team": (409, "The user is on the provider's team already."),
     "account_deactivated": (409, "The email's account is deactivated."),
     "account_not_invitable": (409, "The email's account cannot join a provider's team."),
@@ -213,6 +218,11 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "payment_method_not_found": (404, "No such payment method for the patient."),
     "automation_not_configured": (422, "The company has no billing automation settings yet."),
     "run_date_in_future": (422, "A run cannot be for a date that has not started in the company's time zone."),
+    # Integrators.
+    "idempotency_key_reused": (422, "The `Idempotency-Key` was used for another request (method, path or body)."),
+    "idempotency_key_in_progress": (409, "A request with this `Idempotency-Key` is still running; retry shortly."),
+    "events_not_for_support": (403, "Support accounts do not read the events feed (their reads are audited per "
+                                    "provider on the bill surfaces)."),
 }
 
 

@@ -20,7 +20,7 @@ DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # with codes of its own (`password_too_short`, ...); the schema only documents the minimum.
 NewPassword = Annotated[str, StringConstraints(max_length=MAX_LENGTH, strip_whitespace=False),
                         Field(json_schema_extra={"minLength": MIN_LENGTH})]
-CurrentPassword = Annotated[str, StringConstraints(max_length=MAX_LENGTH, strip_whitespace=False)]
+CurrentPassword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH, strip_whitespace=False)]
 BillingNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
