@@ -22,6 +22,11 @@ def json_int(**constraints: Any) -> Any:
     return Annotated[StrictInt, Field(**constraints), BeforeValidator(_integral_float_to_int)]
 
 
+# Names must hold more than blanks: the schema says so (a JSON-Schema pattern finds one non-blank character), so a
+# client generated from the contract never sends a name that the strip below would empty.
+NOT_BLANK = r"\S"
+
+
 class InputModel(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped."""
 

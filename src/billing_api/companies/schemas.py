@@ -7,7 +7,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from billing_api.schemas import InputModel, ReadModel, example
+from billing_api.schemas import NOT_BLANK, InputModel, ReadModel, example
 
 
 def _known_time_zone(name: str) -> str:
@@ -26,7 +26,7 @@ def _time_zones() -> set[str]:
 
 
 TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
-CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class CompanyCreate(InputModel):

@@ -10,10 +10,10 @@ from billing_api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from billing_api.authz.permissions import Permission
 from billing_api.companies.schemas import CompanyRead
 from billing_api.models import AccountType, UserKind, UserStatus
-from billing_api.schemas import InputModel, Page, ReadModel, example
+from billing_api.schemas import NOT_BLANK, InputModel, Page, ReadModel, example
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
-DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 # Passwords are taken exactly as typed: InputModel strips other strings, never these (the login form
 # does not strip, so a stripped stored password would never match again).
 # Length, commonness and likeness to the login are checked by auth.passwords.check_new_password, which answers
@@ -22,7 +22,7 @@ NewPassword = Annotated[str, StringConstraints(max_length=MAX_LENGTH, strip_whit
                         Field(json_schema_extra={"minLength": MIN_LENGTH})]
 CurrentPassword = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH, strip_whitespace=False)]
 BillingNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
-GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
 
 class UserCreate(InputModel):

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, StringConstraints
 
-from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
+from billing_api.schemas import NOT_BLANK, InputModel, Page, ReadModel, example, json_int
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK)]
 CptCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5}$")]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Units = json_int(ge=1, le=1000)

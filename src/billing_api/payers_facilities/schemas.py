@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from billing_api.schemas import InputModel, Page, ReadModel, example
+from billing_api.schemas import NOT_BLANK, InputModel, Page, ReadModel, example
 
-RecordName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+RecordName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 PayerCode = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")]
 Npi = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
