@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
+from billing_api.access_log.router import router as access_log_router
 from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
@@ -36,6 +37,7 @@ ROUTERS = [health_router, auth_router, identity_router, companies_router, patien
 ROUTERS += [assignments_router, payers_facilities_router]
 ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
 ROUTERS += [automation_router]  # issue 7: billing automation
+ROUTERS += [access_log_router]  # issue 8: the access log
 
 
 def operation_id(route: APIRoute) -> str:

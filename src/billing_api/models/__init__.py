@@ -1,5 +1,6 @@
 """All SQLAlchemy models. Import from here so every table is registered on one MetaData."""
 
+from billing_api.models.access_log import AccessLogEntry
 from billing_api.models.audit import AuditEvent
 from billing_api.models.automation import (
     AutomatedEncounter,
@@ -37,6 +38,7 @@ from billing_api.models.payments import Payment, PaymentMethod
 from billing_api.models.team import DeliveryStatus, Invitation, InvitationStatus
 
 __all__ = [
+    "AccessLogEntry",
     "AutomatedEncounter",
     "AutomationRun",
     "AutomationStage",
