@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Insert, Select, bindparam, column, func, insert, literal, null, select, text, tuple_, union
+from sqlalchemy import Insert, Select, bindparam, column, func, insert, literal, null, select, text, union
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,11 +98,13 @@ async def list_for_patient(
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[tuple[AccessLogEntry, str]]:
     """Entries that show the patient (only those showing `provider_id`'s data, when given), newest first,
-    limit + 1."""
+    limit + 1. Newest is the chain's order (commit order; requests in one instant share `created_at`): the
+    cursor's row id names the place in it."""
     statement = _for_patient(patient_id, provider_id)
     if after is not None:
-        statement = statement.where(tuple_(AccessLogEntry.created_at, AccessLogEntry.id) < tuple_(*after))
-    statement = statement.order_by(AccessLogEntry.created_at.desc(), AccessLogEntry.id.desc()).limit(limit + 1)
+        place = select(AccessLogEntry.chain_seq).where(AccessLogEntry.id == after[1]).scalar_subquery()
+        statement = statement.where(AccessLogEntry.chain_seq < place)
+    statement = statement.order_by(AccessLogEntry.chain_seq.desc()).limit(limit + 1)
     return [(entry, name) for entry, name in (await session.execute(statement)).all()]
 
 
