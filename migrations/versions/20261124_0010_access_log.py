@@ -14,8 +14,8 @@ Revises: 0009
 
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010"
@@ -28,7 +28,7 @@ CHAIN_LOCK_KEY = 80_010
 
 CHAINED = ("audit_event", "access_log")
 
-FUNCTIONS = [f"""
+FUNCTIONS = ["""
 CREATE FUNCTION chain_hash(prev bytea, r anyelement) RETURNS bytea
 LANGUAGE sql STABLE SET "TimeZone" = 'UTC' AS $$
     SELECT sha256(convert_to(

@@ -4,6 +4,7 @@ hash-chained: verification passes on a clean chain and finds the first link a su
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 
@@ -11,7 +12,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from billing_api.access_log.repository import CHAINED_TABLES, verify_chain, verify_chains
+from billing_api.access_log.repository import (
+    CHAINED_TABLES,
+    verify_chain,
+    verify_chains,
+)
 from billing_api.audit.service import record
 from tests.authz.world import build_world
 
@@ -56,7 +61,7 @@ async def test_a_clean_chain_verifies_and_links_each_row_to_the_previous(client,
     rows = (await session.execute(text("SELECT chain_seq, prev_hash, row_hash FROM access_log ORDER BY chain_seq"))).all()
     assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
     assert rows[0].prev_hash is None
-    assert all(later.prev_hash == earlier.row_hash for earlier, later in zip(rows, rows[1:]))
+    assert all(later.prev_hash == earlier.row_hash for earlier, later in itertools.pairwise(rows))
 
 
 @pytest.mark.parametrize("table", CHAINED_TABLES)

@@ -8,7 +8,6 @@ from datetime import date
 import pytest
 from sqlalchemy import text
 
-from billing_api.models import BillStatus
 from tests.access_log.helpers import AGENT, entries_of, entry_id
 from tests.authz.world import build_world
 from tests.helpers import assert_problem

@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Insert, Select, bindparam, column, func, insert, literal, null, select, text, union
+from sqlalchemy import (
+    Insert,
+    Select,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    union,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,7 +70,7 @@ def _insert(permission: Permission) -> Insert:
     grants_json = select(func.coalesce(func.jsonb_agg(ordered), text("'[]'::jsonb")).op("||")(
         bindparam("policy_grants", type_=JSONB))).scalar_subquery()
     return insert(AccessLogEntry).values(
-        id=bindparam("entry_id", type_=UUID(as_uuid=True)), created_at=func.now(), actor_id=actor,
+        id=func.gen_random_uuid(), created_at=func.now(), actor_id=actor,
         route=bindparam("route"), surface=bindparam("surface"), permission=permission.value,
         provider_ids=bindparam("provider_ids", type_=_UUIDS), patient_ids=bindparam("patient_ids", type_=_UUIDS),
         grants=grants_json, record_count=bindparam("record_count"),
@@ -70,16 +82,14 @@ async def insert_entry(
     session: AsyncSession, *, actor_id: uuid.UUID, permission: Permission, route: str, surface: str,
     pairs: list[tuple[uuid.UUID | None, uuid.UUID]], patient_ids: list[uuid.UUID], record_count: int,
     client_address: str | None, user_agent: str | None, policy_grants: list[dict[str, str]] = (),
-) -> uuid.UUID:
-    entry_id = uuid.uuid4()
+) -> None:
     await session.execute(_insert(permission), {
-        ACTOR: actor_id, "entry_id": entry_id, "route": route, "surface": surface,
+        ACTOR: actor_id, "route": route, "surface": surface,
         "shown_provider_ids": [p for p, _ in pairs], "shown_company_ids": [c for _, c in pairs],
         "provider_ids": sorted({p for p, _ in pairs if p is not None}), "patient_ids": patient_ids,
         "record_count": record_count, "client_address": client_address, "user_agent": user_agent,
         "policy_grants": list(policy_grants),
     })
-    return entry_id
 
 
 def _for_patient(patient_id: uuid.UUID, provider_id: uuid.UUID | None) -> Select:
