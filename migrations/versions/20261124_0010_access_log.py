@@ -23,7 +23,7 @@ down_revision: str | None = "0009"
 branch_labels = None
 depends_on = None
 
-# pg_advisory_xact_lock key of the chains (billing_api.access_log.repository.CHAIN_LOCK_KEY).
+# pg_advisory_xact_lock key of both chains: one lock, so no two inserters can deadlock over them.
 CHAIN_LOCK_KEY = 80_010
 
 CHAINED = ("audit_event", "access_log")

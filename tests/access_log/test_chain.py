@@ -9,8 +9,10 @@ import os
 import sys
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.access_log.repository import (
     CHAINED_TABLES,
@@ -18,6 +20,7 @@ from billing_api.access_log.repository import (
     verify_chains,
 )
 from billing_api.audit.service import record
+from billing_api.migrations_runner import alembic_config
 from tests.authz.world import build_world
 
 CHANGES = ["UPDATE {t} SET client_address = '10.0.0.1'", "DELETE FROM {t}", "TRUNCATE {t}",
@@ -121,3 +124,25 @@ async def test_concurrent_reads_keep_one_unbroken_chain(live):
     assert [line.split('"table": ')[1].split(",")[0] for line in lines] == ['"audit_event"', '"access_log"']
     assert all('"ok": true' in line for line in lines)
     assert f'"rows": {len(seqs)},' in lines[1]
+
+
+async def test_the_migration_chains_the_audit_events_already_there(connection):
+    """Migration 0010 on a database with audit events: they join the chain in the order they were written,
+    and the chain verifies (all inside the test's transaction, rolled back after)."""
+
+    def down_insert_up(sync) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = sync
+        command.downgrade(config, "0009")
+        sync.execute(text("""INSERT INTO audit_event (id, action, details, created_at)
+            SELECT gen_random_uuid(), 'before.0010', jsonb_build_object('n', n), now() - n * interval '1 minute'
+            FROM generate_series(1, 3) n"""))
+        command.upgrade(config, "head")
+
+    await connection.run_sync(down_insert_up)
+    rows = (await connection.execute(text(
+        "SELECT chain_seq, details->>'n' FROM audit_event WHERE action = 'before.0010' ORDER BY chain_seq"))).all()
+    assert [n for _, n in rows] == ["3", "2", "1"]  # oldest first
+    async with AsyncSession(bind=connection) as session:
+        report = await verify_chain(session, "audit_event")
+    assert report.ok and report.rows >= 3, report

@@ -7,6 +7,7 @@ as the one parameter the bill scope uses. The chain columns are set by the datab
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -32,8 +33,6 @@ from billing_api.authz.permissions import Permission
 from billing_api.authz.scope import ACTOR
 from billing_api.models import AccessLogEntry, User
 
-# The advisory lock the chain trigger takes (migration 0010); one for both chains, so no two inserters deadlock.
-CHAIN_LOCK_KEY = 80_010
 CHAINED_TABLES = ("audit_event", "access_log")
 
 _UUIDS = ARRAY(UUID(as_uuid=True))
@@ -81,7 +80,7 @@ def _insert(permission: Permission) -> Insert:
 async def insert_entry(
     session: AsyncSession, *, actor_id: uuid.UUID, permission: Permission, route: str, surface: str,
     pairs: list[tuple[uuid.UUID | None, uuid.UUID]], patient_ids: list[uuid.UUID], record_count: int,
-    client_address: str | None, user_agent: str | None, policy_grants: list[dict[str, str]] = (),
+    client_address: str | None, user_agent: str | None, policy_grants: Sequence[dict[str, str]] = (),
 ) -> None:
     await session.execute(_insert(permission), {
         ACTOR: actor_id, "route": route, "surface": surface,

@@ -7,7 +7,7 @@ the log answers "who saw this patient's billing data", and an empty page showed 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -42,7 +42,7 @@ class ReadLog:
     user_agent: str | None
 
     async def record(self, scope: BillScope, surface: str, shown: Iterable[Shown], *, record_count: int | None = None,
-                     policy_grants: list[dict[str, str]] = ()) -> None:
+                     policy_grants: Sequence[dict[str, str]] = ()) -> None:
         """One entry for what the scope's actor was shown; nothing when nothing was shown."""
         shown = list(shown)
         if not shown:
