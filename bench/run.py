@@ -185,6 +185,17 @@ async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connectio
     return figures
 
 
+def log_insert(scope, rows: list) -> tuple[str, list]:
+    """The access-log insert the service makes after showing `rows` (bills) to the scope's actor."""
+    pairs = sorted({(r["provider_id"], r["company_id"]) for r in rows}, key=str)
+    return compiled_insert(access_log_repository._insert(Permission.BILLS_VIEW), {
+        **scope.params, "route": "/v1/bills", "surface": "billing_dashboard",
+        "shown_provider_ids": [p for p, _ in pairs], "shown_company_ids": [c for _, c in pairs],
+        "provider_ids": sorted({p for p, _ in pairs}), "patient_ids": sorted({r["patient_id"] for r in rows}),
+        "record_count": len(rows), "client_address": "127.0.0.1", "user_agent": "bench", "policy_grants": "[]",
+    })
+
+
 async def measure_log_cost(conn: asyncpg.Connection, callers: dict[str, uuid.UUID], runs: int) -> dict:
     """What the access log costs the bill page: per class, the first page in its own transaction, without and
     with the request's access-log insert (grants computed in the insert, chain lock, the commit that then has
@@ -196,14 +207,7 @@ async def measure_log_cost(conn: asyncpg.Connection, callers: dict[str, uuid.UUI
         scope = bill_scope(callers[name], Permission.BILLS_VIEW, is_support=name == "e_support")
         sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51))
         pages[name] = (await conn.prepare(sql), args)
-        rows = (await pages[name][0].fetch(*args))[:PAGE]
-        pairs = sorted({(r["provider_id"], r["company_id"]) for r in rows}, key=str)
-        sql, args = compiled_insert(access_log_repository._insert(Permission.BILLS_VIEW), {
-            **scope.params, "route": "/v1/bills", "surface": "billing_dashboard",
-            "shown_provider_ids": [p for p, _ in pairs], "shown_company_ids": [c for _, c in pairs],
-            "provider_ids": sorted({p for p, _ in pairs}), "patient_ids": sorted({r["patient_id"] for r in rows}),
-            "record_count": len(rows), "client_address": "127.0.0.1", "user_agent": "bench", "policy_grants": "[]",
-        })
+        sql, args = log_insert(scope, (await pages[name][0].fetch(*args))[:PAGE])
         inserts[name] = (await conn.prepare(sql), args)
     for run in range(runs + 10):
         for name in random.sample(CLASSES, len(CLASSES)):
@@ -226,6 +230,43 @@ async def measure_log_cost(conn: asyncpg.Connection, callers: dict[str, uuid.UUI
         figures[f"ms_log_{name}_p50"], figures[f"ms_log_{name}_p95"] = logged["p50"], logged["p95"]
         figures[f"ms_nolog_{name}_p50"], figures[f"ms_nolog_{name}_p95"] = plain["p50"], plain["p95"]
     figures["access_log_rows"] = await conn.fetchval("SELECT count(*) FROM access_log")
+    return figures
+
+
+async def measure_log_contention(url: str, callers: dict[str, uuid.UUID], seconds: float,
+                                 clients: int = 8) -> dict:
+    """The chain lock under concurrency: `clients` connections each run class c's page in a transaction, as
+    fast as they can for `seconds`, without and then with the access-log insert; transactions per second and
+    p95. Logged transactions serialize from their insert to their commit."""
+    scope = bill_scope(callers["c_delegate_40"], Permission.BILLS_VIEW, is_support=False)
+    page_sql, page_args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51))
+    conns = [await asyncpg.connect(url, server_settings=SERVER_SETTINGS) for _ in range(clients)]
+    insert_sql, insert_args = log_insert(scope, (await conns[0].fetch(page_sql, *page_args))[:PAGE])
+
+    async def client(conn: asyncpg.Connection, logged: bool, deadline: float, times: list[float]) -> None:
+        page, insert = await conn.prepare(page_sql), await conn.prepare(insert_sql)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with conn.transaction():
+                await page.fetch(*page_args)
+                if logged:
+                    await insert.fetch(*insert_args)
+            times.append(time.perf_counter() - started)
+
+    figures: dict[str, float] = {}
+    try:
+        for logged in (False, True):
+            times: list[float] = []
+            deadline = time.perf_counter() + seconds
+            await asyncio.gather(*(client(conn, logged, deadline, times) for conn in conns))
+            label = "log" if logged else "nolog"
+            figures[f"contention_{label}_tps"] = len(times) / seconds
+            figures[f"contention_{label}_p95_ms"] = summary(times)["p95"]
+    finally:
+        for conn in conns:
+            await conn.close()
+    figures["contention_log_vs_nolog_tps_ratio"] = figures["contention_log_tps"] / figures["contention_nolog_tps"]
+    figures["contention_clients"] = clients
     return figures
 
 
@@ -408,6 +449,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     figures.update(await measure_queries(conn, ours_conn, callers, args.runs))
     print(f"measuring the access log's cost ({args.runs} interleaved runs)...", file=sys.stderr, flush=True)
     figures.update(await measure_log_cost(ours_conn, callers, args.runs))
+    figures.update(await measure_log_contention(url, callers, min(args.http_seconds, 10)))
     await ours_conn.close()
 
     port = free_port()
