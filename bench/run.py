@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_PASSWORD, database_url  # noqa: E402
 
+from billing_api.access_log import repository as access_log_repository  # noqa: E402
 from billing_api.authz.permissions import Permission  # noqa: E402
 from billing_api.authz.rules import may_on_provider  # noqa: E402
 from billing_api.authz.scope import bill_scope  # noqa: E402
@@ -59,6 +60,11 @@ SUPPORT_CHECK = "SELECT account_type FROM app_user WHERE id = $1"
 def compiled(statement, params: dict | None = None) -> tuple[str, list]:
     query = (statement.params(params) if params else statement).compile(dialect=DIALECT)
     return str(query), [query.params[name] for name in query.positiontup]
+
+
+def compiled_insert(statement, params: dict) -> tuple[str, list]:
+    query = statement.compile(dialect=DIALECT)
+    return str(query), [params.get(name, query.params[name]) for name in query.positiontup]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,12 +130,15 @@ async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connectio
         sql, args = compiled(select(may_on_provider(delegate, Permission.BILLS_VIEW, provider, company)))
         decisions[label] = Timed(await ours_conn.prepare(sql), args)
 
-    # Keyset pagination: the cursor of page 200 for the 40-provider delegate, found by walking.
+    # Keyset pagination: the cursor of page 200 for the 40-provider delegate, found by walking (the last full
+    # page when a small data set has fewer).
     scope = bill_scope(delegate, Permission.BILLS_VIEW, is_support=False)
     after = None
     for _ in range(199):
         sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51, after))
         rows = await conn.fetch(sql, *args)
+        if len(rows) <= PAGE:
+            break
         after = (rows[PAGE - 1]["created_at"], rows[PAGE - 1]["id"])
     sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51, after))
     deep_page = Timed(await ours_conn.prepare(sql), args)
@@ -173,6 +182,91 @@ async def measure_queries(conn: asyncpg.Connection, ours_conn: asyncpg.Connectio
     figures["ms_pk_read_p95"] = pk["p95"]
     figures["keyset_page200_vs_page1_p95_ratio"] = summary(deep_page.times)["p95"] / summary(
         ours["c_delegate_40"].times)["p95"]
+    return figures
+
+
+def log_insert(scope, rows: list) -> tuple[str, list]:
+    """The access-log insert the service makes after showing `rows` (bills) to the scope's actor."""
+    pairs = sorted({(r["provider_id"], r["company_id"]) for r in rows}, key=str)
+    return compiled_insert(access_log_repository._insert(Permission.BILLS_VIEW), {
+        **scope.params, "route": "/v1/bills", "surface": "billing_dashboard",
+        "shown_provider_ids": [p for p, _ in pairs], "shown_company_ids": [c for _, c in pairs],
+        "provider_ids": sorted({p for p, _ in pairs}), "patient_ids": sorted({r["patient_id"] for r in rows}),
+        "record_count": len(rows), "client_address": "127.0.0.1", "user_agent": "bench", "policy_grants": "[]",
+    })
+
+
+async def measure_log_cost(conn: asyncpg.Connection, callers: dict[str, uuid.UUID], runs: int) -> dict:
+    """What the access log costs the bill page: per class, the first page in its own transaction, without and
+    with the request's access-log insert (grants computed in the insert, chain lock, the commit that then has
+    to reach the WAL), interleaved in one run. `conn` is configured as the service's connections."""
+    pages, inserts = {}, {}
+    without: dict[str, list[float]] = {name: [] for name in CLASSES}
+    with_log: dict[str, list[float]] = {name: [] for name in CLASSES}
+    for name in CLASSES:
+        scope = bill_scope(callers[name], Permission.BILLS_VIEW, is_support=name == "e_support")
+        sql, args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51))
+        pages[name] = (await conn.prepare(sql), args)
+        sql, args = log_insert(scope, (await pages[name][0].fetch(*args))[:PAGE])
+        inserts[name] = (await conn.prepare(sql), args)
+    for run in range(runs + 10):
+        for name in random.sample(CLASSES, len(CLASSES)):
+            (page, page_args), (insert, insert_args) = pages[name], inserts[name]
+            for logged in random.sample([False, True], 2):
+                started = time.perf_counter()
+                async with conn.transaction():
+                    await page.fetch(*page_args)
+                    if logged:
+                        await insert.fetch(*insert_args)
+                (with_log if logged else without)[name].append(time.perf_counter() - started)
+        if run == 9:  # warm-up done
+            for times in (*without.values(), *with_log.values()):
+                times.clear()
+    figures: dict[str, float] = {}
+    for name in CLASSES:
+        plain, logged = summary(without[name]), summary(with_log[name])
+        figures[f"log_{name}_p50_ratio"] = logged["p50"] / plain["p50"]
+        figures[f"log_{name}_p95_ratio"] = logged["p95"] / plain["p95"]
+        figures[f"ms_log_{name}_p50"], figures[f"ms_log_{name}_p95"] = logged["p50"], logged["p95"]
+        figures[f"ms_nolog_{name}_p50"], figures[f"ms_nolog_{name}_p95"] = plain["p50"], plain["p95"]
+    figures["access_log_rows"] = await conn.fetchval("SELECT count(*) FROM access_log")
+    return figures
+
+
+async def measure_log_contention(url: str, callers: dict[str, uuid.UUID], seconds: float,
+                                 clients: int = 8) -> dict:
+    """The chain lock under concurrency: `clients` connections each run class c's page in a transaction, as
+    fast as they can for `seconds`, without and then with the access-log insert; transactions per second and
+    p95. Logged transactions serialize from their insert to their commit."""
+    scope = bill_scope(callers["c_delegate_40"], Permission.BILLS_VIEW, is_support=False)
+    page_sql, page_args = compiled(*BillRepository(None, scope).dashboard_statement(BillFilters(), 51))
+    conns = [await asyncpg.connect(url, server_settings=SERVER_SETTINGS) for _ in range(clients)]
+    insert_sql, insert_args = log_insert(scope, (await conns[0].fetch(page_sql, *page_args))[:PAGE])
+
+    async def client(conn: asyncpg.Connection, logged: bool, deadline: float, times: list[float]) -> None:
+        page, insert = await conn.prepare(page_sql), await conn.prepare(insert_sql)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with conn.transaction():
+                await page.fetch(*page_args)
+                if logged:
+                    await insert.fetch(*insert_args)
+            times.append(time.perf_counter() - started)
+
+    figures: dict[str, float] = {}
+    try:
+        for logged in (False, True):
+            times: list[float] = []
+            deadline = time.perf_counter() + seconds
+            await asyncio.gather(*(client(conn, logged, deadline, times) for conn in conns))
+            label = "log" if logged else "nolog"
+            figures[f"contention_{label}_tps"] = len(times) / seconds
+            figures[f"contention_{label}_p95_ms"] = summary(times)["p95"]
+    finally:
+        for conn in conns:
+            await conn.close()
+    figures["contention_log_vs_nolog_tps_ratio"] = figures["contention_log_tps"] / figures["contention_nolog_tps"]
+    figures["contention_clients"] = clients
     return figures
 
 
@@ -353,6 +447,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     print(f"measuring queries ({args.runs} interleaved runs)...", file=sys.stderr, flush=True)
     ours_conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
     figures.update(await measure_queries(conn, ours_conn, callers, args.runs))
+    print(f"measuring the access log's cost ({args.runs} interleaved runs)...", file=sys.stderr, flush=True)
+    figures.update(await measure_log_cost(ours_conn, callers, args.runs))
+    figures.update(await measure_log_contention(url, callers, min(args.http_seconds, 10)))
     await ours_conn.close()
 
     port = free_port()
@@ -404,6 +501,8 @@ def human(figures: dict) -> str:
             f"{figures[f'ms_{name}_p95']:>7.2f}m{figures[f'ms_{name}_two_step_p95']:>11.2f}m"
             f"{figures[f'G1_{name}_p50_ratio']:>8.2f}{figures[f'G1_{name}_p95_ratio']:>8.2f}"
             f"{figures[f'G1cap_{name}_p95_ratio']:>8.2f}{figures[f'G1_{name}_vs_literal_list_p95_ratio']:>7.2f}")
+    lines += ["", "access log (page + insert + commit / page + commit), p50 and p95: " + ", ".join(
+        f"{name[0]} {figures[f'log_{name}_p50_ratio']:.2f}/{figures[f'log_{name}_p95_ratio']:.2f}" for name in CLASSES)]
     lines += ["", f"no-filter page p50/p95 {figures['ms_no_filter_p50']:.2f}/{figures['ms_no_filter_p95']:.2f} ms; "
               f"HTTP GET /v1/bills {figures['http_bills_rps']:.0f} rps (p50 {figures['http_bills_p50_ms']:.1f} ms, "
               f"p99 {figures['http_bills_p99_ms']:.1f} ms), /healthz {figures['http_healthz_rps']:.0f} rps", ""]

@@ -13,7 +13,7 @@ from billing_api.demo import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 from billing_api.models import AccountType, Company, Group, User
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ["serve", "migrate", "worker", "openapi", "demo", "create-company", "create-user"]
+SUBCOMMANDS = ["serve", "migrate", "worker", "openapi", "demo", "create-company", "create-user", "verify-audit"]
 
 
 def test_the_parser_offers_every_subcommand():

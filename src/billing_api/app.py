@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
+from billing_api.access_log.router import router as access_log_router
 from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
@@ -45,6 +46,7 @@ ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, in
 ROUTERS += [automation_router]  # issue 7: billing automation
 ROUTERS += [metrics_router]  # issue 8: Prometheus metrics
 ROUTERS += [events_router]  # issue 9: the integrators' events feed
+ROUTERS += [access_log_router]  # issue 8: the access log
 
 
 def operation_id(route: APIRoute) -> str:

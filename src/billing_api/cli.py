@@ -1,4 +1,4 @@
-"""`billing-api`: serve | migrate | worker | openapi | demo | create-company | create-user."""
+"""`billing-api`: serve | migrate | worker | openapi | demo | create-company | create-user | verify-audit."""
 
 from __future__ import annotations
 
@@ -167,6 +167,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     worker_main(settings)
 
 
+def cmd_verify_audit(args: argparse.Namespace, settings: Settings) -> None:
+    from billing_api.access_log.repository import verify_chains
+
+    reports = asyncio.run(_in_session(settings, verify_chains))
+    for report in reports:
+        print(json.dumps({"table": report.table, "ok": report.ok, "rows": report.rows, "head_seq": report.head_seq,
+                          "head_hash": report.head_hash, "broken_at": report.broken_at, "problem": report.problem}))
+    if not all(report.ok for report in reports):
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billing-api",
@@ -215,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     company.add_argument("--time-zone", default="UTC", help="IANA time zone (default UTC)")
     company.add_argument("--parent-id", type=uuid.UUID, help="make it a child of this company")
     company.set_defaults(func=cmd_create_company)
+
+    verify = commands.add_parser(
+        "verify-audit", help="verify the hash chains of the audit events and the access log",
+        description="Walk both append-only hash chains (audit_event, access_log); print one JSON line per chain "
+        "(rows, head hash to keep elsewhere, first broken link) and exit 1 if either is broken.",
+    )
+    verify.set_defaults(func=cmd_verify_audit)
 
     user = commands.add_parser(
         "create-user", help="create a user; prints its id",

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, Exists, Select, and_, any_, exists, false, func, literal, or_, select, union_all
+from sqlalchemy import (
+    ColumnElement, Exists, Select, and_, any_, case, exists, false, func, literal, null, or_, select, union_all,
+)
+from sqlalchemy.dialects.postgresql import UUID
 
 from billing_api.authz.permissions import BILLING_PERMISSIONS, SUPPORT_PERMISSIONS, Permission
 from billing_api.authz.repository import reached_companies, role_permissions
@@ -44,11 +47,22 @@ def support_sees_all(actor_id: uuid.UUID, permission: Permission) -> ColumnEleme
     return _actor_is(actor_id, User.account_type == AccountType.support)
 
 
-def _provider_grants(actor_id, permission: Permission, provider_id=None) -> list[Select[tuple[uuid.UUID]]]:
+def _provider_grants(
+    actor_id, permission: Permission, provider_id=None, *, explained: bool = False
+) -> list[Select[tuple[uuid.UUID]]]:
     """Rules 4 and 5 as selects of provider ids, each optionally narrowed to one provider. The scope
-    takes their union; a single decision asks whether any of them has a row (each on its own index)."""
+    takes their union; a single decision asks whether any of them has a row (each on its own index).
+    `explained` adds which rule and list entry (and group) granted each row, for the access log."""
     if permission not in BILLING_PERMISSIONS:
         return []
+
+    def because(statement: Select, rule: str, entry=None, group=None) -> Select:
+        if not explained:
+            return statement
+        no_id = null().cast(UUID(as_uuid=True))
+        return statement.add_columns(literal(rule).label("rule"), (entry if entry is not None else no_id).label(
+            "entry_id"), (group if group is not None else no_id).label("group_id"))
+
     own = select(User.id.label("provider_id")).where(
         User.id == actor_id,
         User.is_provider,
@@ -57,6 +71,7 @@ def _provider_grants(actor_id, permission: Permission, provider_id=None) -> list
     )
     if provider_id is not None:
         own = own.where(User.id == provider_id)
+    own = because(own, "own_bills")
     if permission == Permission.TEAM_INVITE:
         return [own]  # never delegated
     by_user = select(DelegationEntry.provider_id).where(
@@ -70,7 +85,25 @@ def _provider_grants(actor_id, permission: Permission, provider_id=None) -> list
     if provider_id is not None:
         by_user = by_user.where(DelegationEntry.provider_id == provider_id)
         by_group = by_group.where(DelegationEntry.provider_id == provider_id)
-    return [own, by_user, by_group]
+    return [own, because(by_user, "delegation_user", DelegationEntry.id),
+            because(by_group, "delegation_group", DelegationEntry.id, DelegationEntry.group_id)]
+
+
+def explained_provider_grants(actor_id, permission: Permission) -> Select:
+    """Rules 4 and 5 with their reasons: (provider_id, rule, entry_id, group_id), one row per grant."""
+    grants = _provider_grants(actor_id, permission, explained=True)
+    if not grants:
+        no_id = null().cast(UUID(as_uuid=True))
+        return select(no_id.label("provider_id"), literal("").label("rule"), no_id.label("entry_id"),
+                      no_id.label("group_id")).where(false())
+    return union_all(*grants).subquery("explained").select()
+
+
+def company_wide_rule(actor_id) -> ColumnElement[str]:
+    """How rule 6 reached a company, for the access log: `company_admin` for a company administrator, else
+    `company_wide`."""
+    return case((_actor_is(actor_id, User.account_type == AccountType.company_admin), "company_admin"),
+                else_="company_wide")
 
 
 def granted_providers(actor_id: uuid.UUID, permission: Permission) -> Select[tuple[uuid.UUID]]:

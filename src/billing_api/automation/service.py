@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.access_log.service import ReadLog
 from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
@@ -81,6 +82,16 @@ async def _patient_for(session: AsyncSession, actor: Actor, scope: BillScope, pa
         return patient
     if not await BillRepository(session, scope).sees_patient(patient.id, patient.company_id):
         raise Forbidden("You may not use this patient's billing data.", code="patient_billing_forbidden")
+    return patient
+
+
+async def _patient_shown(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog,
+                        patient_id: uuid.UUID, surface: str) -> Patient:
+    """The patient whose billing data is about to be shown, the read recorded in the access log."""
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    manager = may_manage_automation(actor, patient.company_id)
+    await log.record_patient(scope, surface, patient.company_id, patient.id,
+                             policy_grant="automation_manager" if manager else None)
     return patient
 
 
@@ -187,8 +198,8 @@ def _stored_or_off(patient: Patient, row: PatientBillingSettings | None) -> Pati
 
 
 async def get_patient_settings(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
-                               patient_id: uuid.UUID) -> PatientSettingsRead:
-    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+                               log: ReadLog, patient_id: uuid.UUID) -> PatientSettingsRead:
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_billing_settings")
     row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
     await _audit_support_read(session, principal, scope, patient, "patient_billing_settings")
     return _patient_read(patient, row, await repository.billing_contact(session, patient.id),
@@ -248,9 +259,9 @@ async def _today(session: AsyncSession, company_id: uuid.UUID) -> date:
     return jobs.local_now(company.time_zone, datetime.now(UTC)).date()
 
 
-async def list_cards(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+async def list_cards(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, log: ReadLog,
                      patient_id: uuid.UUID) -> list[PaymentMethodRead]:
-    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_payment_methods")
     await _audit_support_read(session, principal, scope, patient, "payment_methods")
     today = await _today(session, patient.company_id)
     return [_card_read(c, today) for c in await repository.cards(session, patient.id)]
@@ -284,9 +295,9 @@ async def deactivate_card(session: AsyncSession, principal: Principal, actor: Ac
 # Effective settings
 
 
-async def effective(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+async def effective(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, log: ReadLog,
                     patient_id: uuid.UUID) -> EffectiveSettingsRead:
-    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_effective_settings")
     await _audit_support_read(session, principal, scope, patient, "effective_billing_settings")
     company = await repository.company_settings(session, patient.company_id)
     row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
@@ -371,11 +382,11 @@ async def list_runs(session: AsyncSession, actor: Actor, company_id: uuid.UUID, 
     return await repository.runs(session, company_id, limit, after)
 
 
-async def list_documents(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+async def list_documents(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, log: ReadLog,
                          patient_id: uuid.UUID, shared_only: bool, limit: int,
                          after) -> tuple[list[DocumentRead], list[BillingDocument]]:
     """A page of documents (limit + 1 rows for the cursor), statements with their bills."""
-    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_documents")
     rows = await repository.documents(session, patient.id, shared_only, limit, after)
     shown = rows[:limit]
     if shown:

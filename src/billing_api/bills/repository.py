@@ -599,6 +599,15 @@ class BillRepository:
         ).order_by("provider_id"))
         return list((await self._run(statement, patient_id=patient_id)).scalars())
 
+    async def sources_for_patient(self, patient_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(provider_id, company_id) of the patient's bills this scope sees (for the access log)."""
+        statement = self._statement("sources_for_patient", build=lambda: (
+            select(Bill.provider_id, Bill.company_id)
+            .where(Bill.patient_id == bindparam("patient_id", type_=UUID(as_uuid=True)), self._visible())
+            .distinct()
+        ))
+        return [(p, c) for p, c in (await self._run(statement, patient_id=patient_id)).all()]
+
     async def sees_patient(self, patient_id: uuid.UUID, company_id: uuid.UUID) -> bool:
         """May this scope see the bill data of this patient: support (view), company-wide access to the
         patient's company, or a granted provider who bills or treats the patient."""

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
+from billing_api.access_log.service import AccessLog
 from billing_api.auth.principal import CurrentPrincipal
 from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CurrentActor
 from billing_api.bills import service
@@ -36,12 +37,13 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-async def _page(session, principal, scope, filters: BillFilters, paging, surface: str) -> Response:
+async def _page(session, principal, log: AccessLog, scope, filters: BillFilters, paging, surface: str) -> Response:
     repository = BillRepository(session, scope)
     rows = await repository.page(filters, paging.limit, paging.after)
     bills = rows[: paging.limit]
     service.audit_support_reads(session, principal, scope, bills, surface)
     page = BillPage(items=await service.present(repository, bills), next_cursor=next_cursor(rows, paging.limit))
+    await log.record(scope, surface, service.shown(bills))
     return _json(page)
 
 
@@ -49,6 +51,7 @@ async def _page(session, principal, scope, filters: BillFilters, paging, surface
 async def list_bills(
     session: Session,
     principal: CurrentPrincipal,
+    log: AccessLog,
     scope: BillsView,
     paging: Paging,
     active: ActiveCompany,
@@ -63,7 +66,7 @@ async def list_bills(
     `X-Company-Id` names one)."""
     filters = BillFilters(provider_id=provider_id, patient_id=patient_id, company_id=active, status=bill_status,
                           coverage=coverage, service_date_from=service_date_from, service_date_to=service_date_to)
-    return await _page(session, principal, scope, filters, paging, "billing_dashboard")
+    return await _page(session, principal, log, scope, filters, paging, "billing_dashboard")
 
 
 @router.post("/bills",
@@ -77,12 +80,15 @@ async def create_bill(data: BillCreate, session: Session, principal: CurrentPrin
 
 
 @router.get("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=READ_ERRORS)
-async def get_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, scope: BillsView) -> BillRead:
+async def get_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, log: AccessLog,
+                   scope: BillsView) -> BillRead:
     """One bill the caller may see (`bills:view` on its provider's bills); any other bill is not found."""
     repository = BillRepository(session, scope)
     bill = await service.visible_bill(repository, bill_id)
     service.audit_support_reads(session, principal, scope, [bill], "bill")
-    return (await service.present(repository, [bill]))[0]
+    presented = (await service.present(repository, [bill]))[0]
+    await log.record(scope, "bill", service.shown([bill]))
+    return presented
 
 
 @router.patch("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
@@ -114,7 +120,8 @@ async def delete_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPr
 @router.get("/encounters/{encounter_id}/bills", response_model=list[BillRead], tags=["bills"],
             responses=READ_ERRORS)
 async def list_encounter_bills(encounter_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
-                               actor: CurrentActor, scope: BillsView, active: ActiveCompany) -> list[BillRead]:
+                               log: AccessLog, actor: CurrentActor, scope: BillsView,
+                               active: ActiveCompany) -> list[BillRead]:
     """Bills created in an encounter that the caller may see. With `X-Company-Id`, an encounter of another
     company is not found."""
     encounter = await patients_service.visible_encounter(session, actor, encounter_id)
@@ -122,7 +129,9 @@ async def list_encounter_bills(encounter_id: uuid.UUID, session: Session, princi
     repository = BillRepository(session, scope)
     bills = await repository.for_encounter(encounter_id)
     service.audit_support_reads(session, principal, scope, bills, "encounter")
-    return await service.present(repository, bills)
+    presented = await service.present(repository, bills)
+    await log.record(scope, "encounter", service.shown(bills))
+    return presented
 
 
 @router.get("/patients/{patient_id}/bills", response_model=BillPage, tags=["bills"], responses=READ_ERRORS)
@@ -130,6 +139,7 @@ async def list_patient_bills(
     patient_id: uuid.UUID,
     session: Session,
     principal: CurrentPrincipal,
+    log: AccessLog,
     actor: CurrentActor,
     scope: BillsView,
     paging: Paging,
@@ -141,13 +151,14 @@ async def list_patient_bills(
     patient = await patients_service.visible_patient(session, actor, patient_id)
     within_active_company(active, patient.company_id, "patient")
     filters = BillFilters(patient_id=patient_id, coverage=coverage)
-    return await _page(session, principal, scope, filters, paging, "patient_chart")
+    return await _page(session, principal, log, scope, filters, paging, "patient_chart")
 
 
 @router.get("/visits", response_model=VisitPage, tags=["visits"], responses=READ_ERRORS)
 async def list_visits(
     session: Session,
     principal: CurrentPrincipal,
+    log: AccessLog,
     actor: CurrentActor,
     scope: BillsView,
     paging: Paging,
@@ -179,4 +190,5 @@ async def list_visits(
                        bills=[presented[bill.id] for bill in bills_by_visit.get(visit.id, [])])
         for visit in visits
     ]
+    await log.record(scope, "visits_dashboard", service.shown(shown))
     return VisitPage(items=items, next_cursor=next_cursor(rows, paging.limit, key="scheduled_at"))

@@ -50,6 +50,11 @@ def audit_support_reads(session: AsyncSession, principal: Principal, scope: Bill
                target_id=provider_id, details={"surface": surface, "bill_ids": [str(b.id) for b in shown]})
 
 
+def shown(bills: list[Bill]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """What the access log records of bills shown: (provider, company, patient) of each."""
+    return [(bill.provider_id, bill.company_id, bill.patient_id) for bill in bills]
+
+
 async def visible_bill(repository: BillRepository, bill_id: uuid.UUID) -> Bill:
     bill = await repository.get(bill_id)
     if bill is None:

@@ -9,10 +9,12 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.access_log.service import ReadLog
 from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
+from billing_api.bills.service import shown as bills_shown
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.service import emit, payment_events
 from billing_api.identity import repository as identity_repository
@@ -64,8 +66,9 @@ def _totals(rows) -> dict:
             "paid_cents": sum(r[3] - r[4] for r in rows), "balance_cents": sum(r[4] for r in rows)}
 
 
-async def billing_summary(session: AsyncSession, principal: Principal, view: BillScope, reports: BillScope,
-                          provider_id: uuid.UUID, date_from: date, date_to: date) -> BillingSummary:
+async def billing_summary(session: AsyncSession, principal: Principal, log: ReadLog, view: BillScope,
+                          reports: BillScope, provider_id: uuid.UUID, date_from: date, date_to: date
+                          ) -> BillingSummary:
     if date_from > date_to:
         raise Unprocessable("`from` is after `to`.", code="invalid_date_range", extra={"field": "from"})
     provider = await provider_in_scope(session, view, reports, provider_id)
@@ -81,6 +84,9 @@ async def billing_summary(session: AsyncSession, principal: Principal, view: Bil
 
     _audit_support(session, principal, reports, provider, "billing_summary_report",
                    date_from=date_from.isoformat(), date_to=date_to.isoformat())
+    await log.record(reports, "billing_summary_report", [(provider.id, provider.company_id, patient.id)
+                                                         for patient, *_ in patients],
+                     record_count=sum(n for _, n, _, _ in patients))
     return BillingSummary(
         provider_id=provider.id, provider_name=provider.display_name, date_from=date_from, date_to=date_to,
         generated_at=datetime.now(UTC), totals=Totals(**_totals(rows)),
@@ -107,8 +113,8 @@ def _invoice(bill: Bill, patient: Patient, payments: list[Payment]) -> InvoiceRe
     )
 
 
-async def invoice_page(session: AsyncSession, principal: Principal, view: BillScope, invoices: BillScope,
-                       provider_id: uuid.UUID, limit: int, after, outstanding_only: bool
+async def invoice_page(session: AsyncSession, principal: Principal, log: ReadLog, view: BillScope,
+                       invoices: BillScope, provider_id: uuid.UUID, limit: int, after, outstanding_only: bool
                        ) -> tuple[list[InvoiceRead], list[tuple[Bill, Patient]]]:
     provider = await provider_in_scope(session, view, invoices, provider_id)
     repository = BillRepository(session, invoices)
@@ -118,6 +124,7 @@ async def invoice_page(session: AsyncSession, principal: Principal, view: BillSc
     if shown:
         _audit_support(session, principal, invoices, provider, "invoices",
                        bill_ids=[str(bill.id) for bill, _ in shown])
+    await log.record(invoices, "invoices", bills_shown([bill for bill, _ in shown]))
     return [_invoice(bill, patient, payments.get(bill.id, [])) for bill, patient in shown], rows
 
 

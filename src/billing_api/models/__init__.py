@@ -1,6 +1,7 @@
 """All SQLAlchemy models. Import from here so every table is registered on one MetaData."""
 
 from billing_api.models.abuse import FailureCounter
+from billing_api.models.access_log import AccessLogEntry
 from billing_api.models.audit import AuditEvent
 from billing_api.models.automation import (
     AutomatedEncounter,
@@ -40,6 +41,7 @@ from billing_api.models.payments import Payment, PaymentMethod
 from billing_api.models.team import DeliveryStatus, Invitation, InvitationStatus
 
 __all__ = [
+    "AccessLogEntry",
     "AutomatedEncounter",
     "AutomationRun",
     "AutomationStage",

@@ -3,15 +3,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, FetchedValue, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing_api.models.base import Base, CreatedAtMixin, IdMixin
 
 
-class AuditEvent(IdMixin, CreatedAtMixin, Base):
-    """Who did what to whom, when, from where. Never updated, never deleted."""
+class ChainMixin:
+    """A link of a hash chain (migration 0010): the database's insert trigger sets all three under one
+    transaction-scoped lock, and refuses UPDATE, DELETE and TRUNCATE. `row_hash` = sha256(prev_hash hex ||
+    the row's content, see `chain_content()`), so an altered or removed row breaks every later link."""
+
+    chain_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True, server_default=FetchedValue())
+    prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary, server_default=FetchedValue())
+    row_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, server_default=FetchedValue())
+
+
+class AuditEvent(IdMixin, CreatedAtMixin, ChainMixin, Base):
+    """Who did what to whom, when, from where. Never updated, never deleted (the database refuses both)."""
 
     __tablename__ = "audit_event"
 

@@ -1,0 +1,109 @@
+"""Recording reads of billing data, and who may read a patient's access log.
+
+Every route that returns billing data records one entry in its own transaction, after its last read (the
+insert takes the chain lock, held until the request commits). A read that returns nothing records nothing:
+the log answers "who saw this patient's billing data", and an empty page showed none."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_api.access_log import repository
+from billing_api.access_log.schemas import AccessGrantRead, AccessLogEntryRead
+from billing_api.auth.principal import CurrentPrincipal, Principal
+from billing_api.authz.actor import Actor
+from billing_api.authz.scope import BillScope
+from billing_api.bills.repository import BillFilters, BillRepository
+from billing_api.db import Session
+from billing_api.errors import Forbidden
+from billing_api.models import AccessLogEntry
+from billing_api.patients import service as patients_service
+
+# (provider id or None for a patient-level read, company id, patient id) of one thing shown.
+Shown = tuple[uuid.UUID | None, uuid.UUID, uuid.UUID]
+
+USER_AGENT_MAX = 300
+
+
+@dataclass
+class ReadLog:
+    """The request's access log: who is reading, through which route, from where."""
+
+    session: AsyncSession
+    principal: Principal
+    route: str
+    user_agent: str | None
+
+    async def record(self, scope: BillScope, surface: str, shown: Iterable[Shown], *, record_count: int | None = None,
+                     policy_grants: Sequence[dict[str, str]] = ()) -> None:
+        """One entry for what the scope's actor was shown; nothing when nothing was shown."""
+        shown = list(shown)
+        if not shown:
+            return
+        pairs = sorted({(provider, company) for provider, company, _ in shown}, key=str)
+        patients = sorted({patient for _, _, patient in shown})
+        await repository.insert_entry(
+            self.session, actor_id=scope.actor_id, permission=scope.permission, route=self.route, surface=surface,
+            pairs=pairs, patient_ids=patients, record_count=len(shown) if record_count is None else record_count,
+            client_address=self.principal.address, user_agent=self.user_agent, policy_grants=policy_grants,
+        )
+
+    async def record_patient(self, scope: BillScope, surface: str, company_id: uuid.UUID, patient_id: uuid.UUID,
+                             *, policy_grant: str | None = None) -> None:
+        """A read of one patient's billing data (documents, settings, cards): the patient's company and the
+        providers whose bills of the patient the scope sees are what the access rests on."""
+        sources = await BillRepository(self.session, scope).sources_for_patient(patient_id)
+        shown = [(None, company_id, patient_id)] + [(p, c, patient_id) for p, c in sources]
+        grants = [{"rule": policy_grant, "company_id": str(company_id)}] if policy_grant else []
+        await self.record(scope, surface, shown, record_count=1, policy_grants=grants)
+
+
+async def read_log(request: Request, session: Session, principal: CurrentPrincipal) -> ReadLog:
+    route = request.scope.get("route")
+    agent = request.headers.get("user-agent")
+    return ReadLog(session, principal, getattr(route, "path", request.url.path),
+                   agent[:USER_AGENT_MAX] if agent else None)
+
+
+AccessLog = Annotated[ReadLog, Depends(read_log)]
+
+
+def _read(entry: AccessLogEntry, actor_name: str, narrowed_to: uuid.UUID | None) -> AccessLogEntryRead:
+    grants = [AccessGrantRead(**grant) for grant in entry.grants]
+    providers = entry.provider_ids
+    if narrowed_to is not None:  # a provider reads about their own data only
+        providers = [p for p in providers if p == narrowed_to]
+        grants = [g for g in grants if g.provider_id in (None, narrowed_to)]
+    return AccessLogEntryRead(
+        id=entry.id, created_at=entry.created_at, actor_id=entry.actor_id, actor_name=actor_name, route=entry.route,
+        surface=entry.surface, permission=entry.permission, provider_ids=providers, grants=grants,
+        record_count=entry.record_count, client_address=entry.client_address, user_agent=entry.user_agent,
+        chain_seq=entry.chain_seq,
+    )
+
+
+async def patient_access_log(
+    session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID, limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[AccessLogEntryRead], list[AccessLogEntry]]:
+    """Company administrators who reach the patient's company read every entry; a provider of the patient
+    (one who bills them) reads the entries that showed their own data, narrowed to it. Support and everyone
+    else who sees the patient: 403; whoever does not see the patient: 404. Returns the page (limit) and the
+    rows read (limit + 1, for the cursor)."""
+    patient = await patients_service.visible_patient(session, actor, patient_id)
+    narrowed_to: uuid.UUID | None = None
+    if not (actor.is_company_admin and actor.reaches(patient.company_id)):
+        own = BillFilters(provider_id=actor.id, patient_id=patient.id)
+        if actor.is_support or not await BillRepository(session, scope).page(own, 1, None):
+            raise Forbidden("Only the patient's providers and company administrators read the access log.",
+                            code="access_log_forbidden")
+        narrowed_to = actor.id
+    rows = await repository.list_for_patient(session, patient.id, provider_id=narrowed_to, limit=limit, after=after)
+    return [_read(entry, name, narrowed_to) for entry, name in rows[:limit]], [entry for entry, _ in rows]

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing_api.models.audit import ChainMixin
+from billing_api.models.base import Base, CreatedAtMixin, IdMixin
+
+
+class AccessLogEntry(IdMixin, CreatedAtMixin, ChainMixin, Base):
+    """One read of billing data (PHIPA s.10.1, HIPAA 164.312(b)): who read, on whose behalf (`grants`: for each
+    provider and company shown, every rule or list entry that granted it), which providers and patients, when,
+    from where, through which route. One row per request, written in the read's own transaction. Append-only
+    and hash-chained like the audit events."""
+
+    __tablename__ = "access_log"
+
+    actor_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="RESTRICT"), nullable=False
+    )
+    route: Mapped[str] = mapped_column(String(200), nullable=False)
+    surface: Mapped[str] = mapped_column(String(50), nullable=False)
+    permission: Mapped[str] = mapped_column(String(50), nullable=False)
+    provider_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    patient_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    grants: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    record_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        # "Who saw this patient's billing data": entries whose patient array holds the patient.
+        Index("ix_access_log_patient_ids", "patient_ids", postgresql_using="gin"),
+        Index("ix_access_log_actor_created", "actor_id", "created_at", "id"),
+    )
