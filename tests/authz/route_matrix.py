@@ -303,6 +303,10 @@ ROWS: list[Row] = [
     Row("GET", "/v1/companies/{company_id}/billing-automation/runs",
         statuses(COMPANY_ADMINS | {"support"}, forbidden=CLINIC)),
     Row("GET", "/v1/patients/{patient_id}/billing-settings", statuses(PATIENT_VIEW, forbidden=CLINIC)),
+    Row("GET", "/v1/patients/{patient_id}/access-log",
+        statuses(COMPANY_ADMINS | {"owner", "other_provider"}, forbidden=(PATIENT_VIEW | CLINIC) - COMPANY_ADMINS),
+        note="company admins see every entry; a provider billing the patient sees the entries that showed their "
+             "own bills; others who see the patient 403"),
     Row("PATCH", "/v1/patients/{patient_id}/billing-settings",
         statuses(PATIENT_SAVE, forbidden=CLINIC | {"support"}), json={"autopay_enabled": True}),
     Row("GET", "/v1/patients/{patient_id}/billing-settings/effective",
