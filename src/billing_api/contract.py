@@ -39,6 +39,8 @@ TAGS: list[dict[str, str]] = [
     {"name": "team", "description": "A provider's team: role presets, invitations by email, acceptance."},
     {"name": "reports", "description": "Billing reports of a provider."},
     {"name": "invoices", "description": "Invoices of a provider and the payments recorded on bills."},
+    {"name": "access log", "description": "Who saw a patient's billing data, when, from where and on whose behalf "
+                                          "(the access log health-privacy law asks for)."},
     {"name": "events", "description": "The integrators' durable events feed: bills, payments, AutoPay outcomes, "
                                       "invitations and access changes, each seen by whoever may see its subject."},
     {"name": "billing automation",

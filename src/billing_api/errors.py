@@ -218,6 +218,8 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "payment_method_not_found": (404, "No such payment method for the patient."),
     "automation_not_configured": (422, "The company has no billing automation settings yet."),
     "run_date_in_future": (422, "A run cannot be for a date that has not started in the company's time zone."),
+    "access_log_forbidden": (403, "The patient's access log is for company administrators and the patient's "
+                                  "providers."),
     # Integrators.
     "idempotency_key_reused": (422, "The `Idempotency-Key` was used for another request (method, path or body)."),
     "idempotency_key_in_progress": (409, "A request with this `Idempotency-Key` is still running; retry shortly."),

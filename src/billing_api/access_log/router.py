@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["access log"])
 
 
 @router.get("/patients/{patient_id}/access-log", response_model=AccessLogPage,
-            responses=problem_responses(401, 403, 404, 422))
+            summary="Who saw this patient's billing data", responses=problem_responses(401, 403, 404, 422))
 async def get_patient_access_log(patient_id: uuid.UUID, session: Session, actor: CurrentActor, scope: BillsView,
                                  paging: Paging) -> AccessLogPage:
     """Who saw this patient's billing data, when, from where and on whose behalf, newest first. Company
