@@ -285,7 +285,13 @@ def start_server(url: str, port: int) -> subprocess.Popen:
            "BILLING_API_ARGON2_PARALLELISM": "1"}
     billing_api = Path(sys.executable).with_name("billing-api")
     return subprocess.Popen([str(billing_api), "serve", "--port", str(port), "--workers", "2", "--log-level",
-                             "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "warning"], env=env, stdout=subprocess.DEVNULL, stderr=server_log())
+
+
+def server_log():
+    """The server's log (errors only, at level warning): a file named by BENCH_SERVER_LOG, or nowhere."""
+    path = os.environ.get("BENCH_SERVER_LOG")
+    return open(path, "ab") if path else subprocess.DEVNULL
 
 
 async def wait_ready(base: str) -> None:

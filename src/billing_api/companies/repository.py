@@ -14,7 +14,7 @@ from billing_api.models import Company
 async def get_company(session: AsyncSession, company_id: uuid.UUID, *, for_update: bool = False) -> Company | None:
     statement = select(Company).where(Company.id == company_id)
     if for_update:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update(key_share=True)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -47,6 +47,6 @@ async def lock_companies(session: AsyncSession, company_ids: Sequence[uuid.UUID]
     """Lock the rows (in id order, so two requests locking the same pair never deadlock) and re-read them."""
     statement = (
         select(Company).where(Company.id.in_(company_ids)).order_by(Company.id)
-        .with_for_update().execution_options(populate_existing=True)
+        .with_for_update(key_share=True).execution_options(populate_existing=True)
     )
     return {company.id: company for company in (await session.execute(statement)).scalars()}

@@ -224,6 +224,8 @@ async def segregation_losses(
 
 
 async def lock_company(session: AsyncSession, company_id: uuid.UUID) -> Company | None:
-    return (await session.execute(select(Company).where(Company.id == company_id).with_for_update())).scalar_one_or_none()
+    # FOR NO KEY UPDATE: see identity.repository.get_user_for_update.
+    statement = select(Company).where(Company.id == company_id).with_for_update(key_share=True)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 

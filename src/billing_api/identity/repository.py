@@ -26,7 +26,10 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 async def get_user_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     """Lock the row and re-read it: the request may hold the user already (the caller, say), and a change
     made on the stale copy would overwrite a concurrent one (two token_version bumps becoming one)."""
-    statement = select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+    # FOR NO KEY UPDATE (key_share): the foreign-key checks of inserts that reference the user (audit and access
+    # log rows, inserted under the hash chain's lock) must not wait for this lock; waiting deadlocked.
+    statement = (select(User).where(User.id == user_id).with_for_update(key_share=True)
+                 .execution_options(populate_existing=True))
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -112,7 +115,7 @@ def _member_counts() -> tuple:
 async def get_group(session: AsyncSession, group_id: uuid.UUID, *, for_update: bool = False) -> Group | None:
     statement = select(Group).where(Group.id == group_id)
     if for_update:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
+        statement = statement.with_for_update(key_share=True).execution_options(populate_existing=True)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
