@@ -50,14 +50,16 @@ REVOCATION_KINDS = ("list_save", "group_removal", "deactivation")
 class Tally:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
-    transport_errors: int = 0
+    transport_errors: dict[str, int] = field(default_factory=dict)  # exception class -> count (no response)
     outcomes: dict[str, int] = field(default_factory=dict)  # "operation status" -> count
     unexpected: dict[str, int] = field(default_factory=dict)
 
-    def record(self, started: float, response: httpx.Response | None, operation: str, expected: tuple[int, ...]):
+    def record(self, started: float, response: httpx.Response | httpx.TransportError, operation: str,
+               expected: tuple[int, ...]):
         self.latencies.append(time.perf_counter() - started)
-        if response is None:
-            self.transport_errors += 1
+        if isinstance(response, httpx.TransportError):
+            kind = f"{operation}: {type(response).__name__}"
+            self.transport_errors[kind] = self.transport_errors.get(kind, 0) + 1
             return
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
         key = f"{operation} {response.status_code}"
@@ -91,8 +93,9 @@ async def request(client: httpx.AsyncClient, tally: Tally, operation: str, metho
     started = time.perf_counter()
     try:
         response = await client.request(method, url, **kwargs)
-    except httpx.TransportError:
-        response = None
+    except httpx.TransportError as error:
+        tally.record(started, error, operation, expected)
+        return None
     tally.record(started, response, operation, expected)
     return response
 
@@ -306,13 +309,15 @@ async def run_level(base: str, conn: asyncpg.Connection, clients: int, seconds: 
             finals[provider_id] = {"version": final["version"],
                                    "users": sorted(e["user_id"] for e in final["entries"] if e["user_id"])}
     total = len(tally.latencies)
-    server_errors = sum(n for status, n in tally.statuses.items() if status >= 500) + tally.transport_errors
+    server_errors = (sum(n for status, n in tally.statuses.items() if status >= 500)
+                     + sum(tally.transport_errors.values()))
     return {
         "clients": clients, "seconds": round(elapsed, 1), "requests": total, "rps": round(total / elapsed, 1),
         "p50_ms": round(percentile(tally.latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(tally.latencies, 0.99) * 1000, 2),
         "server_errors": server_errors, "error_rate": round(server_errors / max(total, 1), 5),
-        "unexpected_statuses": tally.unexpected, "statuses": dict(sorted(tally.statuses.items())),
+        "unexpected_statuses": tally.unexpected, "transport_errors": tally.transport_errors,
+        "statuses": dict(sorted(tally.statuses.items())),
         "list_saves": len(saves), "list_save_conflicts": tally.outcomes.get("list save 409", 0),
         "revocations": sum(c.revocations for c in cells),
         "reads_after_revocation": sum(c.reads_after_revocation for c in cells),

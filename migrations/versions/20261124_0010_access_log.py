@@ -23,10 +23,11 @@ down_revision: str | None = "0009"
 branch_labels = None
 depends_on = None
 
-# pg_advisory_xact_lock key of both chains: one lock, so no two inserters can deadlock over them.
-CHAIN_LOCK_KEY = 80_010
-
-CHAINED = ("audit_event", "access_log")
+# Per table: how many chains, and the first key of pg_advisory_xact_lock(key, chain_id) for them. The audit
+# events are inserted at commit, after any access-log row, so a transaction takes its chain locks in one order
+# (access log, then audit) and two transactions cannot deadlock over them.
+ACCESS_LOG_CHAINS = 16
+CHAINED = {"audit_event": (1, 80_010), "access_log": (ACCESS_LOG_CHAINS, 80_011)}
 
 FUNCTIONS = ["""
 CREATE FUNCTION chain_hash(prev bytea, r anyelement) RETURNS bytea
@@ -39,13 +40,32 @@ LANGUAGE sql STABLE SET "TimeZone" = 'UTC' AS $$
 $$""", f"""
 CREATE FUNCTION chain_link() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    chains int := TG_ARGV[0]::int;
+    lock_key int := TG_ARGV[1]::int;
+    chosen_setting text := 'billing_api.chain_of_' || TG_TABLE_NAME;
+    chosen text := current_setting(chosen_setting, true);
     last_seq bigint;
     last_hash bytea;
 BEGIN
-    -- Held until commit: the next inserter reads this row as its predecessor only once it is committed.
-    PERFORM pg_advisory_xact_lock({CHAIN_LOCK_KEY});
-    EXECUTE format('SELECT chain_seq, row_hash FROM %I.%I ORDER BY chain_seq DESC LIMIT 1',
-                   TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO last_seq, last_hash;
+    -- The lock is held until commit: the next inserter into the chain reads this row as its predecessor only
+    -- once it is committed. A transaction's first insert takes the first free chain, starting from one of its
+    -- own, and waits for that one only when all are taken; later inserts keep it (transaction-local setting).
+    IF coalesce(chosen, '') = '' THEN
+        FOR offset_ IN 0 .. chains - 1 LOOP
+            IF pg_try_advisory_xact_lock(lock_key, (pg_backend_pid() + offset_) % chains) THEN
+                chosen := (pg_backend_pid() + offset_) % chains;
+                EXIT;
+            END IF;
+        END LOOP;
+        IF coalesce(chosen, '') = '' THEN
+            chosen := pg_backend_pid() % chains;
+            PERFORM pg_advisory_xact_lock(lock_key, chosen::int);
+        END IF;
+        PERFORM set_config(chosen_setting, chosen, true);
+    END IF;
+    NEW.chain_id := chosen::smallint;
+    EXECUTE format('SELECT chain_seq, row_hash FROM %I.%I WHERE chain_id = $1 ORDER BY chain_seq DESC LIMIT 1',
+                   TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW.chain_id INTO last_seq, last_hash;
     NEW.chain_seq := coalesce(last_seq, 0) + 1;
     NEW.prev_hash := last_hash;
     NEW.row_hash := chain_hash(last_hash, NEW);
@@ -66,7 +86,7 @@ DECLARE
 BEGIN
     FOR r IN SELECT id FROM audit_event ORDER BY created_at, id LOOP
         n := n + 1;
-        UPDATE audit_event SET chain_seq = n, prev_hash = prev WHERE id = r.id;
+        UPDATE audit_event SET chain_id = 0, chain_seq = n, prev_hash = prev WHERE id = r.id;
         UPDATE audit_event a SET row_hash = chain_hash(prev, a) WHERE id = r.id RETURNING row_hash INTO prev;
     END LOOP;
 END $$;
@@ -75,6 +95,7 @@ END $$;
 
 def _chain_columns(nullable: bool) -> list[sa.Column]:
     return [
+        sa.Column("chain_id", sa.SmallInteger(), nullable=nullable),
         sa.Column("chain_seq", sa.BigInteger(), nullable=nullable),
         sa.Column("prev_hash", sa.LargeBinary(), nullable=True),
         sa.Column("row_hash", sa.LargeBinary(), nullable=nullable),
@@ -87,9 +108,9 @@ def upgrade() -> None:
     for column in _chain_columns(nullable=True):
         op.add_column("audit_event", column)
     op.execute(BACKFILL)
-    op.alter_column("audit_event", "chain_seq", nullable=False)
-    op.alter_column("audit_event", "row_hash", nullable=False)
-    op.create_unique_constraint(op.f("uq_audit_event_chain_seq"), "audit_event", ["chain_seq"])
+    for name in ("chain_id", "chain_seq", "row_hash"):
+        op.alter_column("audit_event", name, nullable=False)
+    op.create_unique_constraint(op.f("uq_audit_event_chain_id_chain_seq"), "audit_event", ["chain_id", "chain_seq"])
 
     op.create_table(
         "access_log",
@@ -109,15 +130,15 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["actor_id"], ["app_user.id"], name=op.f("fk_access_log_actor_id_app_user"),
                                 ondelete="RESTRICT"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log")),
-        sa.UniqueConstraint("chain_seq", name=op.f("uq_access_log_chain_seq")),
+        sa.UniqueConstraint("chain_id", "chain_seq", name=op.f("uq_access_log_chain_id_chain_seq")),
     )
     op.create_index("ix_access_log_patient_ids", "access_log", ["patient_ids"], unique=False,
                     postgresql_using="gin")
     op.create_index("ix_access_log_actor_created", "access_log", ["actor_id", "created_at", "id"], unique=False)
 
-    for table in CHAINED:
+    for table, (chains, lock_key) in CHAINED.items():
         op.execute(f"CREATE TRIGGER {table}_chain BEFORE INSERT ON {table} "
-                   "FOR EACH ROW EXECUTE FUNCTION chain_link()")
+                   f"FOR EACH ROW EXECUTE FUNCTION chain_link({chains}, {lock_key})")
         op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
                    "FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()")
 
@@ -129,8 +150,8 @@ def downgrade() -> None:
     op.drop_index("ix_access_log_actor_created", table_name="access_log")
     op.drop_index("ix_access_log_patient_ids", table_name="access_log")
     op.drop_table("access_log")
-    op.drop_constraint(op.f("uq_audit_event_chain_seq"), "audit_event", type_="unique")
-    for name in ("row_hash", "prev_hash", "chain_seq"):
+    op.drop_constraint(op.f("uq_audit_event_chain_id_chain_seq"), "audit_event", type_="unique")
+    for name in ("row_hash", "prev_hash", "chain_seq", "chain_id"):
         op.drop_column("audit_event", name)
     for function in ("refuse_change()", "chain_link()", "chain_hash(bytea, anyelement)"):
         op.execute(f"DROP FUNCTION {function}")

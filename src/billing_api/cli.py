@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import json
 import os
@@ -172,8 +173,10 @@ def cmd_verify_audit(args: argparse.Namespace, settings: Settings) -> None:
 
     reports = asyncio.run(_in_session(settings, verify_chains))
     for report in reports:
-        print(json.dumps({"table": report.table, "ok": report.ok, "rows": report.rows, "head_seq": report.head_seq,
-                          "head_hash": report.head_hash, "broken_at": report.broken_at, "problem": report.problem}))
+        print(json.dumps({"table": report.table, "ok": report.ok, "rows": report.rows,
+                          "heads": [dataclasses.asdict(head) for head in report.heads],
+                          "broken_chain": report.broken_chain, "broken_at": report.broken_at,
+                          "problem": report.problem}))
     if not all(report.ok for report in reports):
         raise SystemExit(1)
 
@@ -229,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser(
         "verify-audit", help="verify the hash chains of the audit events and the access log",
-        description="Walk both append-only hash chains (audit_event, access_log); print one JSON line per chain "
-        "(rows, head hash to keep elsewhere, first broken link) and exit 1 if either is broken.",
+        description="Walk the append-only hash chains of audit_event (one chain) and access_log (several); print "
+        "one JSON line per table (rows, each chain's head to keep elsewhere, the first broken link) and exit 1 "
+        "if any chain is broken.",
     )
     verify.set_defaults(func=cmd_verify_audit)
 

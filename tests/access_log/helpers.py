@@ -14,7 +14,8 @@ AGENT = {"User-Agent": "access-log-test/1.0"}
 
 
 async def entries_of(session: AsyncSession, actor_id: uuid.UUID) -> list[AccessLogEntry]:
-    statement = select(AccessLogEntry).where(AccessLogEntry.actor_id == actor_id).order_by(AccessLogEntry.chain_seq)
+    statement = (select(AccessLogEntry).where(AccessLogEntry.actor_id == actor_id)
+                 .order_by(AccessLogEntry.created_at, AccessLogEntry.chain_id, AccessLogEntry.chain_seq))
     return list((await session.execute(statement)).scalars())
 
 

@@ -37,6 +37,11 @@ async def fill(client, factory, session, reads: int = 3) -> None:
     await session.commit()  # audit events are inserted at commit (a savepoint of the test's transaction)
 
 
+async def own_chain(session, table: str) -> int:
+    """The chain this transaction's rows of `table` went into (each transaction keeps to one)."""
+    return int((await session.execute(text(f"SELECT current_setting('billing_api.chain_of_{table}')"))).scalar_one())
+
+
 async def tamper(session, statement: str, **params) -> None:
     """What a superuser can do: switch off the triggers for the session."""
     await session.execute(text("SET session_replication_role = replica"))
@@ -59,10 +64,15 @@ async def test_the_database_refuses_changes(client, factory, session, table, cha
 async def test_a_clean_chain_verifies_and_links_each_row_to_the_previous(client, factory, session):
     await fill(client, factory, session)
     for report in await verify_chains(session):
-        assert report.ok and report.rows >= 3 and report.head_seq == report.rows, report
-        assert len(report.head_hash) == 64
-    rows = (await session.execute(text("SELECT chain_seq, prev_hash, row_hash FROM access_log ORDER BY chain_seq"))).all()
-    assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
+        assert report.ok and report.rows >= 3 and sum(head.seq for head in report.heads) == report.rows, report
+        assert all(len(head.hash) == 64 for head in report.heads)
+    audit = await verify_chain(session, "audit_event")
+    assert [head.chain_id for head in audit.heads] == [0]  # the audit events are one chain
+    chain = await own_chain(session, "access_log")
+    rows = (await session.execute(text(
+        "SELECT chain_seq, prev_hash, row_hash FROM access_log WHERE chain_id = :chain ORDER BY chain_seq"),
+        {"chain": chain})).all()
+    assert len(rows) >= 3 and [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
     assert rows[0].prev_hash is None
     assert all(later.prev_hash == earlier.row_hash for earlier, later in itertools.pairwise(rows))
 
@@ -70,9 +80,11 @@ async def test_a_clean_chain_verifies_and_links_each_row_to_the_previous(client,
 @pytest.mark.parametrize("table", CHAINED_TABLES)
 async def test_an_altered_row_is_found(client, factory, session, table):
     await fill(client, factory, session)
-    await tamper(session, f"UPDATE {table} SET created_at = created_at - interval '1 day' WHERE chain_seq = 2")
+    chain = await own_chain(session, table)
+    await tamper(session, f"UPDATE {table} SET created_at = created_at - interval '1 day' "
+                          "WHERE chain_id = :chain AND chain_seq = 2", chain=chain)
     report = await verify_chain(session, table)
-    assert (report.broken_at, report.problem) == (2, "altered_row")
+    assert (report.broken_chain, report.broken_at, report.problem) == (chain, 2, "altered_row")
 
 
 async def test_a_rehashed_row_breaks_the_next_link(client, factory, session):
@@ -81,20 +93,48 @@ async def test_a_rehashed_row_breaks_the_next_link(client, factory, session):
     await tamper(session, "UPDATE audit_event SET action = 'nothing.happened' WHERE chain_seq = 2")
     await tamper(session, "UPDATE audit_event a SET row_hash = chain_hash(prev_hash, a) WHERE chain_seq = 2")
     report = await verify_chain(session, "audit_event")
-    assert (report.broken_at, report.problem) == (3, "broken_link")
+    assert (report.broken_chain, report.broken_at, report.problem) == (0, 3, "broken_link")
 
 
 @pytest.mark.parametrize("table", CHAINED_TABLES)
 async def test_a_removed_row_is_found(client, factory, session, table):
     await fill(client, factory, session)
-    await tamper(session, f"DELETE FROM {table} WHERE chain_seq = 2")
+    chain = await own_chain(session, table)
+    await tamper(session, f"DELETE FROM {table} WHERE chain_id = :chain AND chain_seq = 2", chain=chain)
     report = await verify_chain(session, table)
-    assert (report.broken_at, report.problem) == (3, "missing_rows")
+    assert (report.broken_chain, report.broken_at, report.problem) == (chain, 3, "missing_rows")
 
 
-async def test_concurrent_reads_keep_one_unbroken_chain(live):
-    """Real commits from many requests at once (the pool's connections in parallel): no fork, no gap, and
-    `billing-api verify-audit` agrees."""
+async def test_concurrent_readers_take_separate_chains_and_do_not_wait(live):
+    """The log's point of several chains: two open transactions that have each logged a read do not wait for
+    each other (under one chain the second insert would wait for the first's commit: here, a lock timeout)."""
+    _, factory = live
+    world = await build_world(factory, segregated=False)
+    await factory.session.commit()
+    insert = text("""INSERT INTO access_log (id, actor_id, route, surface, permission, provider_ids, patient_ids,
+                     grants, record_count) VALUES (gen_random_uuid(), :actor, '/test', 'test', 'bills:view',
+                     '{}', '{}', '[]', 0)""")
+    engine = factory.session.bind
+    async with engine.connect() as first, engine.connect() as second:
+        chains = []
+        for connection in (first, second):
+            await connection.execute(text("SET LOCAL lock_timeout = '3s'"))
+            await connection.execute(insert, {"actor": world.owner.id})
+            chains.append(int((await connection.execute(
+                text("SELECT current_setting('billing_api.chain_of_access_log')"))).scalar_one()))
+            await connection.execute(insert, {"actor": world.owner.id})  # a second row stays in the same chain
+        assert chains[0] != chains[1]
+        rows = (await first.execute(text(
+            "SELECT chain_id FROM access_log WHERE route = '/test' AND actor_id = :actor"),
+            {"actor": world.owner.id})).scalars().all()
+        assert rows == [chains[0]] * 2
+        await first.rollback()
+        await second.rollback()
+
+
+async def test_concurrent_reads_keep_unbroken_chains(live):
+    """Real commits from many requests at once (the pool's connections in parallel): spread over chains, no
+    fork, no gap in any, and `billing-api verify-audit` agrees."""
     http, factory = live
     world = await build_world(factory, segregated=False)
     await factory.session.commit()
@@ -107,8 +147,11 @@ async def test_concurrent_reads_keep_one_unbroken_chain(live):
 
     responses = await asyncio.gather(*(read(n) for n in range(40)))
     assert [r.status_code for r in responses] == [200] * 40
-    seqs = (await factory.session.execute(text("SELECT chain_seq FROM access_log ORDER BY chain_seq"))).scalars().all()
-    assert len(seqs) == before + 40 and seqs == list(range(1, len(seqs) + 1))
+    links = (await factory.session.execute(text(
+        "SELECT chain_id, array_agg(chain_seq ORDER BY chain_seq) FROM access_log GROUP BY chain_id"))).all()
+    assert sum(len(seqs) for _, seqs in links) == before + 40
+    assert all(seqs == list(range(1, len(seqs) + 1)) for _, seqs in links)
+    assert len(links) >= 2  # 40 requests at once over the pool's connections did not all queue on one chain
     for report in await verify_chains(factory.session):
         assert report.ok, report
     await factory.session.commit()
@@ -123,7 +166,7 @@ async def test_concurrent_reads_keep_one_unbroken_chain(live):
     lines = out.decode().splitlines()
     assert [line.split('"table": ')[1].split(",")[0] for line in lines] == ['"audit_event"', '"access_log"']
     assert all('"ok": true' in line for line in lines)
-    assert f'"rows": {len(seqs)},' in lines[1]
+    assert f'"rows": {before + 40},' in lines[1]
 
 
 async def test_the_migration_chains_the_audit_events_already_there(connection):

@@ -23,6 +23,7 @@ from sqlalchemy import (
     null,
     select,
     text,
+    tuple_,
     union,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
@@ -107,24 +108,35 @@ async def list_for_patient(
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[tuple[AccessLogEntry, str]]:
     """Entries that show the patient (only those showing `provider_id`'s data, when given), newest first,
-    limit + 1. Newest is the chain's order (commit order; requests in one instant share `created_at`): the
-    cursor's row id names the place in it."""
+    limit + 1. Newest by transaction time; requests of one transaction share it and one chain, so ties go by
+    chain and place in it. The cursor's row id names the place."""
     statement = _for_patient(patient_id, provider_id)
+    order = (AccessLogEntry.created_at, AccessLogEntry.chain_id, AccessLogEntry.chain_seq)
     if after is not None:
-        place = select(AccessLogEntry.chain_seq).where(AccessLogEntry.id == after[1]).scalar_subquery()
-        statement = statement.where(AccessLogEntry.chain_seq < place)
-    statement = statement.order_by(AccessLogEntry.chain_seq.desc()).limit(limit + 1)
+        place = select(*order).where(AccessLogEntry.id == after[1])
+        statement = statement.where(tuple_(*order) < place.scalar_subquery())
+    statement = statement.order_by(*(key.desc() for key in order)).limit(limit + 1)
     return [(entry, name) for entry, name in (await session.execute(statement)).all()]
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    chain_id: int
+    seq: int
+    hash: str
 
 
 @dataclass(frozen=True)
 class ChainReport:
     table: str
     rows: int
-    head_seq: int | None
-    head_hash: str | None
-    # The first link that does not hold: its chain_seq and what is wrong (`missing_rows` before it, `broken_link`:
-    # prev_hash is not the previous row's hash, `altered_row`: the row's content no longer gives its hash).
+    # The last link of each chain. Keep them somewhere else (a daily copy): rows cut from the end of a chain,
+    # or a whole chain removed, show only against an older copy of the heads.
+    heads: list[ChainHead]
+    # The first link that does not hold: its chain, chain_seq and what is wrong (`missing_rows` before it,
+    # `broken_link`: prev_hash is not the previous row's hash, `altered_row`: the row's content no longer gives
+    # its hash).
+    broken_chain: int | None = None
     broken_at: int | None = None
     problem: str | None = None
 
@@ -134,29 +146,29 @@ class ChainReport:
 
 
 async def verify_chain(session: AsyncSession, table: str) -> ChainReport:
-    """Walk one chain in chain_seq order in one statement and report the first broken link."""
+    """Walk every chain of one table in chain_seq order in one statement and report the first broken link."""
     if table not in CHAINED_TABLES:
         raise ValueError(f"not a chained table: {table}")
     first_broken = text(f"""
-        SELECT chain_seq,
+        SELECT chain_id, chain_seq,
                CASE WHEN chain_seq <> coalesce(before_seq, 0) + 1 THEN 'missing_rows'
                     WHEN prev_hash IS DISTINCT FROM before_hash THEN 'broken_link'
                     ELSE 'altered_row' END
-          FROM (SELECT t.chain_seq, t.prev_hash, t.row_hash, chain_hash(t.prev_hash, t) AS recomputed,
+          FROM (SELECT t.chain_id, t.chain_seq, t.prev_hash, t.row_hash, chain_hash(t.prev_hash, t) AS recomputed,
                        lag(t.chain_seq) OVER w AS before_seq, lag(t.row_hash) OVER w AS before_hash
-                  FROM {table} t WINDOW w AS (ORDER BY t.chain_seq)) links
+                  FROM {table} t WINDOW w AS (PARTITION BY t.chain_id ORDER BY t.chain_seq)) links
          WHERE chain_seq <> coalesce(before_seq, 0) + 1 OR prev_hash IS DISTINCT FROM before_hash
             OR row_hash IS DISTINCT FROM recomputed
-         ORDER BY chain_seq LIMIT 1
+         ORDER BY chain_id, chain_seq LIMIT 1
     """)
-    head = text(f"""
-        SELECT (SELECT count(*) FROM {table}), chain_seq, encode(row_hash, 'hex')
-          FROM (SELECT 1) one LEFT JOIN LATERAL (
-               SELECT chain_seq, row_hash FROM {table} ORDER BY chain_seq DESC LIMIT 1) last ON true
+    heads = text(f"""
+        SELECT DISTINCT ON (chain_id) chain_id, chain_seq, encode(row_hash, 'hex')
+          FROM {table} ORDER BY chain_id, chain_seq DESC
     """)
-    rows, head_seq, head_hash = (await session.execute(head)).one()
+    rows = (await session.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+    head_list = [ChainHead(*head) for head in (await session.execute(heads)).all()]
     broken = (await session.execute(first_broken)).first()
-    return ChainReport(table, int(rows), head_seq, head_hash, *(broken or (None, None)))
+    return ChainReport(table, int(rows), head_list, *(broken or (None, None, None)))
 
 
 async def verify_chains(session: AsyncSession) -> list[ChainReport]:

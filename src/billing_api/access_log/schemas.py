@@ -33,7 +33,8 @@ class AccessLogEntryRead(ReadModel):
     record_count: int
     client_address: str | None
     user_agent: str | None
-    chain_seq: int
+    chain_id: int = Field(description="Which of the log's hash chains holds the entry.")
+    chain_seq: int = Field(description="The entry's place in its chain.")
 
 
 class AccessLogPage(Page[AccessLogEntryRead]):

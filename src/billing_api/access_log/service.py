@@ -85,7 +85,7 @@ def _read(entry: AccessLogEntry, actor_name: str, narrowed_to: uuid.UUID | None)
         id=entry.id, created_at=entry.created_at, actor_id=entry.actor_id, actor_name=actor_name, route=entry.route,
         surface=entry.surface, permission=entry.permission, provider_ids=providers, grants=grants,
         record_count=entry.record_count, client_address=entry.client_address, user_agent=entry.user_agent,
-        chain_seq=entry.chain_seq,
+        chain_id=entry.chain_id, chain_seq=entry.chain_seq,
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +33,7 @@ class AccessLogEntry(IdMixin, CreatedAtMixin, ChainMixin, Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
 
     __table_args__ = (
+        UniqueConstraint("chain_id", "chain_seq"),
         # "Who saw this patient's billing data": entries whose patient array holds the patient.
         Index("ix_access_log_patient_ids", "patient_ids", postgresql_using="gin"),
         Index("ix_access_log_actor_created", "actor_id", "created_at", "id"),

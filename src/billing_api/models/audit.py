@@ -3,7 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, FetchedValue, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -11,11 +20,12 @@ from billing_api.models.base import Base, CreatedAtMixin, IdMixin
 
 
 class ChainMixin:
-    """A link of a hash chain (migration 0010): the database's insert trigger sets all three under one
+    """A link of a hash chain (migration 0010): the database's insert trigger sets all four under the chain's
     transaction-scoped lock, and refuses UPDATE, DELETE and TRUNCATE. `row_hash` = sha256(prev_hash hex ||
-    the row's content, see `chain_content()`), so an altered or removed row breaks every later link."""
+    the row's content as JSON), so an altered or removed row breaks every later link of its chain."""
 
-    chain_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True, server_default=FetchedValue())
+    chain_id: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=FetchedValue())
+    chain_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=FetchedValue())
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary, server_default=FetchedValue())
     row_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, server_default=FetchedValue())
 
@@ -38,6 +48,7 @@ class AuditEvent(IdMixin, CreatedAtMixin, ChainMixin, Base):
     client_address: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
+        UniqueConstraint("chain_id", "chain_seq"),
         Index("ix_audit_event_actor_action_created", "actor_id", "action", "created_at"),
         Index("ix_audit_event_company_created", "company_id", "created_at", "id"),
         Index("ix_audit_event_target_created", "target_id", "created_at", "id"),
