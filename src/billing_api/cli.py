@@ -26,6 +26,11 @@ DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
 # uvicorn restarts a worker that does not answer its supervisor within this time; its default (5 s) is shorter
 # than a worker's start on a busy machine, which then restarts workers forever.
 WORKER_HEALTHCHECK_SECONDS = 60
+# How long an idle keep-alive connection stays open. uvicorn's default (5 s) equals httpx's and many clients'
+# own idle expiry, so a client can send on a connection in the instant the server closes it (ReadError at the
+# client; bench/load.py saw it at 128 clients). Longer than the client's, and than a load balancer's usual 60 s
+# idle timeout, so the client or the balancer is always the side that closes.
+KEEP_ALIVE_SECONDS = 65
 
 
 def openapi_document() -> str:
@@ -148,7 +153,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     # Our middleware writes one access line per request (with the request id), so uvicorn's own is off.
     uvicorn.run("billing_api.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_config=logs.logging_config(settings), access_log=False,
-                proxy_headers=True, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+                proxy_headers=True, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
 
 
 def _share_metrics_between_workers() -> None:
