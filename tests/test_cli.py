@@ -1,5 +1,6 @@
 """The `billing-api` command line and the demo data set."""
 
+import asyncio
 import json
 import sys
 from importlib.metadata import entry_points
@@ -84,3 +85,26 @@ async def test_demo_loader_is_idempotent(session, settings, client):
     assert login.status_code == 200, login.text
     me = await client.get("/v1/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
     assert len(me.json()["reachable_companies"]) == 5
+
+
+@pytest.mark.parametrize(("name", "time_zone", "message"), [
+    ("Clinic", "Mars/Olympus_Mons", "unknown IANA time zone"),
+    (" ", "UTC", "pattern"),
+])
+def test_create_company_refuses_what_the_api_refuses(settings, name, time_zone, message):
+    arguments = cli.build_parser().parse_args(["create-company", "--name", name, "--time-zone", time_zone])
+    with pytest.raises(SystemExit) as exit_:
+        cli.cmd_create_company(arguments, settings)
+    assert message in str(exit_.value.code)
+
+
+async def test_create_company_under_a_child_is_a_message_not_a_traceback(live, settings):
+    _, factory = live
+    parent = await factory.company(name="Parent for the CLI")
+    child = await factory.company(name="Child for the CLI", parent=parent)
+    await factory.session.commit()
+    url = factory.session.bind.engine.url.render_as_string(hide_password=False)
+    arguments = cli.build_parser().parse_args(["create-company", "--name", "Grandchild", "--parent-id", str(child.id)])
+    with pytest.raises(SystemExit) as exit_:
+        await asyncio.to_thread(cli.cmd_create_company, arguments, settings.model_copy(update={"database_url": url}))
+    assert "Child for the CLI is a child company" in str(exit_.value.code)

@@ -87,13 +87,24 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_create_company(args: argparse.Namespace, settings: Settings) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
     from billing_api.companies import repository
+    from billing_api.companies.schemas import CompanyName, TimeZone
     from billing_api.identity.bootstrap import ensure_company
+
+    try:  # the API's own rules for a name and an IANA zone (the nightly run reads the zone)
+        TypeAdapter(CompanyName).validate_python(args.name)
+        TypeAdapter(TimeZone).validate_python(args.time_zone)
+    except ValidationError as error:
+        raise SystemExit("; ".join(problem["msg"] for problem in error.errors())) from None
 
     async def work(session: AsyncSession) -> str:
         parent = await repository.get_company(session, args.parent_id) if args.parent_id else None
         if args.parent_id and parent is None:
             raise SystemExit(f"no company with id {args.parent_id}")
+        if parent is not None and parent.parent_id is not None:
+            raise SystemExit(f"{parent.name} is a child company and cannot have children (one level only)")
         company = await ensure_company(session, args.name, time_zone=args.time_zone, parent=parent)
         return str(company.id)
 
