@@ -150,6 +150,8 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "account_type_forbidden": (403, "Only a company administrator may create or change administrators."),
     "permission_grant_forbidden": (403, "Permissions the caller does not hold cannot be granted."),
     "assignment_grant_forbidden": (403, "Companies the caller does not reach cannot be given."),
+    "group_on_delegation_list": (403, "Members join a group named on delegation lists only by someone who manages "
+                                      "those lists."),
     "username_taken": (409, "The username is in use."),
     "email_taken": (409, "The email is in use."),
     "group_name_taken": (409, "The company has a group of that name."),

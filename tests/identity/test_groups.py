@@ -1,10 +1,12 @@
 """Groups: create, list, get with member counts, rename, role permissions, members, and /v1/me."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from billing_api.models import UserStatus
+from billing_api.models import DelegationEntry, UserStatus
+from tests.authz.world import build_world
 from tests.helpers import ADMIN, SUPPORT, assert_problem, count
 
 
@@ -236,3 +238,35 @@ async def test_an_editor_cannot_gain_a_role_by_joining_its_group(client, factory
     admin = await factory.user(company, account_type=ADMIN)
     assert (await client.put(f"/v1/groups/{managers.id}/members", json={"user_ids": [str(colleague.id)]},
                              headers=factory.headers(admin))).status_code == 200
+
+
+async def test_members_join_a_listed_group_only_through_someone_who_manages_its_lists(client, factory, session):
+    """Joining a group named on a delegation list hands over that list's entry: adding members changes who sees
+    the provider's bills, so it takes someone who may manage the list (rule 7). Removing members grants nothing,
+    and a group named only by expired entries grants nothing either."""
+    world = await build_world(factory, segregated=True)
+    editor, manager = world.users["admin_one"], world.users["admin_both"]
+    url = f"/v1/groups/{world.group_id}/members"
+    bill_url = f"/v1/bills/{world.insured_bill.id}"
+    current = [str(world.users["group_delegate"].id)]
+    joining = [*current, str(editor.id)]
+    events = await count(session, "audit_event", "action = 'group.members_set'")
+
+    body = assert_problem(await client.put(url, json={"user_ids": joining}, headers=factory.headers(editor)),
+                          403, "group_on_delegation_list")
+    assert body["provider_ids"] == [str(world.owner.id)]
+    assert await count(session, "group_member", "group_id = :g", g=world.group_id) == 1
+    assert await count(session, "audit_event", "action = 'group.members_set'") == events
+    assert (await client.get(bill_url, headers=factory.headers(editor))).status_code == 404
+
+    assert (await client.put(url, json={"user_ids": joining}, headers=factory.headers(manager))).status_code == 200
+    assert (await client.get(bill_url, headers=factory.headers(editor))).status_code == 200
+    assert (await client.put(url, json={"user_ids": current}, headers=factory.headers(editor))).status_code == 200
+    assert (await client.get(bill_url, headers=factory.headers(editor))).status_code == 404
+
+    former = await factory.group(world.clinic, name="Former clerks")
+    session.add(DelegationEntry(id=uuid.uuid4(), provider_id=world.owner.id, group_id=former.id, role="custom",
+                                permissions=["bills:view"], expires_at=datetime.now(UTC) - timedelta(days=1)))
+    await session.flush()
+    assert (await client.put(f"/v1/groups/{former.id}/members", json={"user_ids": [str(editor.id)]},
+                             headers=factory.headers(editor))).status_code == 200

@@ -115,6 +115,13 @@ async def names_user(session: AsyncSession, provider_id: uuid.UUID, user_id: uui
     return bool((await session.execute(select(_naming(provider_id, user_id).exists()))).scalar_one())
 
 
+async def providers_naming_group(session: AsyncSession, group_id: uuid.UUID) -> list[User]:
+    """Providers whose list has a live (unexpired) entry naming the group: what joining the group grants."""
+    statement = select(User).where(User.id.in_(
+        select(DelegationEntry.provider_id).where(DelegationEntry.group_id == group_id, entry_is_live())))
+    return list((await session.execute(statement.order_by(User.id))).scalars())
+
+
 def _no_id():
     # A typed NULL: PostgreSQL cannot match an untyped NULL (text) with the uuid columns of the other branches.
     return cast(null(), UUID(as_uuid=True))

@@ -14,8 +14,14 @@ from billing_api.auth.passwords import check_new_password, hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import Permission
-from billing_api.authz.policies import may_administer_users, may_grant_company_access, may_view_company
+from billing_api.authz.policies import (
+    may_administer_users,
+    may_grant_company_access,
+    may_manage_list,
+    may_view_company,
+)
 from billing_api.config import Settings
+from billing_api.delegation import repository as delegation_repository
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.schemas import GroupMembersChanged, UserDeactivated, UserReactivated
 from billing_api.events.service import emit
@@ -244,6 +250,14 @@ async def set_group_members(
             lacking = sorted(str(c) for c in companies - actor.reached_company_ids)
             raise Forbidden("The group gives companies you do not reach yourself; you cannot add members to it.",
                             code="assignment_grant_forbidden", extra={"company_id": lacking[0], "company_ids": lacking})
+        # ... and the delegation list entries that name it: adding a member changes who sees those providers'
+        # bills, which only someone who may manage each of those lists may do (rule 7).
+        naming = await delegation_repository.providers_naming_group(session, group.id)
+        unmanaged = [provider.id for provider in naming if not may_manage_list(actor, provider)]
+        if unmanaged:
+            raise Forbidden("The group is named on delegation lists you do not manage; only their providers and "
+                            "holders of users:edit_others and billing:delegation_settings add members to it.",
+                            code="group_on_delegation_list", extra={"provider_ids": sorted(map(str, unmanaged))})
     await repository.set_group_members(session, group.id, wanted)
     record(session, principal, "group.members_set", company_id=group.company_id, target_type="group",
            target_id=group.id,
