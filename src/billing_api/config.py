@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     mail_poll_seconds: float = Field(default=5.0, gt=0)
     # Idempotency-Key (issue 9): how long a key answers a retry with the first result.
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # How often `billing-api worker` deletes expired idempotency keys and ended failure counters (housekeeping/).
+    housekeeping_interval_seconds: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="after")
     def _at_most_100_failures_an_hour(self) -> Settings:

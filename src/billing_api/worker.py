@@ -1,7 +1,7 @@
 """`billing-api worker`: the background loops, until interrupted.
 
-Today it runs the mail sender and the billing automation (a Procrastinate worker
-and its periodic tick, automation/tasks.py). A loop is any
+Today it runs the mail sender, the billing automation (a Procrastinate worker
+and its periodic tick, automation/tasks.py) and the housekeeping sweep (housekeeping/). A loop is any
 `async def loop(sessionmaker, settings, stop)` that returns
 once `stop` is set; add one to LOOPS (or pass `loops=`) to run it beside the others. Every loop must be
 safe with several workers at once (the sender claims messages with SKIP LOCKED).
@@ -16,16 +16,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing_api.automation import tasks as automation_tasks
 from billing_api.config import Settings
 from billing_api.db import engine_for, make_sessionmaker, resolve_database_url
-from billing_api.automation import tasks as automation_tasks
+from billing_api.housekeeping import service as housekeeping
 from billing_api.mail import sender
 
 logger = logging.getLogger("billing_api.worker")
 
 Loop = Callable[[async_sessionmaker[AsyncSession], Settings, asyncio.Event], Awaitable[None]]
 
-LOOPS: list[Loop] = [sender.run, automation_tasks.run]
+LOOPS: list[Loop] = [sender.run, automation_tasks.run, housekeeping.run]
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None,
