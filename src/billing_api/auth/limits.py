@@ -27,8 +27,14 @@ def account_key(user_id: uuid.UUID | None, login: str = "") -> str:
     return str(user_id) if user_id is not None else "login:" + login.lower()
 
 
+def windows(settings: Settings) -> dict[str, timedelta]:
+    """Each counter scope's window: failures counted from a window's first, and a lock's longest span."""
+    return {ACCOUNT: timedelta(minutes=settings.account_failure_window_minutes),
+            ADDRESS: timedelta(minutes=settings.address_failure_window_minutes)}
+
+
 def _account_window(settings: Settings) -> timedelta:
-    return timedelta(minutes=settings.account_failure_window_minutes)
+    return windows(settings)[ACCOUNT]
 
 
 async def lock_account(session: AsyncSession, settings: Settings, key: str) -> datetime | None:
@@ -54,7 +60,7 @@ async def address_failed(session: AsyncSession, settings: Settings, address: str
     if not address:
         return None
     return await repository.count_failure(session, ADDRESS, address, settings.address_max_failures,
-                                          timedelta(minutes=settings.address_failure_window_minutes))
+                                          windows(settings)[ADDRESS])
 
 
 def retry_after(until: datetime) -> dict[str, str]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing_api.auth.limits import ACCOUNT, ADDRESS
+from billing_api.auth import limits
 from billing_api.config import Settings
 from billing_api.housekeeping import repository
 
@@ -19,10 +18,8 @@ logger = logging.getLogger("billing_api.housekeeping")
 
 async def sweep(session: AsyncSession, settings: Settings) -> dict[str, int]:
     """One pass; the caller commits."""
-    windows = {ACCOUNT: timedelta(minutes=settings.account_failure_window_minutes),
-               ADDRESS: timedelta(minutes=settings.address_failure_window_minutes)}
     return {"idempotency_keys": await repository.delete_expired_idempotency_keys(session),
-            "failure_counters": await repository.delete_ended_failure_counters(session, windows)}
+            "failure_counters": await repository.delete_ended_failure_counters(session, limits.windows(settings))}
 
 
 async def run(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
