@@ -23,6 +23,7 @@ from billing_api.config import Settings
 from billing_api.db import SERVER_SETTINGS, embedded_database_url, to_asyncpg_url
 from billing_api.migrations_runner import upgrade_connection
 from tests.factories import Factory
+from tests.team import smtp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,3 +169,13 @@ async def live(live_engine: AsyncEngine, settings: Settings) -> AsyncIterator[tu
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with sessionmaker() as session, httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http, Factory(session, settings)
+
+
+@pytest.fixture(scope="session")
+def collector():
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for every test that sends mail."""
+    handler = smtp.Collector()
+    controller, port = smtp.start(handler)
+    handler.port = port
+    yield handler
+    controller.stop()

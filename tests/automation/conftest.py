@@ -8,6 +8,7 @@ from datetime import date
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from billing_api.authz.permissions import Permission
 from billing_api.models import AccountType, Company, User
@@ -114,3 +115,21 @@ async def run(client, clinic: Clinic, night: date, stages: list[str] | None = No
 def by_stage(response: httpx.Response) -> dict[str, dict]:
     assert response.status_code == 200, response.text
     return {r["stage"]: r for r in response.json()["results"]}
+
+
+async def night_totals(engine, company_id: uuid.UUID, night: date) -> dict[str, int]:
+    """What a night did for a company, read on a connection of its own: bills and the encounters they bill,
+    AutoPay charges and the bills charged, payments, shared documents, the night's run rows, paid bills."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("""
+            SELECT (SELECT count(*) FROM bill WHERE company_id = :c),
+                   (SELECT count(DISTINCT encounter_id) FROM bill WHERE company_id = :c),
+                   (SELECT count(*) FROM autopay_charge WHERE company_id = :c),
+                   (SELECT count(DISTINCT bill_id) FROM autopay_charge WHERE company_id = :c),
+                   (SELECT count(*) FROM payment p JOIN bill b ON b.id = p.bill_id WHERE b.company_id = :c),
+                   (SELECT count(*) FROM billing_document WHERE company_id = :c AND share_state = 'shared'),
+                   (SELECT count(*) FROM automation_run WHERE company_id = :c AND local_date = :d),
+                   (SELECT count(*) FROM bill WHERE company_id = :c AND status = 'paid')
+        """), {"c": company_id, "d": night})).one()
+    return dict(zip(["bills", "encounters_billed", "charges", "bills_charged", "payments", "shared", "runs", "paid"],
+                    row))

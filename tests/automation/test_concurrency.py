@@ -8,15 +8,21 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import text
 
 from billing_api.automation import jobs
 from billing_api.automation.gateway import ChargeResult, TestGateway
 from billing_api.db import make_sessionmaker
 from billing_api.mail.sender import deliver_due
-from tests.automation.conftest import add_card, build_clinic, configure, encounter, new_patient, patch_patient
-from tests.team import smtp
+from tests.automation.conftest import (
+    add_card,
+    build_clinic,
+    configure,
+    encounter,
+    new_patient,
+    night_totals,
+    patch_patient,
+)
 
 ZONE = ZoneInfo("Europe/London")
 NIGHT = date(2026, 11, 10)
@@ -25,15 +31,6 @@ PATIENTS = 6
 
 def at(hour: int, minute: int, night: date = NIGHT) -> datetime:
     return datetime(night.year, night.month, night.day, hour, minute, tzinfo=ZONE).astimezone(UTC)
-
-
-@pytest.fixture(scope="module")
-def collector():
-    handler = smtp.Collector()
-    controller, port = smtp.start(handler)
-    handler.port = port
-    yield handler
-    controller.stop()
 
 
 async def build(http, factory) -> tuple:
@@ -55,19 +52,7 @@ async def build(http, factory) -> tuple:
 
 
 async def totals(engine, company_id) -> dict[str, int]:
-    async with engine.connect() as conn:
-        row = (await conn.execute(text("""
-            SELECT (SELECT count(*) FROM bill WHERE company_id = :c),
-                   (SELECT count(DISTINCT encounter_id) FROM bill WHERE company_id = :c),
-                   (SELECT count(*) FROM autopay_charge WHERE company_id = :c),
-                   (SELECT count(DISTINCT bill_id) FROM autopay_charge WHERE company_id = :c),
-                   (SELECT count(*) FROM payment p JOIN bill b ON b.id = p.bill_id WHERE b.company_id = :c),
-                   (SELECT count(*) FROM billing_document WHERE company_id = :c AND share_state = 'shared'),
-                   (SELECT count(*) FROM automation_run WHERE company_id = :c AND local_date = :d),
-                   (SELECT count(*) FROM bill WHERE company_id = :c AND status = 'paid')
-        """), {"c": company_id, "d": NIGHT})).one()
-    return dict(zip(["bills", "encounters_billed", "charges", "bills_charged", "payments", "shared", "runs", "paid"],
-                    row))
+    return await night_totals(engine, company_id, NIGHT)
 
 
 async def test_three_workers_over_the_same_night_make_everything_exactly_once(live, live_engine, settings, collector):

@@ -19,15 +19,6 @@ NEW_PASSWORD = "invited person's password"
 
 
 @pytest.fixture(scope="session")
-def collector():
-    handler = smtp.Collector()
-    controller, port = smtp.start(handler)
-    handler.port = port
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture(scope="session")
 def refuser():
     handler = smtp.Refuser()
     controller, port = smtp.start(handler)
