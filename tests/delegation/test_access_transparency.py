@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from billing_api.authz.decisions import authorize
 from billing_api.authz.permissions import Permission
-from billing_api.models import AccountType, DelegationEntry, User, UserStatus
+from billing_api.models import AccountType, DelegationEntry, GroupMember, User, UserStatus
 from tests.authz.world import CALLERS, SEES_OWNER_BILLS, build_world
 from tests.helpers import assert_problem
 
@@ -263,6 +263,38 @@ async def test_access_lists_exactly_who_sees_the_bills(client, factory, session,
             continue
         response = await client.get(f"/v1/bills/{world.private_bill.id}", headers=factory.headers(user))
         assert (response.status_code == 200) is (str(user.id) in listed), name
+
+
+@pytest.mark.parametrize("segregated", SEGREGATION)
+async def test_access_names_a_listed_groups_active_members_and_not_its_deactivated_ones(
+        client, factory, session, segregated):
+    """A group on the list is expanded to its active members: a deactivated member is no viewer, and the
+    group's reason and the list's member count name the active ones alone."""
+    world = await build_world(factory, segregated=segregated)
+    entries = await entry_ids(session, world)
+    clerk = world.users["group_delegate"]
+    gone = await factory.user(world.clinic, name="Deactivated clerk", status=UserStatus.deactivated)
+    session.add(GroupMember(group_id=world.group_id, user_id=gone.id))
+    await session.flush()
+
+    items = await all_pages(client, factory.headers(world.owner), world.owner.id)
+    by_user = {item["user_id"]: item for item in items}
+    assert str(gone.id) not in by_user
+    through_group = {user_id: [r for r in item["reasons"] if r["rule"] == "delegation_group"]
+                     for user_id, item in by_user.items()}
+    through_group = {user_id: reasons for user_id, reasons in through_group.items() if reasons}
+    assert list(through_group) == [str(clerk.id)]
+    (reason,) = through_group[str(clerk.id)]
+    assert reason["grants"] is True and reason["entry_id"] == str(entries["group"])
+    assert reason["group_id"] == str(world.group_id) and reason["group_name"] == "Billing clerks"
+
+    # The list counts the same members, and the explanation of the deactivated one grants nothing.
+    listing = await client.get(f"/v1/providers/{world.owner.id}/delegation", headers=factory.headers(world.owner))
+    assert listing.status_code == 200, listing.text
+    (group_entry,) = [e for e in listing.json()["entries"] if e["type"] == "group"]
+    assert group_entry["group_id"] == str(world.group_id) and group_entry["member_count"] == 1
+    answer = (await explain(client, factory, world, "owner", gone)).json()
+    assert answer["allowed"] is False and [r["rule"] for r in answer["reasons"]] == ["deactivated"]
 
 
 @pytest.mark.parametrize("segregated", SEGREGATION)
