@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
-from billing_api.auth.tokens import MAX_TOKEN_LENGTH
+from billing_api.auth.tokens import CLOCK_SKEW_SECONDS, MAX_TOKEN_LENGTH
 from tests.helpers import assert_problem
 
 
@@ -86,6 +86,38 @@ async def test_only_hs256_is_accepted(client, factory, settings):
 async def test_required_and_well_typed_claims(client, factory, settings, change):
     user = await factory.user(await factory.company())
     await assert_refused(client, f"Bearer {signed(settings, claims_for(user, **change))}")
+
+
+# Each of these is signed with the real key, is not expired and names a real user: only the type or size of a
+# time claim is wrong (python-jose alone takes them all, through int()).
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda now: {"exp": str(now + 600)}, id="exp-a-numeric-string"),
+    pytest.param(lambda now: {"exp": now + 600.5}, id="exp-a-float"),
+    pytest.param(lambda now: {"exp": float("inf")}, id="exp-infinity"),
+    pytest.param(lambda now: {"iat": str(now)}, id="iat-a-numeric-string"),
+    pytest.param(lambda now: {"iat": now + 0.5}, id="iat-a-float"),
+    pytest.param(lambda now: {"nbf": True}, id="nbf-a-bool"),
+    pytest.param(lambda now: {"nbf": str(now - 10)}, id="nbf-a-numeric-string"),
+    pytest.param(lambda now: {"exp": 10**12}, id="exp-in-the-year-33658"),
+    pytest.param(lambda now: {"iat": now - 10**9}, id="issued-decades-ago-still-unexpired"),
+    pytest.param(lambda now: {"iat": now + 20, "exp": now + 10}, id="exp-before-iat"),
+])
+async def test_time_claims_are_integers_and_bounded_by_the_lifetime(client, factory, settings, change):
+    user = await factory.user(await factory.company())
+    await assert_refused(client, f"Bearer {signed(settings, claims_for(user, **change(int(time.time()))))}")
+
+
+async def test_a_token_lives_at_most_the_configured_lifetime_plus_the_clock_skew(client, factory, settings):
+    user = await factory.user(await factory.company())
+    lifetime = settings.token_lifetime_minutes * 60
+    now = int(time.time())
+    for seconds, status in ((lifetime, 200), (lifetime + CLOCK_SKEW_SECONDS, 200),
+                            (lifetime + CLOCK_SKEW_SECONDS + 1, 401)):
+        token = signed(settings, claims_for(user, iat=now, exp=now + seconds))
+        assert (await me(client, f"Bearer {token}")).status_code == status, seconds
+    await assert_refused(client, f"Bearer {signed(settings, claims_for(user, iat=now, exp=now + lifetime + 3600))}")
+    # An integer nbf (which we never issue) is still fine.
+    assert (await me(client, f"Bearer {signed(settings, claims_for(user, nbf=now))}")).status_code == 200
 
 
 async def test_a_stale_token_version_is_revoked(client, factory, settings):
