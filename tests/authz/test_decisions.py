@@ -3,13 +3,15 @@ The decision and the bill query are built from the same rules; they must never d
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from billing_api.authz.decisions import authorize
 from billing_api.authz.permissions import BILLING_PERMISSIONS, ROLE_PRESETS, SUPPORT_PERMISSIONS, Permission, RolePreset
 from billing_api.authz.scope import bill_scope
 from billing_api.bills.repository import BillRepository
-from billing_api.models import AccountType
+from billing_api.models import AccountType, DelegationEntry, User, UserStatus
 from tests.authz.world import CALLERS, SEES_OWNER_BILLS, build_world
 
 SEGREGATION = [pytest.param(False, id="segregation-off"), pytest.param(True, id="segregation-on")]
@@ -107,6 +109,73 @@ async def test_support_only_views(session, factory, segregated):
             assert [r.rule for r in decision.reasons] == ["support"]
             found = await BillRepository(session, bill_scope(support.id, permission, is_support=True)).get(bill.id)
             assert (found is not None) is expected
+
+
+async def what_the_scope_grants(session, actor: User, permission: Permission, bill) -> tuple[bool, set]:
+    """From real queries of the actor's bill scope: whether it finds the bill, and the providers it grants
+    through rules 4 and 5."""
+    scope = bill_scope(actor.id, permission, is_support=actor.account_type == AccountType.support)
+    found = await BillRepository(session, scope).get(bill.id) is not None
+    providers = set((await session.execute(scope.providers(), scope.params)).scalars())
+    return found, providers
+
+
+async def list_a_data_entry_group(factory, world, *members: User) -> uuid.UUID:
+    """A group of the clinic, with these members, named on the owner's list with the data-entry preset."""
+    group = await factory.group(world.clinic, list(members), name="Entry clerks")
+    factory.session.add(DelegationEntry(id=uuid.uuid4(), provider_id=world.owner.id, group_id=group.id,
+                                        role=RolePreset.DATA_ENTRY.value,
+                                        permissions=sorted(p.value for p in DATA_ENTRY)))
+    await factory.session.flush()
+    return group.id
+
+
+async def assert_the_entry_grants_its_active_member(session, world, member: User, group_id) -> None:
+    for permission in sorted(Permission):
+        decision = await authorize(session, member.id, permission, world.owner.id)
+        found, providers = await what_the_scope_grants(session, member, permission, world.private_bill)
+        granted = permission in DATA_ENTRY
+        assert decision.allowed is granted is found, (permission, decision)
+        assert (world.owner.id in providers) is granted, permission
+        assert any(r.rule == "delegation_group" and r.grants and r.group_id == group_id
+                   for r in decision.reasons) is granted, (permission, decision.reasons)
+
+
+@pytest.mark.parametrize("segregated", SEGREGATION)
+async def test_a_deactivated_member_of_a_listed_group_has_no_access_at_all(session, factory, segregated):
+    """Rule 1 holds inside a listed group: the group's data-entry entry gives its active member data entry, and
+    its deactivated member nothing, neither in a decision nor in the bill scope."""
+    world = await build_world(factory, segregated=segregated)
+    member = await factory.user(world.clinic, name="entry clerk")
+    deactivated = await factory.user(world.clinic, name="deactivated clerk", status=UserStatus.deactivated)
+    group_id = await list_a_data_entry_group(factory, world, member, deactivated)
+
+    await assert_the_entry_grants_its_active_member(session, world, member, group_id)
+    for permission in sorted(Permission):
+        decision = await authorize(session, deactivated.id, permission, world.owner.id)
+        assert decision.allowed is False, permission
+        assert [(r.rule, r.grants) for r in decision.reasons] == [("deactivated", False)], permission
+        assert await what_the_scope_grants(session, deactivated, permission, world.private_bill) == (False, set())
+
+
+@pytest.mark.parametrize("segregated", SEGREGATION)
+async def test_support_in_a_listed_group_keeps_only_its_read_only_override(session, factory, segregated):
+    """Rule 2 holds inside a listed group: support sitting in a group whose entry is data entry still only
+    views (audited, its own override), never bills:save or the rest of the entry; its scope grants no provider
+    through the list."""
+    world = await build_world(factory, segregated=segregated)
+    member = await factory.user(world.clinic, name="entry clerk")
+    support = world.users["support"]
+    group_id = await list_a_data_entry_group(factory, world, member, support)
+
+    await assert_the_entry_grants_its_active_member(session, world, member, group_id)
+    for permission in sorted(Permission):
+        decision = await authorize(session, support.id, permission, world.owner.id)
+        viewing = permission in SUPPORT_PERMISSIONS
+        assert decision.allowed is viewing, permission
+        assert [(r.rule, r.grants) for r in decision.reasons] == [("support", viewing)], permission
+        assert await what_the_scope_grants(session, support, permission, world.private_bill) == (viewing, set())
+    assert Permission.BILLS_SAVE in DATA_ENTRY - SUPPORT_PERMISSIONS  # what the entry would have handed over
 
 
 @pytest.mark.parametrize("segregated", SEGREGATION)
