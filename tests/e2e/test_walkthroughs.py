@@ -1,6 +1,7 @@
 """The walk-throughs of docs/walkthroughs.md, run as written: each walk-through's ```sh blocks (after the
-"Before you start" helpers) in one bash, against a running service with the demo data, in the folder of its
-Maildir (./mail, as the doc's mail catcher writes it). Each ```text block after a ```sh block lists lines
+"Before you start" helpers) in one bash, against a service of its own freshly started with the demo data (the doc
+promises they do not depend on each other), in the folder of its own Maildir (./mail, as the doc's mail catcher
+writes it). Each ```text block after a ```sh block lists lines
 that block must print, in order. The doc and this test read the same blocks, so they cannot drift apart."""
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiosmtpd.handlers import Mailbox
 
 from tests.conftest import ROOT
+from tests.team import smtp
 
 DOC = ROOT / "docs" / "walkthroughs.md"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -59,15 +62,26 @@ def outputs_by_block(stdout: str, count: int) -> list[list[str]]:
     return [[line.strip() for line in part.splitlines()] for part in parts[1:count + 1]]
 
 
+@pytest.fixture
+async def fresh_demo_service(start_live_service, tmp_path):
+    """A service with the demo data as `make run` loads it, mailing to a Maildir of its own in tmp_path."""
+    mail_server, mail_port = smtp.start(Mailbox(tmp_path / "mail"))
+    try:
+        yield await start_live_service({"BILLING_API_SMTP_HOST": "127.0.0.1", "BILLING_API_SMTP_PORT": str(mail_port),
+                                        "BILLING_API_SMTP_STARTTLS": "false"})
+    finally:
+        mail_server.stop()
+
+
 @pytest.mark.parametrize("title", WALKTHROUGHS)
-def test_walkthrough_runs_as_written(title, live_service):
-    folder = live_service.maildir.parent
+def test_walkthrough_runs_as_written(title, fresh_demo_service, tmp_path):
+    folder = tmp_path
     assert shutil.which("curl") and shutil.which("python3"), "the walk-throughs need curl and python3"
     setup = "\n".join(block.script for block in sections()[SETUP])
     blocks = sections()[title]
     script = "set -euo pipefail\n" + setup + "".join(f"\necho {MARK}\n{block.script}" for block in blocks)
     result = subprocess.run(["bash", "-c", script], cwd=folder, env={"PATH": "/usr/local/bin:/usr/bin:/bin",
-                            "BASE": live_service.base_url, "HOME": str(folder)}, capture_output=True, text=True,
+                            "BASE": fresh_demo_service.base_url, "HOME": str(folder)}, capture_output=True, text=True,
                             timeout=120, check=False)
     outputs = outputs_by_block(result.stdout, len(blocks))
     assert result.returncode == 0 and len(outputs) == len(blocks), (
