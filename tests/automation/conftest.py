@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -37,6 +38,16 @@ class Clinic:
 
     def h(self, user: User) -> dict[str, str]:
         return self.factory.headers(user)
+
+
+def zone_in_the_day() -> ZoneInfo:
+    """A zone where it is now between 02:00 and 22:00, for tests that run the real worker on the real clock: tonight's
+    00:00 and 00:30 stages are due and the local date cannot change while the test runs."""
+    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "America/Los_Angeles"):
+        zone = ZoneInfo(name)
+        if 2 <= datetime.now(UTC).astimezone(zone).hour < 22:
+            return zone
+    raise AssertionError("one of the zones is always in its day")
 
 
 async def build_clinic(factory: Factory, time_zone: str = "America/Toronto") -> Clinic:

@@ -6,22 +6,22 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from procrastinate import exceptions as procrastinate_exceptions
 from sqlalchemy import text
 
 from billing_api.automation import tasks
 from billing_api.db import make_sessionmaker
-from tests.automation.conftest import build_clinic, configure, encounter, new_patient
+from tests.automation.conftest import build_clinic, configure, encounter, new_patient, zone_in_the_day
 
 
 async def test_the_worker_runs_the_tick_on_procrastinate(live, live_engine, settings):
     http, factory = live
-    clinic = await build_clinic(factory, "Asia/Tokyo")
+    zone = zone_in_the_day()
+    clinic = await build_clinic(factory, zone.key)
     await factory.session.commit()
     await configure(http, clinic, autopay_enabled=False)
-    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Tokyo")).date()
+    today = datetime.now(UTC).astimezone(zone).date()
     patient = await new_patient(http, clinic)
     encounters = [await encounter(http, clinic, patient, today - timedelta(days=1)) for _ in range(3)]
     stop = asyncio.Event()
@@ -60,10 +60,11 @@ async def test_the_worker_runs_the_tick_on_procrastinate(live, live_engine, sett
 
 async def test_the_fallback_polling_loop_does_the_same(live, live_engine, settings):
     http, factory = live
-    clinic = await build_clinic(factory, "Europe/London")
+    zone = zone_in_the_day()
+    clinic = await build_clinic(factory, zone.key)
     await factory.session.commit()
     await configure(http, clinic, autopay_enabled=False)
-    today = datetime.now(UTC).astimezone(ZoneInfo("Europe/London")).date()
+    today = datetime.now(UTC).astimezone(zone).date()
     patient = await new_patient(http, clinic)
     encounters = [await encounter(http, clinic, patient, today - timedelta(days=1)) for _ in range(2)]
     stop = asyncio.Event()

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from billing_api.automation import jobs, repository
-from billing_api.models import AutomationStage
 from tests.automation.conftest import (
     add_card,
     build_clinic,

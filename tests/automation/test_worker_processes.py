@@ -12,7 +12,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import procrastinate
 from procrastinate import exceptions as procrastinate_exceptions
@@ -27,21 +26,13 @@ from tests.automation.conftest import (
     new_patient,
     night_totals,
     patch_patient,
+    zone_in_the_day,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENTS = 4
 WORKERS = 3
 
-
-def zone_in_the_day() -> ZoneInfo:
-    """A zone where it is now between 02:00 and 22:00, so tonight's 00:00 and 00:30 stages are due and the local
-    date cannot change while the test runs."""
-    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Asia/Kolkata", "America/Los_Angeles"):
-        zone = ZoneInfo(name)
-        if 2 <= datetime.now(UTC).astimezone(zone).hour < 22:
-            return zone
-    raise AssertionError("one of the zones is always in its day")
 
 
 async def test_three_worker_processes_make_each_bill_charge_and_share_once(live, live_engine, settings, collector):

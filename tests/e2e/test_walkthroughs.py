@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from aiosmtpd.handlers import Mailbox
