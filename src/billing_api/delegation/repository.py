@@ -184,7 +184,7 @@ async def provider_viewers_page(
 
 
 async def providers_of_company(session: AsyncSession, company_id: uuid.UUID) -> list[User]:
-    statement = select(User).where(User.company_id == company_id, User.is_provider).order_by(User.display_name)
+    statement = select(User).where(User.company_id == company_id, User.is_provider).order_by(User.display_name, User.id)
     return list((await session.execute(statement)).scalars())
 
 
