@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text, update
 
+from billing_api.authz.actor import load_actor
 from billing_api.authz.permissions import BILLING_PERMISSIONS, Permission
+from billing_api.authz.policies import is_list_manager, may_manage_list
 from billing_api.models import AccountType, AuditEvent, DelegationEntry, GroupMember
 from tests.authz.world import build_world
 from tests.factories import PASSWORD
@@ -76,6 +78,36 @@ async def test_who_may_save_a_list(client, factory, caller):
     else:
         assert_problem(response, 403 if caller in FORBIDDEN else 404,
                        "delegation_manage_forbidden" if caller in FORBIDDEN else None)
+        assert after == before
+
+
+@pytest.mark.parametrize(("held", "manages"), [
+    pytest.param([Permission.BILLING_DELEGATION_SETTINGS], False, id="delegation-settings-alone"),
+    pytest.param([Permission.USERS_EDIT_OTHERS], False, id="users-edit-others-alone"),
+    pytest.param([Permission.USERS_EDIT_OTHERS, Permission.BILLING_DELEGATION_SETTINGS], True, id="both"),
+])
+async def test_managing_another_providers_list_takes_both_list_manager_permissions(
+        client, factory, session, held, manages):
+    """Rule 7: users:edit_others and billing:delegation_settings together manage any list in the companies one
+    reaches; either one alone manages none, in the policy and on GET and PUT alike."""
+    world = await build_world(factory, segregated=False)
+    admin = await factory.user(world.clinic, name="admin", permissions=[p.value for p in held])
+    actor = await load_actor(session, admin)
+    assert is_list_manager(actor, world.clinic.id) is manages
+    assert may_manage_list(actor, world.owner) is manages
+
+    before = await read(client, factory, world)
+    got = await client.get(url(world.owner.id), headers=factory.headers(admin))
+    saved = await client.put(url(world.owner.id), json=body([{"user_id": str(world.users["staff"].id)}],
+                                                            before["version"]), headers=factory.headers(admin))
+    after = await read(client, factory, world)
+    if manages:
+        assert got.status_code == 200 and got.json() == before, got.text
+        assert saved.status_code == 200, saved.text
+        assert names_of(after) == {"staff"} and after["updated_by"] == str(admin.id)
+    else:
+        assert_problem(got, 403, "delegation_manage_forbidden")
+        assert_problem(saved, 403, "delegation_manage_forbidden")
         assert after == before
 
 
