@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -34,14 +35,30 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
+# What encode_cursor writes: unpadded URL-safe base64, nothing else (no NUL, space, padding or `+/`).
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
+# PostgreSQL text cannot hold NUL or a lone surrogate, so no key we issued contains one. Other control characters
+# are refused by the strict parse of timestamps, ids and numbers; a name keeps them (a display name may hold a tab).
+_NEVER_IN_A_KEY = re.compile(r"[\x00\ud800-\udfff]")
+_BIGINT_MAX = 2**63 - 1
+
+
 def _decode(cursor: str, first: Callable[[str], Any], second: Callable[[str], Any] = uuid.UUID) -> tuple[Any, Any]:
+    """Strict: the cursor must be exactly what encode_cursor writes for the key it decodes to (one spelling per
+    key), so trailing garbage, other base64 spellings, JSON whitespace and non-canonical values are refused."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key, row_id = json.loads(raw)
-        if not isinstance(key, str):
-            raise TypeError
-        return first(key), second(row_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        if not _CURSOR_TEXT.fullmatch(cursor):
+            raise ValueError("not unpadded URL-safe base64")
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8"))
+        if not (isinstance(parts, list) and len(parts) == 2 and all(isinstance(part, str) for part in parts)):
+            raise TypeError("not a list of two strings")
+        if any(_NEVER_IN_A_KEY.search(part) for part in parts):
+            raise ValueError("a character no key holds")
+        key = first(parts[0]), second(parts[1])
+        if encode_cursor(*key) != cursor:
+            raise ValueError("not the cursor this key is written as")
+        return key
+    except (ValueError, TypeError, OverflowError):  # binascii, UnicodeDecode and JSONDecode errors are ValueErrors
         raise Unprocessable("The cursor is not one this API issued.", code="invalid_cursor") from None
 
 
@@ -54,6 +71,14 @@ def _aware_timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:  # every cursor we issue carries its UTC offset
         raise ValueError("naive timestamp")
+    value.astimezone(UTC)  # OverflowError at the ends of the calendar (year 1 at +05:00), before the database sees it
+    return value
+
+
+def _bigint(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= _BIGINT_MAX:  # positions and transaction ids are positive bigints
+        raise ValueError("out of range")
     return value
 
 
@@ -64,7 +89,7 @@ def decode_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:
 
 def decode_position_cursor(cursor: str) -> tuple[int, int]:
     """A key of two integers, for a feed ordered by position rather than time."""
-    return _decode(cursor, int, int)
+    return _decode(cursor, _bigint, _bigint)
 
 
 def next_cursor(rows: list[Any], limit: int, key: str = "created_at") -> str | None:
