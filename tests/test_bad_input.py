@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from billing_api.events.schemas import EVENT_TYPES
+from billing_api.schemas import EMAIL_MAX_LENGTH, SEARCH_MAX_LENGTH, UUID_TEXT_MAX_LENGTH
 from tests.factories import PASSWORD
 from tests.helpers import ADMIN, assert_problem, snapshot
 
@@ -368,3 +370,48 @@ async def test_path_ids_that_are_not_uuids(client, session, world, method, path)
     body = {"json": {"name": "x"}} if method in ("PATCH", "PUT") else {}
     problem = await refused_without_writing(client, session, world, method, path, 422, "validation_error", **body)
     assert any(error["location"][0] == "path" for error in problem["errors"])
+
+
+def long_email(length: int) -> str:
+    """An address of `length` characters whose parts are each within their own limits (64, 63 a label)."""
+    domain_length = length - 65
+    labels = ["b" * 63] * ((domain_length - 4) // 64)
+    labels.append("c" * (domain_length - 4 - 64 * len(labels)))
+    return "a" * 64 + "@" + ".".join(labels) + ".org"
+
+
+# Over-long inputs (the bounds in billing_api.schemas, shown in the contract): 422 problem+json, nothing written.
+OVER_LONG = [
+    pytest.param("PATCH", "/v1/users/{user}", {"json": {"display_name": "x" * 201}}, id="name"),
+    pytest.param("PATCH", "/v1/users/{user}", {"json": {"email": long_email(EMAIL_MAX_LENGTH + 1)}}, id="email"),
+    pytest.param("GET", "/v1/directory", {"params": {"q": "x" * (SEARCH_MAX_LENGTH + 1)}}, id="search-term"),
+    pytest.param("GET", "/v1/events", {"params": {"type": ["bill.created"] * (len(EVENT_TYPES) + 1)}},
+                 id="list-over-its-max-items"),
+    pytest.param("GET", "/v1/bills", {"params": {"service_date_from": "2026-11-20T00:00:00"}}, id="date-as-datetime"),
+    pytest.param("GET", "/v1/visits", {"params": {"scheduled_from": "2026-11-20T00:00:00." + "0" * 30 + "Z"}},
+                 id="datetime-digits"),
+    pytest.param("GET", "/v1/users/urn:uuid:{user}0", {}, id="uuid-text-46"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), OVER_LONG)
+async def test_over_long_inputs_are_refused(client, session, world, method, path, kwargs):
+    problem = await refused_without_writing(client, session, world, method, path, 422, "validation_error", **kwargs)
+    assert problem["errors"], problem
+
+
+async def test_inputs_at_their_bounds_are_accepted(client, world):
+    # The other side of each bound above: the longest text of each kind still passes.
+    assert len(long_email(EMAIL_MAX_LENGTH)) == EMAIL_MAX_LENGTH
+    for method, path, kwargs in [
+        ("PATCH", "/v1/users/{user}", {"json": {"display_name": "x" * 200, "email": long_email(EMAIL_MAX_LENGTH)}}),
+        ("GET", "/v1/directory", {"params": {"q": "x" * SEARCH_MAX_LENGTH}}),
+        ("GET", "/v1/events", {"params": {"type": list(EVENT_TYPES)}}),
+        ("GET", "/v1/bills", {"params": {"service_date_from": "2026-11-20"}}),
+        ("GET", "/v1/visits", {"params": {"scheduled_from": "2026-11-20T00:00:00.000000000+05:30"}}),
+        # The longest text the UUID parser takes (UUID_TEXT_MAX_LENGTH, what the contract shows).
+        ("GET", "/v1/users/urn:uuid:{user}", {}),
+    ]:
+        response = await send(client, world, method, path, **kwargs)
+        assert response.status_code == 200, (path, response.text)
+    assert len("urn:uuid:" + world.ids["user"]) == UUID_TEXT_MAX_LENGTH

@@ -189,3 +189,70 @@ def test_the_code_table_is_in_the_api_description(document):
     description = json.loads(document)["info"]["description"]
     for code, (status, _) in PROBLEM_CODES.items():
         assert f"| `{code}` | {status} |" in description
+
+
+# What a client sends is bounded (docs/integrators.md): every string a parameter or a request body takes has a
+# maxLength (or is an enum or a const), every array a maxItems, every integer a format, a minimum and a maximum.
+# `make lint-contract` checks the same with Spectral's OWASP ruleset; this runs without Node, so a new route
+# cannot forget a bound.
+def _unbounded(spec, schema, where, seen=()):
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        if name in seen:
+            return []
+        return _unbounded(spec, spec["components"]["schemas"][name], f"{where} ({name})", (*seen, name))
+    found = []
+    kind = schema.get("type")
+    if kind == "string" and not {"maxLength", "enum", "const"} & set(schema):
+        found.append(f"{where}: string without maxLength")
+    if kind == "array" and "maxItems" not in schema:
+        found.append(f"{where}: array without maxItems")
+    if kind == "integer" and not (schema.get("format") in ("int32", "int64")
+                                  and {"minimum", "exclusiveMinimum"} & set(schema)
+                                  and {"maximum", "exclusiveMaximum"} & set(schema)):
+        found.append(f"{where}: integer without a format, a minimum and a maximum")
+    for name, child in schema.get("properties", {}).items():
+        found += _unbounded(spec, child, f"{where}.{name}", seen)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += _unbounded(spec, schema[key], f"{where}[]", seen)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for child in schema.get(key, []):
+            found += _unbounded(spec, child, where, seen)
+    return found
+
+
+def test_every_input_is_bounded(document, operations):
+    spec = json.loads(document)
+    found = []
+    for method, path, operation in operations:
+        for parameter in operation.get("parameters", []):
+            found += _unbounded(spec, parameter["schema"], f"{method} {path} {parameter['in']} {parameter['name']}")
+        for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
+            found += _unbounded(spec, content["schema"], f"{method} {path} {media_type}")
+    assert found == [], "\n".join(found)
+
+
+def test_the_walk_finds_unbounded_inputs():
+    # The check above must be able to fail: each kind of gap it looks for, it finds.
+    spec = {"components": {"schemas": {"Body": {"type": "object", "properties": {
+        "name": {"type": "string"}, "ids": {"type": "array", "items": {"type": "string", "maxLength": 45}},
+        "count": {"type": "integer", "minimum": 0, "maximum": 9}, "ok": {"anyOf": [{"type": "string"}]}}}}}}
+    found = _unbounded(spec, {"$ref": "#/components/schemas/Body"}, "body")
+    assert found == ["body (Body).name: string without maxLength", "body (Body).ids: array without maxItems",
+                     "body (Body).count: integer without a format, a minimum and a maximum",
+                     "body (Body).ok: string without maxLength"]
+
+
+def test_rate_limited_and_unavailable_answers_declare_retry_after(operations):
+    for method, path, operation in operations:
+        for status in ("429", "503"):
+            if status in operation["responses"]:
+                header = operation["responses"][status]["headers"]["Retry-After"]
+                assert header["schema"]["type"] == "integer" and header["schema"]["minimum"] == 1, (method, path)
+
+
+def test_the_bearer_scheme_states_its_jwt_practice(document):
+    (scheme,) = json.loads(document)["components"]["securitySchemes"].values()
+    for fact in ("RFC8725", "HS256", "`exp`", "`iat`", "BILLING_API_TOKEN_LIFETIME_MINUTES", "no refresh token"):
+        assert fact in scheme["description"], fact

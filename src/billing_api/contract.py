@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from billing_api.errors import PROBLEM_CODES, PROBLEM_JSON, codes_for_status
+from billing_api.schemas import INT32_MAX, UUID_TEXT_MAX_LENGTH
 
 TAGS: list[dict[str, str]] = [
     {"name": "health", "description": "Liveness and readiness probes for load balancers and orchestrators."},
@@ -66,13 +67,56 @@ def _common_statuses(operation: dict[str, Any]) -> set[int]:
     return statuses
 
 
+# Every 429 (the failure and invitation limits) and every 503 (database_unavailable) the service sends carries
+# Retry-After in seconds; it sends no RateLimit-* headers, as it meters failures, not requests.
+RETRY_AFTER = {"Retry-After": {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": INT32_MAX},
+}}
+
+
 def _problem_response(status: int) -> dict[str, Any]:
     codes = codes_for_status(status)
-    return {
+    response = {
         "description": f"{HTTPStatus(status).phrase}. `code` is one of: " + ", ".join(f"`{c}`" for c in codes) + ".",
         "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
         "x-problem-codes": codes,
     }
+    if status in (429, 503):
+        response["headers"] = RETRY_AFTER
+    return response
+
+
+def _bound_formats(node: Any) -> None:
+    """Bounds that follow from a format, on every schema of the document: a UUID's text is at most
+    UUID_TEXT_MAX_LENGTH characters (the parser refuses longer text), and an integer is an int32 when its
+    minimum and maximum fit one, else an int64 (a PostgreSQL bigint)."""
+    if isinstance(node, list):
+        for item in node:
+            _bound_formats(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "string" and node.get("format") == "uuid":
+        node.setdefault("maxLength", UUID_TEXT_MAX_LENGTH)
+    if node.get("type") == "integer" and "format" not in node:
+        low, high = node.get("minimum", node.get("exclusiveMinimum")), node.get("maximum", node.get("exclusiveMaximum"))
+        fits = low is not None and high is not None and -INT32_MAX - 1 <= low and high <= INT32_MAX
+        node["format"] = "int32" if fits else "int64"
+    for value in node.values():
+        _bound_formats(value)
+
+
+def _never_null_parameters(operation: dict[str, Any]) -> None:
+    """A query parameter is sent or not, never null: `anyOf: [X, null]` (pydantic's `X | None = None`) becomes X,
+    as the X-Company-Id header does, so clients never send the text "null"."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter["schema"]
+        variants = schema.get("anyOf", [])
+        if not parameter.get("required") and {"type": "null"} in variants and len(variants) == 2:
+            (kept,) = [variant for variant in variants if variant != {"type": "null"}]
+            del schema["anyOf"]
+            parameter["schema"] = kept | schema
 
 
 def _code_table() -> str:
@@ -90,11 +134,13 @@ def document_contract(app: FastAPI) -> None:
         schema["info"]["description"] += _code_table()
         for operations in schema["paths"].values():
             for operation in operations.values():
+                _never_null_parameters(operation)
                 responses = operation["responses"]
                 errors = {int(status) for status in responses if status[0] in "45"} | _common_statuses(operation)
                 for status in errors:
                     responses[str(status)] = _problem_response(status)
                 operation["responses"] = dict(sorted(responses.items()))
+        _bound_formats(schema)
         app.openapi_schema = schema
         return schema
 

@@ -22,7 +22,13 @@ bearer = OAuth2PasswordBearer(
     auto_error=False,
     description="A bearer JWT from `POST /v1/auth/token` (OAuth2 password flow): send `Authorization: Bearer "
                 "<token>`. It expires after `expires_in` seconds and stops working at once when the user is "
-                "deactivated.",
+                "deactivated.\n\nThe tokens follow RFC8725, the JSON Web Token Best Current Practices: the "
+                "algorithm is pinned to HS256 (checked in the header before verifying, so `none` or any other "
+                "algorithm is refused); `sub`, `iat` and `exp` are required, `iat`, `exp` and `nbf` as integers; a "
+                "token issued in the future, or living longer (`exp - iat`) than the configured lifetime "
+                "(`BILLING_API_TOKEN_LIFETIME_MINUTES`, 60 by default) plus 30 s of clock skew, is refused; tokens "
+                "over 8 KiB are refused unparsed. Tokens are short-lived and there is no refresh token: log in "
+                "again when one expires.",
 )
 
 

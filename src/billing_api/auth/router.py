@@ -31,7 +31,7 @@ async def create_token(
     password: Annotated[str, Form(min_length=1, max_length=256)],
     client: Annotated[Client, Form(description="The app asking: `web` or `mobile`.")] = Client.web,
     # An empty form field counts as left out, so the contract allows "" beside "password".
-    grant_type: Annotated[str | None, Form(pattern="^(password)?$")] = None,
+    grant_type: Annotated[str | None, Form(max_length=8, pattern="^(password)?$")] = None,
 ) -> TokenResponse:
     """Exchange a username (or email) and password for a bearer token.
 

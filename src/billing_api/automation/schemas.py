@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-import datetime as dt
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, StrictBool, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from billing_api.models import AutomationStage, BillCreation, ChargeStatus, DocumentKind, ShareState
-from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
+from billing_api.schemas import Day, Email, InputModel, Page, ReadModel, example, json_int
 
 Delay = json_int(ge=0, le=10_080, description="Delivery delay after creation, in minutes (max 7 days).")
 SuperbillDay = json_int(ge=1, le=28, description="Day of the month superbills are created (1-28).")
@@ -64,7 +63,7 @@ class ApplyDefaultsResult(ReadModel):
 
 class BillingContactInput(InputModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    email: EmailStr | None = None
+    email: Email | None = None
     autopay_enabled: StrictBool = False
 
 
@@ -88,7 +87,7 @@ class PatientSettingsUpdate(InputModel):
     superbills: SharingRule | None = None
     statements: SharingRule | None = None
     autopay_enabled: StrictBool | None = None
-    notice_email: EmailStr | None = Field(default=None, description="Where 'document shared' notices go "
+    notice_email: Email | None = Field(default=None, description="Where 'document shared' notices go "
                                           "(the billing contact's email, when set, wins).")
     billing_contact: BillingContactInput | None = None
 
@@ -126,7 +125,7 @@ class PaymentMethodCreate(InputModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
         description="A card token from the payment gateway (test gateway: tok_success, tok_decline, tok_expired).")
     brand: Annotated[str, StringConstraints(min_length=1, max_length=30)]
-    last4: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+    last4: Annotated[str, StringConstraints(max_length=4, pattern=r"^[0-9]{4}$")]
     exp_month: json_int(ge=1, le=12)
     exp_year: json_int(ge=2000, le=2100)
 
@@ -177,7 +176,7 @@ class DocumentPage(Page[DocumentRead]):
 class RunRequest(InputModel):
     model_config = example(date="2026-11-23", stages=["bills", "autopay"])
 
-    date: dt.date = Field(description="The company's local date of the night to run.")
+    date: Day = Field(description="The company's local date of the night to run.")
     stages: list[AutomationStage] | None = Field(default=None, min_length=1, max_length=len(AutomationStage),
                                                   description="Default: every stage the night has, in order.")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -21,6 +20,7 @@ from billing_api.errors import problem_responses
 from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.models import BillStatus, Coverage
 from billing_api.pagination import Paging, next_cursor
+from billing_api.schemas import Day, Moment
 from billing_api.patients import repository as patients_repository
 from billing_api.patients import service as patients_service
 from billing_api.patients.schemas import VisitRead
@@ -59,8 +59,8 @@ async def list_bills(
     patient_id: uuid.UUID | None = None,
     bill_status: Annotated[BillStatus | None, Query(alias="status")] = None,
     coverage: Coverage | None = None,
-    service_date_from: Annotated[date | None, Query(description="Service date on or after.")] = None,
-    service_date_to: Annotated[date | None, Query(description="Service date on or before.")] = None,
+    service_date_from: Annotated[Day | None, Query(description="Service date on or after.")] = None,
+    service_date_to: Annotated[Day | None, Query(description="Service date on or before.")] = None,
 ) -> Response:
     """The billing dashboard: every bill the caller may see, newest first (in the active company only, when
     `X-Company-Id` names one)."""
@@ -165,8 +165,8 @@ async def list_visits(
     active: ActiveCompany,
     provider_id: uuid.UUID | None = None,
     patient_id: uuid.UUID | None = None,
-    scheduled_from: Annotated[datetime | None, Query(description="Scheduled at or after.")] = None,
-    scheduled_to: Annotated[datetime | None, Query(description="Scheduled before.")] = None,
+    scheduled_from: Annotated[Moment | None, Query(description="Scheduled at or after.")] = None,
+    scheduled_to: Annotated[Moment | None, Query(description="Scheduled before.")] = None,
     coverage: Annotated[Coverage | None, Query(description="Only bills of this coverage.")] = None,
 ) -> VisitPage:
     """The visits dashboard: visits in schedule order, each with the bills the caller may see (of the active

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from billing_api.models import BillSource, BillStatus, Coverage
 from billing_api.patients.schemas import ServiceLineCreate, ServiceLineRead, VisitRead
-from billing_api.schemas import InputModel, Page, ReadModel, example
+from billing_api.schemas import Day, InputModel, Page, ReadModel, example
 
 
 class BillCreate(InputModel):
@@ -24,7 +24,7 @@ class BillCreate(InputModel):
     encounter_id: uuid.UUID | None = None
     visit_id: uuid.UUID | None = None
     coverage: Coverage
-    service_date: date | None = Field(default=None, description="Defaults to the encounter's date.")
+    service_date: Day | None = Field(default=None, description="Defaults to the encounter's date.")
     lines: list[ServiceLineCreate] | None = Field(
         default=None, min_length=1, max_length=100,
         description="Defaults to the encounter's lines (those with a CPT code).",
@@ -42,7 +42,7 @@ class BillUpdate(InputModel):
     )
 
     coverage: Coverage | None = None
-    service_date: date | None = None
+    service_date: Day | None = None
     lines: list[ServiceLineCreate] | None = Field(default=None, min_length=1, max_length=100)
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field, StrictBool
+from pydantic import Field, StrictBool
 
 from billing_api.authz.permissions import Permission, RolePreset
-from billing_api.schemas import InputModel, ReadModel, example, json_int
+from billing_api.schemas import INT32_MAX, AwareMoment, InputModel, ReadModel, example, json_int
 
 
 class DelegationEntryInput(InputModel):
@@ -15,8 +15,9 @@ class DelegationEntryInput(InputModel):
     user_id: uuid.UUID | None = None
     group_id: uuid.UUID | None = None
     role: RolePreset | None = Field(default=None, description="Omitted: `administrator`.")
-    permissions: list[Permission] | None = Field(default=None, description="Only with role `custom`.")
-    expires_at: AwareDatetime | None = Field(default=None, description="The entry stops granting at this instant.")
+    permissions: list[Permission] | None = Field(default=None, max_length=len(Permission),
+                                                 description="Only with role `custom`.")
+    expires_at: AwareMoment | None = Field(default=None, description="The entry stops granting at this instant.")
 
 
 class DelegationListSave(InputModel):
@@ -30,7 +31,7 @@ class DelegationListSave(InputModel):
     )
 
     entries: list[DelegationEntryInput] = Field(max_length=500)
-    version: json_int(ge=0, description="The `version` you read; a stale one gets 409 and saves nothing.")
+    version: json_int(ge=0, le=INT32_MAX, description="The `version` you read; a stale one gets 409 and saves nothing.")
     password: str = Field(min_length=1, max_length=256, description="Your password, to confirm the save.")
 
 

@@ -10,7 +10,7 @@ from billing_api.authz.dependencies import BillsView, CurrentActor
 from billing_api.db import Session
 from billing_api.errors import problem_responses
 from billing_api.events import service
-from billing_api.events.schemas import PAYLOADS, EventPage, EventType
+from billing_api.events.schemas import EVENT_TYPES, PAYLOADS, EventPage, EventType
 from billing_api.pagination import MAX_LIMIT, decode_position_cursor
 
 _TYPES = "\n".join(f"- `{payload.TYPE}`: {payload.DESCRIPTION}" for payload in PAYLOADS)
@@ -36,7 +36,8 @@ async def list_events(
     scope: BillsView,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Events per page.")] = 50,
     after: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")] = None,
-    event_type: Annotated[list[EventType] | None, Query(alias="type", description="Only these types.")] = None,
+    event_type: Annotated[list[EventType] | None, Query(alias="type", max_length=len(EVENT_TYPES),
+                                                                     description="Only these types.")] = None,
 ) -> EventPage:
     position = decode_position_cursor(after) if after else None
     return await service.feed(session, actor, scope, event_type, position, limit)

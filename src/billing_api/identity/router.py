@@ -34,6 +34,7 @@ from billing_api.identity.schemas import (
 )
 from billing_api.models import UserStatus
 from billing_api.pagination import Paging, next_cursor
+from billing_api.schemas import SEARCH_MAX_LENGTH
 
 AUTH_ERRORS = problem_responses(401, 403, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
@@ -74,7 +75,8 @@ async def list_users(
     paging: Paging,
     company_id: Annotated[uuid.UUID | None, Query(description="Only this company's users.")] = None,
     user_status: Annotated[UserStatus | None, Query(alias="status")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100, description="Name or username contains.")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=SEARCH_MAX_LENGTH,
+                                   description="Name or username contains.")] = None,
 ) -> UserPage:
     """Users of the companies the caller reaches, oldest first."""
     if company_id is not None:
@@ -201,7 +203,7 @@ async def search_directory(
     session: Session,
     principal: CurrentPrincipal,
     actor: CurrentActor,
-    q: Annotated[str, Query(min_length=1, max_length=100, description="Part of a name or username.")],
+    q: Annotated[str, Query(min_length=1, max_length=SEARCH_MAX_LENGTH, description="Part of a name or username.")],
     company_id: Annotated[uuid.UUID | None, Query(description="Defaults to the caller's company.")] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> DirectoryResult:

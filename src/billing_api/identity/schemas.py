@@ -4,13 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import EmailStr, Field, StrictBool, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from billing_api.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from billing_api.authz.permissions import Permission
 from billing_api.companies.schemas import CompanyRead
 from billing_api.models import AccountType, UserKind, UserStatus
-from billing_api.schemas import NOT_BLANK, InputModel, Page, ReadModel, example
+from billing_api.schemas import NOT_BLANK, Email, InputModel, Page, ReadModel, example
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
@@ -33,7 +33,7 @@ class UserCreate(InputModel):
     )
 
     company_id: uuid.UUID
-    email: EmailStr = Field(max_length=320)
+    email: Email
     username: Username
     display_name: DisplayName
     password: NewPassword
@@ -46,7 +46,7 @@ class UserCreate(InputModel):
 class UserUpdate(InputModel):
     model_config = example(display_name="Dr. Benjamin Carter", permissions=["reports:generate"])
 
-    email: EmailStr | None = Field(default=None, max_length=320)
+    email: Email | None = None
     username: Username | None = None
     display_name: DisplayName | None = None
     account_type: AccountType | None = None
@@ -152,7 +152,7 @@ class ProfileUpdate(InputModel):
     )
 
     display_name: DisplayName | None = None
-    email: EmailStr | None = Field(default=None, max_length=320)
+    email: Email | None = None
     new_password: NewPassword | None = None
     current_password: CurrentPassword | None = Field(
         default=None, description="Required to change the email or the password."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -17,6 +16,7 @@ from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.invoices import service
 from billing_api.invoices.schemas import BillingSummary, InvoicePage, PaymentCreate, PaymentResult
 from billing_api.pagination import Paging, next_cursor
+from billing_api.schemas import Day
 
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 PAY_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
@@ -33,8 +33,8 @@ async def get_billing_summary(
     log: AccessLog,
     view: BillsView,
     reports: ReportsGenerate,
-    date_from: Annotated[date, Query(alias="from", description="First service date (inclusive).")],
-    date_to: Annotated[date, Query(alias="to", description="Last service date (inclusive).")],
+    date_from: Annotated[Day, Query(alias="from", description="First service date (inclusive).")],
+    date_to: Annotated[Day, Query(alias="to", description="Last service date (inclusive).")],
 ) -> BillingSummary:
     """Totals of the provider's bills with a service date in the period, by status, coverage and payer, and per
     patient (`reports:generate`). **The report shows patient names and dates of birth.**"""

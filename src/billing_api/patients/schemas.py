@@ -6,10 +6,10 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, StringConstraints
 
-from billing_api.schemas import NOT_BLANK, InputModel, Page, ReadModel, example, json_int
+from billing_api.schemas import NOT_BLANK, Day, InputModel, Moment, Page, ReadModel, example, json_int
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK)]
-CptCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{5}$")]
+CptCode = Annotated[str, StringConstraints(max_length=5, pattern=r"^[0-9A-Z]{5}$")]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Units = json_int(ge=1, le=1000)
 FeeCents = json_int(ge=0, le=10_000_000, description="Fee per unit, in cents.")
@@ -24,7 +24,7 @@ class PatientCreate(InputModel):
     company_id: uuid.UUID
     first_name: Name
     last_name: Name
-    date_of_birth: date | None = None
+    date_of_birth: Day | None = None
 
 
 class PatientRead(ReadModel):
@@ -48,7 +48,7 @@ class VisitCreate(InputModel):
 
     patient_id: uuid.UUID
     provider_id: uuid.UUID
-    scheduled_at: datetime
+    scheduled_at: Moment
 
 
 class VisitRead(ReadModel):
@@ -86,7 +86,7 @@ class EncounterCreate(InputModel):
     patient_id: uuid.UUID
     provider_id: uuid.UUID
     visit_id: uuid.UUID | None = None
-    service_date: date
+    service_date: Day
     imported: StrictBool = False
     lines: list[ServiceLineCreate] = Field(default_factory=list, max_length=100)
 

@@ -12,7 +12,7 @@ from billing_api.schemas import NOT_BLANK, InputModel, Page, ReadModel, example
 RecordName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 Address = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 PayerCode = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9._-]+$")]
-Npi = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
+Npi = Annotated[str, StringConstraints(max_length=10, pattern=r"^[0-9]{10}$")]
 
 
 class PayerCreate(InputModel):
