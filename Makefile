@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 
-.PHONY: run test setup openapi authz-matrix browser clean
+.PHONY: run test setup openapi authz-matrix browser lint-contract clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ run: setup
 ## The whole test suite (embedded PostgreSQL, or BILLING_API_TEST_DATABASE_URL).
 test: setup
 	$(BIN)/python -m pytest -q
+
+## Lint openapi/openapi.json with Spectral and its OWASP ruleset (versions pinned in tools/contract-lint; needs
+## Node and npm). Fails on any error; warnings are printed, not fatal.
+lint-contract:
+	cd tools/contract-lint && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd tools/contract-lint && ./node_modules/.bin/spectral lint ../../openapi/openapi.json --ruleset .spectral.yaml \
+	  --fail-severity error --display-only-failures
 
 ## Debian's chromium for the docs page's browser test (tests/e2e/test_docs_browser.py); needs root (CI is).
 browser:
