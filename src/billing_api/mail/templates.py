@@ -35,12 +35,12 @@ def _invitation(settings: Settings, context: dict[str, Any], token: str) -> Rend
     role = _one_line(context["role_label"])
     abilities = [_one_line(a) for a in context.get("abilities", [])]
     expires = datetime.fromisoformat(context["expires_at"]).strftime("%Y-%m-%d %H:%M UTC")
-    if context.get("existing_account"):
-        how = ("You already have an account with this email address: sign in with it, then open the link to "
-               "accept. One sign-in serves every provider you work for.")
-    else:
-        how = (f"Open the link to choose a password for your new account (username: "
-               f"{_one_line(context.get('username') or '')}).")
+    # One wording whether or not the address has an account: the inviter never learns which, and the reader
+    # knows. (Messages queued before carry `existing_account`; it is not needed any more.)
+    suggested = _one_line(context.get("username") or "")
+    how = ("If you already have an account with this email address, sign in with it, then open the link to "
+           "accept: one sign-in serves every provider you work for. If you are new, open the link to choose "
+           "a username" + (f" (suggested: {suggested})" if suggested else "") + " and a password.")
     subject = f"{inviter} invited you to work on {provider}'s billing"
     text = "\n".join([
         "Hello,",

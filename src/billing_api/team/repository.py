@@ -44,25 +44,21 @@ async def pending_invitation(session: AsyncSession, provider_id: uuid.UUID, emai
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def username_promised(session: AsyncSession, username: str, *, except_email: str) -> bool:
-    """A pending invitation of another address will create an account with this username."""
-    statement = select(Invitation.id).where(
-        Invitation.status == InvitationStatus.pending, Invitation.username.is_not(None),
-        func.lower(Invitation.username) == username.lower(), func.lower(Invitation.email) != except_email.lower(),
-    )
-    return (await session.execute(statement.limit(1))).first() is not None
-
-
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    """The account of an email, whichever company it is in: for accepting only, where the token proves that
+    the caller holds the email. Inviting never asks (its answer must not depend on other companies' accounts)."""
     statement = select(User).where(func.lower(User.email) == email.lower())
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def emails_with_accounts(session: AsyncSession, emails: list[str]) -> set[str]:
-    if not emails:
-        return set()
-    statement = select(func.lower(User.email)).where(func.lower(User.email).in_([e.lower() for e in emails]))
-    return set((await session.execute(statement)).scalars())
+async def team_member_with_email(session: AsyncSession, provider_id: uuid.UUID, email: str) -> bool:
+    """Someone on this provider's list (by name) has this email: what the team listing shows its managers."""
+    statement = (
+        select(DelegationEntry.id)
+        .join(User, User.id == DelegationEntry.user_id)
+        .where(DelegationEntry.provider_id == provider_id, func.lower(User.email) == email.lower())
+    )
+    return (await session.execute(statement.limit(1))).first() is not None
 
 
 async def open_invitations(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple[Invitation, bool]]:

@@ -59,9 +59,13 @@ async def get_team(provider_id: uuid.UUID, session: Session, actor: CurrentActor
 async def create_invitation(provider_id: uuid.UUID, data: InvitationCreate, session: Session, settings: AppSettings,
                             principal: CurrentPrincipal, actor: CurrentActor) -> InvitationRead:
     """Invite someone by email with a role preset or custom permissions; the email (with a single-use link that
-    expires) leaves through the outbox. If the email already has an account, the invitation reuses it
-    (`reuses_existing_account`). A username that belongs to someone else is a 409 naming `username`.
-    At most 20 new invitations per provider an hour (settings): beyond, 429 `invitation_send_limited`."""
+    expires) leaves through the outbox. The answer never depends on whether the email has an account in any
+    company: nothing is looked up about other accounts, and the body says neither whether one exists nor its
+    username (`username` and `display_name` echo the inviter's suggestions for a newcomer). Whoever holds the
+    email decides on acceptance: an existing account joins with its own login, a newcomer creates one.
+    At most 20 new invitations per provider an hour (settings): beyond, 429 `invitation_send_limited`, checked
+    before anything about the email. Past the limit, refusals only concern what the team listing shows:
+    422 `cannot_invite_self`, 409 `already_on_team`, 409 `invitation_pending`."""
     return await service.invite(session, settings, principal, actor, provider_id, data)
 
 
@@ -88,11 +92,14 @@ async def cancel_invitation(invitation_id: uuid.UUID, session: Session, principa
              responses=problem_responses(400, 401, 403, 404, 409, 410, 422))
 async def accept_invitation(data: InvitationAccept, request: Request, session: Session, settings: AppSettings,
                             principal: Annotated[Principal | None, Depends(optional_principal)]) -> InvitationAccepted:
-    """Accept with the link's token. A new account: `token` and `password`, no bearer token. An email that
-    already has an account: `token` alone, with that account's bearer token (401 `invitation_login_required`
-    without it). Refusals write nothing: 404 `invitation_not_found` (unknown or replaced link), 409
-    `invitation_already_accepted`, 410 `invitation_expired` or `invitation_cancelled`, 403
-    `invitation_wrong_account`, 409 `username_taken`."""
+    """Accept with the link's token, which proves control of the invited email; whether that email has an
+    account is decided here. An email that already has an account: `token` alone, with that account's bearer
+    token (401 `invitation_login_required` without it; 409 `account_deactivated`, `account_not_invitable`; 422
+    `new_account_fields_not_expected`); it joins with its own login, one login serving several providers. A
+    newcomer: `token`, `password` and `username` (defaults to the inviter's suggestion; 422
+    `username_required`), signed out; 409 `username_taken` asks for another `username`. Refusals write
+    nothing: 404 `invitation_not_found` (unknown or replaced link), 409 `invitation_already_accepted`, 410
+    `invitation_expired` or `invitation_cancelled`, 403 `invitation_wrong_account`."""
     return await service.accept(session, settings, principal, data, client_address(request))
 
 

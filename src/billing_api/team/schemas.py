@@ -9,12 +9,15 @@ from typing import Annotated, Literal
 from pydantic import EmailStr, Field, StringConstraints
 
 from billing_api.authz.permissions import Permission, RolePreset
-from billing_api.identity.schemas import DisplayName, NewPassword, Username
+from billing_api.identity.schemas import DisplayName, NewPassword
 from billing_api.models import DeliveryStatus, UserKind
 from billing_api.schemas import InputModel, ReadModel, example
 
 Token = Annotated[str, StringConstraints(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
                                          strip_whitespace=True)]
+# The username of an account created by accepting an invitation. No `@`: a username may not equal another
+# account's email (both log in), so an `@` would make "is it taken?" a question about other people's emails.
+InviteeUsername = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
 class RoleRead(ReadModel):
@@ -27,18 +30,22 @@ class RoleRead(ReadModel):
 
 
 class InvitationCreate(InputModel):
-    """Invite someone to work on the provider's billing. If `email` already belongs to an account (another
-    provider invited them, say), the invitation reuses that account: leave `username` out (or give theirs)."""
+    """Invite someone to work on the provider's billing. The answer is the same whether or not `email` already
+    has an account: nothing about other accounts is looked up here. Whoever holds the email decides on
+    acceptance: an existing account joins with its own login (signed in), a newcomer creates an account."""
 
     model_config = example(
         email="clara@example.com", username="clara.clerk", display_name="Clara Clerk", role="data_entry",
     )
 
     email: EmailStr = Field(max_length=320)
-    username: Username | None = Field(
-        default=None, description="The username of the account to create; required unless the email already "
-        "has an account.")
-    display_name: DisplayName | None = Field(default=None, description="Defaults to the username.")
+    username: InviteeUsername | None = Field(
+        default=None, description="A username suggested for a newcomer's account (letters, digits, `.`, `_`, "
+        "`-`). Not checked or reserved here: the newcomer may choose another on acceptance, and a taken one is "
+        "refused then (409 `username_taken`). Ignored when the email already has an account, which keeps its "
+        "own username.")
+    display_name: DisplayName | None = Field(default=None, description="Suggested for a newcomer's account; "
+                                             "defaults to the username. Ignored for an existing account.")
     role: RolePreset
     permissions: list[Permission] | None = Field(
         default=None, max_length=len(Permission), description="Only with role `custom`: at least one, and never "
@@ -54,17 +61,19 @@ class DeliveryRead(ReadModel):
 
 
 class InvitationRead(ReadModel):
+    """An invitation as the inviter sent it. It never says whether the email has an account, nor that
+    account's username: the team shows who joined, with their username, once the invitation is accepted."""
+
     id: uuid.UUID
     provider_id: uuid.UUID
     email: str
-    username: str | None
-    display_name: str | None
+    username: str | None = Field(description="The username the inviter suggested for a newcomer, as sent (null "
+                                 "if none); never the username of an existing account.")
+    display_name: str | None = Field(description="The display name the inviter suggested, as sent.")
     role: RolePreset
     permissions: list[str]
     state: Literal["pending", "expired", "accepted", "cancelled"] = Field(
         description="`expired`: pending past `expires_at` (a resend revives it).")
-    reuses_existing_account: bool = Field(
-        description="The email already has an account: the invitee accepts signed in with it.")
     expires_at: datetime
     created_at: datetime
     invited_by: uuid.UUID | None
@@ -107,14 +116,20 @@ class TeamMemberUpdate(InputModel):
 
 
 class InvitationAccept(InputModel):
-    """A new account: `token` and `password`. An email that already has an account: `token` alone, sent with
-    that account's bearer token (sign in first)."""
+    """The token proves control of the invited email; whether that email has an account is answered here, to
+    its holder. An email that already has an account: `token` alone, sent with that account's bearer token
+    (sign in first; 401 `invitation_login_required` without it). A newcomer: `token` and `password`, signed
+    out, and `username` unless the inviter suggested one (422 `username_required`)."""
 
     model_config = example(
-        token="k3J9x_2mQpL8vN4rT6wY1zB5", password="a-long-new-password", display_name="Clara Clerk",
+        token="k3J9x_2mQpL8vN4rT6wY1zB5", username="clara.clerk", password="a-long-new-password",
+        display_name="Clara Clerk",
     )
 
     token: Token = Field(description="The `token` of the link in the email.")
+    username: InviteeUsername | None = Field(
+        default=None, description="A newcomer's username (letters, digits, `.`, `_`, `-`); defaults to the one "
+        "the inviter suggested. 409 `username_taken` if someone has it.")
     password: NewPassword | None = Field(default=None, description="The new account's password.")
     display_name: DisplayName | None = Field(default=None, description="For a new account.")
 

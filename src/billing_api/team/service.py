@@ -146,11 +146,12 @@ def _state(invitation: Invitation, expired: bool) -> str:
     return "expired" if expired else "pending"
 
 
-def invitation_read(invitation: Invitation, *, expired: bool, reuses: bool) -> InvitationRead:
+def invitation_read(invitation: Invitation, *, expired: bool) -> InvitationRead:
+    """Built from the invitation alone: nothing in it comes from an account the email may have."""
     return InvitationRead(
         id=invitation.id, provider_id=invitation.provider_id, email=invitation.email, username=invitation.username,
         display_name=invitation.display_name, role=RolePreset(invitation.role), permissions=invitation.permissions,
-        state=_state(invitation, expired), reuses_existing_account=reuses, expires_at=invitation.expires_at,
+        state=_state(invitation, expired), expires_at=invitation.expires_at,
         created_at=invitation.created_at, invited_by=invitation.invited_by,
         delivery=DeliveryRead(status=invitation.delivery_status, attempts=invitation.delivery_attempts,
                               last_attempt_at=invitation.delivery_last_attempt_at, error=invitation.delivery_error,
@@ -169,21 +170,19 @@ def _member_read(entry: DelegationEntry, user: User, live: bool) -> TeamMemberRe
 
 async def read_team(session: AsyncSession, provider: User) -> TeamRead:
     invitations = await repository.open_invitations(session, provider.id)
-    with_accounts = await repository.emails_with_accounts(session, [i.email for i, _ in invitations])
     return TeamRead(
         provider_id=provider.id,
         list_version=await repository.list_version(session, provider.id),
         members=[_member_read(*row) for row in await repository.members(session, provider.id)],
-        invitations=[invitation_read(i, expired=expired, reuses=i.email.lower() in with_accounts)
-                     for i, expired in invitations],
+        invitations=[invitation_read(i, expired=expired) for i, expired in invitations],
     )
 
 
 # Inviting
 
 
-def _email_context(settings: Settings, invitation: Invitation, provider: User, inviter: User,
-                   existing_account: User | None) -> dict:
+def _email_context(settings: Settings, invitation: Invitation, provider: User, inviter: User) -> dict:
+    """The same mail whether or not the email has an account: its holder knows, and answers on acceptance."""
     chosen = set(invitation.permissions)
     return {
         "invitation_id": str(invitation.id),
@@ -191,8 +190,7 @@ def _email_context(settings: Settings, invitation: Invitation, provider: User, i
         "inviter_name": inviter.display_name,
         "role_label": ROLE_NAMES[RolePreset(invitation.role)],
         "abilities": [ABILITIES[p] for p in _ORDER if p.value in chosen and p in ABILITIES],
-        "existing_account": existing_account is not None,
-        "username": existing_account.username if existing_account else invitation.username,
+        "username": invitation.username,  # the inviter's suggestion for a newcomer, if any
         "expires_at": invitation.expires_at.isoformat(),
     }
 
@@ -209,43 +207,14 @@ def _issue_token(settings: Settings, invitation: Invitation) -> str:
 
 
 def _queue_email(session: AsyncSession, settings: Settings, invitation: Invitation, provider: User, inviter: User,
-                 existing_account: User | None, nonce: str) -> None:
+                 nonce: str) -> None:
     mail_repository.add(session, template=INVITATION, to_address=invitation.email, invitation_id=invitation.id,
-                        context=_email_context(settings, invitation, provider, inviter, existing_account),
+                        context=_email_context(settings, invitation, provider, inviter),
                         secret_nonce=nonce)
 
 
 def _conflict(detail: str, code: str, field: str) -> Conflict:
     return Conflict(detail, code=code, extra={"field": field})
-
-
-async def _existing_invitee(session: AsyncSession, provider: User, account: User, username: str | None) -> None:
-    if account.id == provider.id:
-        raise Unprocessable("A provider cannot invite themself.", code="cannot_invite_self", extra={"field": "email"})
-    if account.account_type == AccountType.support:
-        raise _conflict("That email belongs to an account that cannot be invited.", "account_not_invitable", "email")
-    if account.status != UserStatus.active:
-        raise _conflict("That email belongs to a deactivated account.", "account_deactivated", "email")
-    if username is not None and username.lower() != account.username.lower():
-        if await identity_repository.username_taken(session, username, except_user=account.id):
-            raise _conflict("That username belongs to someone else.", "username_taken", "username")
-        raise _conflict("That email already has an account with another username: leave `username` out to "
-                        "reuse the account.", "username_mismatch", "username")
-    if await repository.entry_for(session, provider.id, account.id) is not None:
-        raise _conflict("That person is already on this provider's team.", "already_on_team", "email")
-
-
-async def _new_invitee(session: AsyncSession, email: str, username: str | None) -> None:
-    if await identity_repository.email_taken(session, email):  # someone's username is this address
-        raise _conflict("That email is another account's login.", "email_taken", "email")
-    if username is None:
-        raise Unprocessable("`username` is required: the email has no account yet.", code="username_required",
-                            extra={"field": "username"})
-    if await identity_repository.username_taken(session, username):
-        raise _conflict("That username belongs to someone else.", "username_taken", "username")
-    if await repository.username_promised(session, username, except_email=email):
-        raise _conflict("That username is promised to someone else by a pending invitation.", "username_taken",
-                        "username")
 
 
 def _limited(detail: str, code: str, oldest: datetime, window: timedelta, now: datetime) -> TooManyRequests:
@@ -269,35 +238,35 @@ async def _check_send_limit(session: AsyncSession, settings: Settings, provider:
 
 async def invite(session: AsyncSession, settings: Settings, principal: Principal, actor: Actor,
                  provider_id: uuid.UUID, data: InvitationCreate) -> InvitationRead:
+    """Never asks whether the email has an account anywhere: the answer (status, body, headers) is the same for
+    an email with an account in any company and for an unknown one. The send limit comes before anything is
+    looked up about the email; past it, the only refusals are about what the team listing shows its managers
+    anyway (the provider themself, a member of the team, a pending invitation of this provider)."""
     provider = await managed_provider(session, actor, provider_id)
     permissions = resolve_permissions(data.role, data.permissions)
+    await _check_send_limit(session, settings, provider)
     email = str(data.email)
-    account = await repository.user_by_email(session, email)
-    if account is not None:
-        await _existing_invitee(session, provider, account, data.username)
-        email = account.email  # the account's own spelling of its address
-    else:
-        await _new_invitee(session, email, data.username)
+    if email.lower() == provider.email.lower():
+        raise Unprocessable("A provider cannot invite themself.", code="cannot_invite_self", extra={"field": "email"})
+    if await repository.team_member_with_email(session, provider.id, email):
+        raise _conflict("That person is already on this provider's team.", "already_on_team", "email")
     if await repository.pending_invitation(session, provider.id, email) is not None:
         raise _conflict("An invitation to that email is already pending: resend it instead.", "invitation_pending",
                         "email")
-    await _check_send_limit(session, settings, provider)
     invitation = Invitation(
         id=uuid.uuid4(), provider_id=provider.id, company_id=provider.company_id, invited_by=principal.id,
-        email=email, username=account.username if account else data.username,
-        display_name=None if account else data.display_name, role=data.role.value, permissions=permissions,
-        status=InvitationStatus.pending, created_at=datetime.now(UTC),
+        email=email, username=data.username, display_name=data.display_name, role=data.role.value,
+        permissions=permissions, status=InvitationStatus.pending, created_at=datetime.now(UTC),
     )
     nonce = _issue_token(settings, invitation)
     session.add(invitation)
     await session.flush()
-    _queue_email(session, settings, invitation, provider, principal.user, account, nonce)
+    _queue_email(session, settings, invitation, provider, principal.user, nonce)
     record(session, principal, "invitation.created", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"invitation_id": str(invitation.id), "email": email,
-                                           "role": invitation.role, "permissions": permissions,
-                                           "reuses_existing_account": account is not None})
+                                           "role": invitation.role, "permissions": permissions})
     await session.flush()
-    return invitation_read(invitation, expired=False, reuses=account is not None)
+    return invitation_read(invitation, expired=False)
 
 
 async def resend(session: AsyncSession, settings: Settings, principal: Principal, actor: Actor,
@@ -317,13 +286,12 @@ async def resend(session: AsyncSession, settings: Settings, principal: Principal
     await mail_repository.cancel_queued(session, invitation.id, "superseded by a resend")
     nonce = _issue_token(settings, invitation)
     await session.flush()
-    account = await repository.user_by_email(session, invitation.email)
-    _queue_email(session, settings, invitation, provider, principal.user, account, nonce)
+    _queue_email(session, settings, invitation, provider, principal.user, nonce)
     record(session, principal, "invitation.resent", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"invitation_id": str(invitation.id), "email": invitation.email,
                                            "expires_at": invitation.expires_at.isoformat()})
     await session.flush()
-    return invitation_read(invitation, expired=False, reuses=account is not None)
+    return invitation_read(invitation, expired=False)
 
 
 async def cancel(session: AsyncSession, principal: Principal, actor: Actor, invitation_id: uuid.UUID) -> None:
@@ -356,31 +324,44 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
         raise Conflict("This invitation was already accepted.", code="invitation_already_accepted")
     if invitation.expires_at <= datetime.now(UTC):
         raise Gone("This invitation has expired: ask for a new email.", code="invitation_expired")
+    # Whether the email has an account is decided here, and told only to the token's holder (who holds the email).
     account = await repository.user_by_email(session, invitation.email)
     if account is not None:
+        if account.status != UserStatus.active:
+            raise _conflict("This email's account is deactivated; ask its company to reactivate it.",
+                            "account_deactivated", "token")
         if principal is None:
             raise Unauthenticated("This email already has an account: sign in with it, then accept again.",
                                   code="invitation_login_required")
         if principal.id != account.id:
             raise Forbidden("This invitation is for another account.", code="invitation_wrong_account")
-        if data.password is not None or data.display_name is not None:
+        if account.account_type == AccountType.support:
+            raise _conflict("This account cannot join a provider's team.", "account_not_invitable", "token")
+        if account.id == invitation.provider_id:
+            raise Unprocessable("A provider cannot join their own team.", code="cannot_invite_self",
+                                extra={"field": "token"})
+        given = next((f for f in ("username", "password", "display_name") if getattr(data, f) is not None), None)
+        if given is not None:
             raise Unprocessable("An existing account accepts with the token alone.",
-                                code="new_account_fields_not_expected",
-                                extra={"field": "password" if data.password is not None else "display_name"})
+                                code="new_account_fields_not_expected", extra={"field": given})
         created = False
     else:
         if principal is not None:
             raise Forbidden("This invitation creates a new account: accept it signed out.",
                             code="invitation_wrong_account")
+        username = data.username or invitation.username
+        if username is None:
+            raise Unprocessable("Choose a `username` for the new account.", code="username_required",
+                                extra={"field": "username"})
         if data.password is None:
             raise Unprocessable("Choose a `password` for the new account.", code="password_required",
                                 extra={"field": "password"})
-        username = invitation.username or ""
         check_new_password(data.password, username, invitation.email)
-        if await identity_repository.username_taken(session, username) or await identity_repository.email_taken(
-                session, invitation.email):
-            raise _conflict("That username now belongs to someone else; ask for a new invitation.", "username_taken",
-                            "username")
+        if await identity_repository.username_taken(session, username):
+            raise _conflict("That username belongs to someone else; choose another (`username`).",
+                            "username_taken", "username")
+        if await identity_repository.email_taken(session, invitation.email):  # someone logs in with it
+            raise _conflict("This email is another account's login.", "email_taken", "email")
         account = User(
             id=uuid.uuid4(), company_id=invitation.company_id, email=invitation.email, username=username,
             display_name=data.display_name or invitation.display_name or username,
