@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api import embedded_postgres
 from billing_api.config import ConfigurationError, Settings, get_settings
 from billing_api.db import make_engine, make_sessionmaker, resolve_database_url
 
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args, get_settings())
+        with embedded_postgres.stopped_on_exit():  # the embedded server stops with us, also on SIGTERM
+            args.func(args, get_settings())
     except ConfigurationError as error:
         raise SystemExit(f"billing-api: {error}") from None

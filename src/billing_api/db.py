@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
@@ -14,25 +13,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from billing_api import embedded_postgres
 from billing_api.config import Settings
 from billing_api.errors import DatabaseUnavailable, DomainError
 
-_embedded_servers: dict[Path, object] = {}
-
 
 def embedded_database_url(data_dir: Path) -> str:
-    """Start (or join) the embedded PostgreSQL kept in `data_dir` and return its asyncpg URL."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
-        import pgserver
-
-    pgdata = (data_dir / "postgres").resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = _embedded_servers.get(pgdata)
-    if server is None:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
-        _embedded_servers[pgdata] = server
-    return to_asyncpg_url(server.get_uri())
+    """Start (or join) the embedded PostgreSQL kept in `data_dir` and return its asyncpg URL. Its lifecycle
+    (who stops it, and when) is in embedded_postgres.py."""
+    return to_asyncpg_url(embedded_postgres.url(data_dir / "postgres"))
 
 
 def to_asyncpg_url(uri: str) -> str:
