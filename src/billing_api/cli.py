@@ -151,6 +151,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         from billing_api.demo import load_demo
 
         _print_demo_logins(asyncio.run(_in_session(settings, lambda session: load_demo(session, settings))))
+        _catch_demo_mail(settings)
     # Workers read the resolved URL and secret, so they share this process's embedded server and tokens.
     os.environ["BILLING_API_DATABASE_URL"] = url
     os.environ["BILLING_API_JWT_SECRET"] = settings.resolved_jwt_secret()
@@ -167,6 +168,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
                 workers=args.workers, log_config=logs.logging_config(settings), access_log=False,
                 proxy_headers=True, timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+
+
+def _catch_demo_mail(settings: Settings) -> None:
+    """The demo keeps its mail in the data folder (mail/catcher.py), unless a mail server is configured."""
+    if "smtp_host" in settings.model_fields_set:
+        return
+    from billing_api.mail import catcher
+
+    folder = (settings.data_dir / "mail").resolve()
+    _, port = catcher.start(folder)
+    # Every worker process's mail sender reads these, as it reads the database URL.
+    os.environ |= {"BILLING_API_SMTP_HOST": catcher.HOST, "BILLING_API_SMTP_PORT": str(port),
+                   "BILLING_API_SMTP_STARTTLS": "false", "BILLING_API_SMTP_USE_TLS": "false"}
+    settings.smtp_host, settings.smtp_port = catcher.HOST, port
+    settings.smtp_starttls = settings.smtp_use_tls = False
+    print(f"demo mail is not sent: each message is written to {folder}/ as a .eml file", flush=True)
 
 
 def _share_metrics_between_workers() -> None:
@@ -213,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--demo", action="store_true", help="load the demo data set first (idempotent)")
+    serve.add_argument("--demo", action="store_true",
+                       help="load the demo data set first (idempotent); unless BILLING_API_SMTP_HOST is set, mail is "
+                       "not sent but written to the data folder's mail/")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
                        help="default BILLING_API_LOG_LEVEL (info)")
     serve.add_argument("--log-format", choices=["json", "text"],
