@@ -33,6 +33,19 @@ def test_help_of_every_subcommand(command, capsys):
     assert len(out.splitlines()) > 3
 
 
+def test_the_help_says_what_the_worker_runs(capsys):
+    # The worker runs the nightly automation and housekeeping besides the mail sender.
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--help"])
+    listing = " ".join(capsys.readouterr().out.split())
+    summary = listing.split(" worker ", 1)[1].split(" openapi ", 1)[0]  # the line of `worker` in the command list
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["worker", "--help"])
+    description = " ".join(capsys.readouterr().out.split())
+    for text in (summary, description):
+        assert "mail" in text and "nightly billing automation" in text and "housekeeping" in text, text
+
+
 def test_the_console_script_is_installed_and_points_at_main():
     (script,) = entry_points(group="console_scripts", name="billing-api")
     assert script.load() is cli.main

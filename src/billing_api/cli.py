@@ -244,9 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     worker = commands.add_parser(
-        "worker", help="run the background loops (the mail sender) until interrupted",
-        description="Apply migrations, then run the background loops until SIGINT or SIGTERM: today the "
-        "outbox mail sender (SMTP settings: BILLING_API_SMTP_*). Run as many as you like; they share the work.",
+        "worker", help="run the background work until interrupted: mail, the nightly billing automation, "
+        "housekeeping",
+        description="Apply migrations, then run the background loops until SIGINT or SIGTERM: the outbox mail "
+        "sender (SMTP settings: BILLING_API_SMTP_*), the nightly billing automation (bills, AutoPay, superbills, "
+        "statements, delayed sharing; a Procrastinate worker) and the housekeeping of expired idempotency keys and "
+        "failure counters. Run as many as you like; they share the work, and each night's run happens once.",
     )
     worker.set_defaults(func=cmd_worker)
 
