@@ -80,7 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.check_production()
+    settings.check_production(serving=True)
     app = FastAPI(
         title="billing-api",
         version=__version__,

@@ -145,6 +145,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from billing_api.migrations_runner import upgrade
     from billing_api.observability import logs
 
+    settings.check_production(serving=True)  # one line now, rather than a traceback from each worker
     url = resolve_database_url(settings)
     asyncio.run(upgrade(url))
     if args.demo:

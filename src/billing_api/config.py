@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     # Logs (observability/logs.py): one JSON object per line, or plain text for reading in a terminal.
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    # When set, GET /metrics wants `Authorization: Bearer <token>`; unset, it is open (keep it off the internet).
+    # When set, GET /metrics wants `Authorization: Bearer <token>`; unset, it is open, so production refuses to
+    # serve without one (check_production).
     metrics_token: str | None = None
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
@@ -96,17 +97,16 @@ class Settings(BaseSettings):
             raise ValueError(f"the account limits allow {per_hour} failed passwords an hour; at most 100 may")
         return self
 
-    def check_production(self) -> None:
+    def check_production(self, *, serving: bool = False) -> None:
+        """Production needs a database and a JWT secret; `serving` the HTTP API, also a metrics token, since an open
+        GET /metrics tells anyone who reaches the port the routes, their traffic and the pool and outbox sizes.
+        The worker and the other commands serve no metrics and do not need one."""
         if self.env != "production":
             return
-        missing = [
-            name
-            for name, value in (
-                ("BILLING_API_DATABASE_URL", self.database_url),
-                ("BILLING_API_JWT_SECRET", self.jwt_secret),
-            )
-            if not value
-        ]
+        required = [("BILLING_API_DATABASE_URL", self.database_url), ("BILLING_API_JWT_SECRET", self.jwt_secret)]
+        if serving:
+            required.append(("BILLING_API_METRICS_TOKEN", self.metrics_token))
+        missing = [name for name, value in required if not value]
         if missing:
             raise ConfigurationError(
                 "BILLING_API_ENV=production needs " + " and ".join(missing) + " to be set."

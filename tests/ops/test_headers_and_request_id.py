@@ -92,7 +92,7 @@ async def test_an_unexpected_error_is_a_problem_with_the_headers_and_no_trace(se
 async def test_hsts_over_https_and_in_production(app, settings):
     async with client_for(app, "https://testserver") as http:
         assert (await http.get("/healthz")).headers["strict-transport-security"].startswith("max-age=")
-    production = create_app(settings.model_copy(update={"env": "production"}))
+    production = create_app(settings.model_copy(update={"env": "production", "metrics_token": "scrape-secret"}))
     async with client_for(production) as http:
         assert (await http.get("/healthz")).headers["strict-transport-security"].startswith("max-age=")
 
