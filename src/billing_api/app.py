@@ -28,6 +28,7 @@ from billing_api.db import engine_for, make_sessionmaker
 from billing_api.docs_page import install_docs
 from billing_api.errors import install_error_handlers, problem_response
 from billing_api.events.router import router as events_router
+from billing_api.header_limit import HeaderLimitMiddleware
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
 from billing_api.invoices.router import router as invoices_router
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", REQUEST_ID_HEADER, "Idempotent-Replayed", "Retry-After"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware, max_headers=settings.max_request_headers,
+                       max_bytes=settings.max_request_head_bytes)
     # Added last, so outermost: every answer, CORS preflights and unexpected errors included, gets its headers.
     app.add_middleware(ObservabilityMiddleware, settings=settings)
     install_error_handlers(app)

@@ -168,7 +168,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     uvicorn.run("billing_api.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_config=logs.logging_config(settings), access_log=False,
                 proxy_headers=True, timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+                # h11, not httptools: httptools buffers a header of any size (header_limit.py).
+                http="billing_api.header_limit:HeadLimitedH11Protocol",
+                h11_max_incomplete_event_size=settings.max_request_head_bytes)
 
 
 def _catch_demo_mail(settings: Settings) -> None:

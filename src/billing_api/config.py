@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     # Larger request bodies answer 413 before they are parsed (body_limit.py).
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Bounds on a request's head (header_limit.py), far above what browsers and HTTP clients send (an Authorization
+    # header with our token is about 300 bytes; Apache httpd allows 100 header fields by default): `billing-api serve`
+    # stops reading a head longer than this, and the app refuses more fields or header bytes (431 problem+json).
+    max_request_head_bytes: int = Field(default=64 * 1024, ge=8 * 1024)
+    max_request_headers: int = Field(default=100, ge=16)
     # Abuse limits (auth/limits.py). Per account, shared by login and password confirmation: this many failures
     # within the window (from the first failure) lock the account until the window ends.
     account_max_failures: int = Field(default=5, ge=1)

@@ -119,6 +119,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "invalid_value": (422, "A value cannot be stored (a NUL character, say)."),
     "unprocessable": (422, "The request is well formed but breaks a rule."),
     "rate_limited": (429, "Too many requests; retry after the `Retry-After` seconds."),
+    "headers_too_large": (431, "The request has more header fields, or longer headers, than the service accepts."),
     "internal_error": (500, "An unexpected error (never expected; reported)."),
     "database_unavailable": (503, "The database does not answer; retry later."),
     # Authentication and password confirmation.
