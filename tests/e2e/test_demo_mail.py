@@ -34,13 +34,13 @@ async def test_the_demo_writes_an_invitation_mail_into_the_data_folder(tmp_path)
             "BILLING_API_ARGON2_PARALLELISM": "1", "BILLING_API_LOG_FORMAT": "text"}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([str(Path(sys.executable).with_name("billing-api")), "serve", "--demo",
-                                    "--host", "127.0.0.1", "--port", str(port)],
-                                   env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("billing-api")), "serve", "--demo", "--host", "127.0.0.1",
+            "--port", str(port), env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             for _ in range(START_GUARD_SECONDS * 2):
-                assert process.poll() is None, log.read_text()
+                assert process.returncode is None, log.read_text()
                 try:
                     if (await http.get("/readyz")).status_code == 200:
                         break
@@ -71,5 +71,5 @@ async def test_the_demo_writes_an_invitation_mail_into_the_data_folder(tmp_path)
             assert list(mail.iterdir()) == [eml]  # whole files only, no partial one left behind
     finally:
         process.terminate()
-        process.wait(timeout=60)
+        await asyncio.wait_for(process.wait(), timeout=60)
         await _drop_database(server_url, name)
