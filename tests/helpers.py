@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,7 +28,22 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     return body
 
 
-# The tables issue 2 writes to. A snapshot of them shows that a refused request wrote nothing.
+START_GUARD_SECONDS = 180  # a guard against a server that never starts, not a speed check
+
+
+async def wait_until_answering(http: httpx.AsyncClient, path: str, diagnostics: Callable[[], str]) -> None:
+    """Poll `path` of a service started as a subprocess until it answers 200; fail with `diagnostics()` (its log)."""
+    for _ in range(START_GUARD_SECONDS * 2):
+        try:
+            if (await http.get(path)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.5)
+    raise AssertionError(diagnostics())
+
+
+# The tables identity writes to. A snapshot of them shows that a refused request wrote nothing.
 TABLES = ("company", "app_user", "user_group", "group_member", "audit_event")
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import START_GUARD_SECONDS
 from tests.team.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLING_API = str(Path(sys.executable).with_name("billing-api"))
-START_GUARD_SECONDS = 180  # a guard against a command that never starts, not a speed check
 STOP_SECONDS = 15  # the requirement: the embedded server is gone this soon after the signal
 
 

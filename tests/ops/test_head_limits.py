@@ -15,8 +15,8 @@ import threading
 
 import httpx
 
-from tests.helpers import assert_problem
-from tests.ops.test_serve import ROOT, START_GUARD_SECONDS, _free_port
+from tests.helpers import assert_problem, wait_until_answering
+from tests.ops.test_serve import ROOT, _free_port
 
 IO_GUARD_SECONDS = 60  # against a server that never answers, not a speed check
 
@@ -84,15 +84,7 @@ async def test_serve_refuses_huge_and_numerous_headers_with_431_and_serves_norma
                                    cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            for _ in range(START_GUARD_SECONDS):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(1)
-            else:
-                raise AssertionError(stderr.read_text())
+            await wait_until_answering(http, "/healthz", stderr.read_text)
 
         async def exchange(head: bytes):
             return await asyncio.to_thread(_exchange, port, head)

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import wait_until_answering
+
 ROOT = Path(__file__).resolve().parents[2]
-START_GUARD_SECONDS = 180  # a guard against a server that never starts, not a speed check
 
 
 def _free_port() -> int:
@@ -37,15 +38,7 @@ async def test_serve_with_two_workers_logs_json_lines_and_sums_metrics_over_work
                                    stdout=subprocess.DEVNULL, stderr=err)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            for _ in range(START_GUARD_SECONDS):
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(1)
-            else:
-                raise AssertionError(stderr.read_text())
+            await wait_until_answering(http, "/readyz", stderr.read_text)
             requests = 40
             answers = await asyncio.gather(*(http.get("/v1/me", headers={"X-Request-ID": f"serve-{n}"})
                                              for n in range(requests)))
