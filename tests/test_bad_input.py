@@ -1,5 +1,5 @@
-"""Bad input on every issue-2 endpoint that takes input: a 4xx problem+json with a code, never a 500,
-and nothing written (every table issue 2 writes to is the same before and after)."""
+"""Bad input on every identity endpoint that takes input: a 4xx problem+json with a code, never a 500,
+and nothing written (every table identity writes to is the same before and after)."""
 
 from __future__ import annotations
 

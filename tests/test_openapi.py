@@ -70,7 +70,7 @@ def test_error_responses_are_documented_as_problem_json(document, operations):
                 "$ref": "#/components/schemas/Problem"}
 
 
-# The contract as a product (issue 9): what an integrator reads before writing a line of code.
+# The contract as a product: what an integrator reads before writing a line of code.
 COMMON_CODES = {"401": "unauthenticated", "422": "validation_error", "400": "malformed_body",
                 "413": "payload_too_large", "429": "rate_limited", "503": "database_unavailable"}
 

@@ -1,4 +1,4 @@
-"""Request size limits (issue 8): bodies over `max_request_body_bytes` are a 413 problem+json before parsing,
+"""Request size limits: bodies over `max_request_body_bytes` are a 413 problem+json before parsing,
 whether the size is declared or streamed; list `limit` is capped at pagination.MAX_LIMIT."""
 
 from __future__ import annotations

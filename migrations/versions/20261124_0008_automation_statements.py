@@ -1,4 +1,4 @@
-"""Billing automation: statement documents (issue 7)
+"""Billing automation: statement documents
 
 Revision ID: 0008
 Revises: 0007

@@ -1,4 +1,4 @@
-"""Abuse limits: sign-in failure counters (issue 8)
+"""Abuse limits: sign-in failure counters
 
 Failed logins and password confirmations, counted per account and per client address (models/abuse.py).
 

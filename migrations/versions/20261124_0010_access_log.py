@@ -1,4 +1,4 @@
-"""Access log and append-only, hash-chained audit (issue 8)
+"""Access log and append-only, hash-chained audit
 
 The audit events and the access log are append-only: UPDATE, DELETE and TRUNCATE raise. Each row is a link
 of a hash chain per table: `chain_seq` (1, 2, ...), `prev_hash` (the previous row's `row_hash`, NULL for the

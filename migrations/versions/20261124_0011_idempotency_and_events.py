@@ -1,4 +1,4 @@
-"""Idempotency keys and the integrators' events feed (issue 9)
+"""Idempotency keys and the integrators' events feed
 
 `idempotency_key`: one caller's key of one write and the answer it got. `integration_event`: the durable
 feed; `transaction_id` (the writing transaction's id) orders it so that a poller never skips an event

@@ -43,11 +43,11 @@ from billing_api.team.router import router as team_router
 ROUTERS = [health_router, auth_router, identity_router, companies_router, patients_router, bills_router,
            delegation_router, audit_router]
 ROUTERS += [assignments_router, payers_facilities_router]
-ROUTERS += [team_router, invoices_router]  # issue 5: invited users, reports, invoices, payments
-ROUTERS += [automation_router]  # issue 7: billing automation
-ROUTERS += [metrics_router]  # issue 8: Prometheus metrics
-ROUTERS += [events_router]  # issue 9: the integrators' events feed
-ROUTERS += [access_log_router]  # issue 8: the access log
+ROUTERS += [team_router, invoices_router]  # invited users, reports, invoices, payments
+ROUTERS += [automation_router]  # billing automation
+ROUTERS += [metrics_router]  # Prometheus metrics
+ROUTERS += [events_router]  # the integrators' events feed
+ROUTERS += [access_log_router]  # the access log
 
 
 def operation_id(route: APIRoute) -> str:

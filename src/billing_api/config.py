@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     mail_retry_max_seconds: float = Field(default=3600.0, ge=0)
     # The sender runs inside `billing-api serve` (app lifespan) unless disabled; `billing-api worker` runs it too.
     mail_sender_enabled: bool = True
-    # Billing automation (issue 7): the payment gateway (only `test` is built in), how many nights AutoPay tries a
+    # Billing automation: the payment gateway (only `test` is built in), how many nights AutoPay tries a
     # declined bill, and how often `billing-api worker` looks for due nightly stages and documents to share.
     payment_gateway: Literal["test"] = "test"
     autopay_max_attempts: int = Field(default=3, ge=1, le=30)
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # `procrastinate` (periodic task, default) or `loop` (a plain polling loop, every automation_poll_seconds).
     automation_scheduler: Literal["procrastinate", "loop"] = "procrastinate"
     mail_poll_seconds: float = Field(default=5.0, gt=0)
-    # Idempotency-Key (issue 9): how long a key answers a retry with the first result.
+    # Idempotency-Key: how long a key answers a retry with the first result.
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # How often `billing-api worker` deletes expired idempotency keys and ended failure counters (housekeeping/).
     housekeeping_interval_seconds: float = Field(default=600.0, gt=0)

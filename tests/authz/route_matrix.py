@@ -1,4 +1,4 @@
-"""The authorization matrix: for EVERY route of the app, the status each class of caller gets (issue 8).
+"""The authorization matrix: for EVERY route of the app, the status each class of caller gets.
 
 The world is `build_route_world` (tests/authz/world.py): one clinic, child of a network, with billing
 segregation ON, so that only rules 4 and 5 (and support's rule 2) reach the owner's bills there. Each row names

@@ -1,4 +1,4 @@
-"""Every route of the app called as every class of caller, over HTTP through the ASGI app (issue 8).
+"""Every route of the app called as every class of caller, over HTTP through the ASGI app.
 
 The expected statuses are the rows of tests/authz/route_matrix.py. The world is built once for the module in
 one transaction; every request runs in a savepoint that is rolled back after it, so no write reaches another

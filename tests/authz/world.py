@@ -168,7 +168,7 @@ MAY_CHANGE_OWNER_BILLS = {
 }
 
 
-# Invited users of the owner's team (issue 5), one per role preset; custom holds a viewing subset.
+# Invited users of the owner's team, one per role preset; custom holds a viewing subset.
 INVITED = {
     "invited_viewer": RolePreset.FINANCIAL_VIEWER,
     "invited_entry": RolePreset.DATA_ENTRY,

@@ -1,4 +1,4 @@
-"""Acceptance 3 of issue 5: every way an invitation can fail gives a 4xx problem+json with a code and writes
+"""Every way an invitation can fail gives a 4xx problem+json with a code and writes
 nothing (every table this issue writes to is the same before and after)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Acceptance 1 and 2 of issue 5, over HTTP: invite, the email arrives on a real SMTP server, accept with the
+"""Invited users, over HTTP: invite, the email arrives on a real SMTP server, accept with the
 link's token, log in, do exactly what the role allows, be revoked and refused on the next request; one account
 serving two providers of two companies with two independent roles."""
 

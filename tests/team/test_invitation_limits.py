@@ -1,4 +1,4 @@
-"""Abuse limits on invitations (issue 8): new invitations per provider, the password rules at acceptance, and
+"""Abuse limits on invitations: new invitations per provider, the password rules at acceptance, and
 concurrent accepts of one invitation (exactly one wins)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Secrets never reach a response or a log (issue 8): the main flows driven over HTTP with every logger at DEBUG
+"""Secrets never reach a response or a log: the main flows driven over HTTP with every logger at DEBUG
 (SQL statements included), then every response body and every log record scanned for the plaintext passwords,
 the JWT secret, argon2 hashes, and (in logs) invitation and access tokens."""
 

@@ -41,7 +41,7 @@ from sqlalchemy import any_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy import update  # payments (issue 5)
+from sqlalchemy import update  # payments
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billing_api.authz.rules import may_on_provider
@@ -336,7 +336,7 @@ class BillRepository:
         )
         return result.rowcount == 1
 
-    # Reports, invoices and payments (issue 5). The scope is this repository's: REPORTS_GENERATE,
+    # Reports, invoices and payments. The scope is this repository's: REPORTS_GENERATE,
     # INVOICES_VIEW or INVOICES_PAY, so a row the caller may not use that way is never read or changed.
 
     def _summary_conditions(self) -> list[ColumnElement[bool]]:
@@ -441,7 +441,7 @@ class BillRepository:
         await self.session.flush()
         return True
 
-    # Billing automation (issue 7). The scope is the provider's own (BILLS_SAVE to create, INVOICES_PAY to
+    # Billing automation. The scope is the provider's own (BILLS_SAVE to create, INVOICES_PAY to
     # charge, built by authz for the provider as actor): automation writes bills exactly as the provider would.
     # Every statement re-checks the scope and is limited to the scope's own provider.
 

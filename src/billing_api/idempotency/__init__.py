@@ -1,1 +1,1 @@
-"""Idempotency keys for retried writes (issue 9): the `Idempotency-Key` header, one dependency and one route class."""
+"""Idempotency keys for retried writes: the `Idempotency-Key` header, one dependency and one route class."""

@@ -1,4 +1,4 @@
-"""What integrators rely on (issue 9): idempotency keys of retried writes, and the durable events feed."""
+"""What integrators rely on: idempotency keys of retried writes, and the durable events feed."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ async def create_patient(session: AsyncSession, principal: Principal, actor: Act
     patient = Patient(id=uuid.uuid4(), **data.model_dump())
     session.add(patient)
     await session.flush()
-    # Billing automation (issue 7): a new patient starts from the company's current defaults.
+    # Billing automation: a new patient starts from the company's current defaults.
     await automation_repository.create_patient_settings(session, patient.id, patient.company_id)
     record(session, principal, "patient.created", company_id=patient.company_id, target_type="patient",
            target_id=patient.id)
