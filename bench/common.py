@@ -24,5 +24,13 @@ def database_url(explicit: str | None) -> str:
         return embedded_database_url(DEFAULT_DATA_DIR).replace("postgresql+asyncpg://", "postgresql://")
 
 
+def server_env(url: str) -> dict[str, str]:
+    """The environment of the servers the benchmark starts (service and lean reference): the same secret, so one
+    token serves both; cheap password hashing for the logins."""
+    return {**os.environ, "BILLING_API_DATABASE_URL": url, "BILLING_API_JWT_SECRET": "bench-" + "s" * 40,
+            "BILLING_API_ARGON2_TIME_COST": "1", "BILLING_API_ARGON2_MEMORY_COST_KIB": "8",
+            "BILLING_API_ARGON2_PARALLELISM": "1"}
+
+
 def sqlalchemy_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+asyncpg://", 1)

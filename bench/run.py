@@ -1,6 +1,7 @@
 """The benchmark of the authorization core. Run bench/generate.py first, then:
 
     .venv/bin/python bench/run.py [--runs 300] [--http-seconds 10] [--revocations 1000] [--database-url ...]
+    .venv/bin/python bench/run.py --only-http [--database-url ...]     # G5 alone, about a minute
 
 Prints one JSON object (one figure per key) and a human summary. Figures are ratios measured in the
 same run, so the machine's noise cancels out; the absolute times are printed for reference.
@@ -28,7 +29,7 @@ from sqlalchemy import select, union
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_PASSWORD, database_url  # noqa: E402
+from common import BENCH_PASSWORD, database_url, server_env  # noqa: E402
 
 from billing_api.access_log import repository as access_log_repository  # noqa: E402
 from billing_api.authz.permissions import Permission  # noqa: E402
@@ -280,9 +281,7 @@ def free_port() -> int:
 
 
 def start_server(url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "BILLING_API_DATABASE_URL": url, "BILLING_API_JWT_SECRET": "bench-" + "s" * 40,
-           "BILLING_API_ARGON2_TIME_COST": "1", "BILLING_API_ARGON2_MEMORY_COST_KIB": "8",
-           "BILLING_API_ARGON2_PARALLELISM": "1"}
+    env = server_env(url)
     billing_api = Path(sys.executable).with_name("billing-api")
     return subprocess.Popen([str(billing_api), "serve", "--port", str(port), "--workers", "2", "--log-level",
                              "warning"], env=env, stdout=subprocess.DEVNULL, stderr=server_log())
@@ -363,7 +362,7 @@ async def load(port: int, path: str, token: str | None, seconds: float, concurre
             pool, _load_process, port, path, token, seconds, concurrency)
     figures = summary(latencies)
     return {"rps": len(latencies) / elapsed, "p50_ms": figures["p50"], "p99_ms": figures["p99"],
-            "errors": sum(status != 200 for status in statuses)}
+            "errors": sum(status != 200 for status in statuses), "requests": len(latencies), "seconds": elapsed}
 
 
 async def revocations(conn: asyncpg.Connection, base: str, count: int) -> dict:
@@ -440,6 +439,144 @@ async def revocation_fixture(conn: asyncpg.Connection) -> tuple[str, str, str, u
     return provider, "bench.admin", "bench.revokee", group_id, bill_id
 
 
+# G5: the service against the lean reference (bench/lean.py), same database, token, path and load.
+
+
+def tree_cpu(pid: int | None) -> dict[int, float]:
+    """CPU seconds (user + system) of a process and each of its living descendants, by process id: a uvicorn
+    supervisor and its workers, or the database server and its backends."""
+    import psutil
+
+    if pid is None:
+        return {}
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {}
+    seconds = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            seconds[process.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return seconds
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two `tree_cpu` readings: per process, so one that ended (a database backend of a
+    closed connection) takes nothing away; the part it used in between is lost (never ours: the servers' pools
+    and workers live through the rounds)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+async def postmaster_pid(conn: asyncpg.Connection) -> int | None:
+    """The database server's main process, when it runs on this machine and can be seen (for its CPU)."""
+    import psutil
+
+    try:
+        backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+        parent = backend.parent()
+        return parent.pid if parent is not None and "postgres" in parent.name() else None
+    except (psutil.Error, OSError):
+        return None
+
+
+def run_lean_check(url: str, service_base: str, lean_base: str) -> None:
+    """bench/lean.py --check: the two must answer the same page, or their rates compare nothing."""
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("lean.py")), "--check", "--database-url",
+                             url, "--service-url", service_base, "--lean-url", lean_base])
+    if result.returncode != 0:
+        raise SystemExit("bench/lean.py --check: the lean reference and the service answer different pages")
+
+
+async def measure_g5(url: str, conn: asyncpg.Connection, rounds: int, seconds: float, lean_lines: str | None,
+                     lean_http: str) -> dict:
+    """Interleaved rounds (the order alternates each round) of `load()` at 32 clients on each server, with each
+    server's CPU (its process tree) and the database server's CPU over the round."""
+    import lean
+
+    path = f"/v1/bills?limit={PAGE}"
+    service_port, lean_port = free_port(), free_port()
+    servers = {"service": (start_server(url, service_port), service_port),
+               "lean": (lean.start_lean(url, lean_port, lines=lean_lines, http=lean_http), lean_port)}
+    postmaster = await postmaster_pid(conn)
+    figures: dict = {}
+    try:
+        for _, port in servers.values():
+            await wait_ready(f"http://127.0.0.1:{port}")
+        service_base, lean_base = (f"http://127.0.0.1:{port}" for _, port in servers.values())
+        run_lean_check(url, service_base, lean_base)
+        async with httpx.AsyncClient() as client:
+            token = (await login(client, service_base, "bench.delegate40"))["Authorization"].split()[1]
+        for name, (_, port) in servers.items():  # warm-up
+            await load(port, path, token, 2)
+        print(f"G5: {rounds} interleaved rounds x {seconds:g} s, 32 clients, service and lean...", file=sys.stderr,
+              flush=True)
+        totals = {name: {"requests": 0, "cpu": 0.0, "db_cpu": 0.0} for name in servers}
+        order = list(servers)
+
+        async def round_of(name: str, label: str, request_path: str) -> dict:
+            process, port = servers[name]
+            cpu, db_cpu = tree_cpu(process.pid), tree_cpu(postmaster)
+            result = await load(port, request_path, token, seconds)
+            pages = max(result["requests"], 1)
+            result["cpu_ms_per_page"] = cpu_used(cpu, tree_cpu(process.pid)) * 1000 / pages
+            if postmaster:  # the whole database server: other jobs on it count too
+                result["db_cpu_ms_per_page"] = cpu_used(db_cpu, tree_cpu(postmaster)) * 1000 / pages
+            for key, value in result.items():
+                figures[f"G5_{label}_{key}"] = value
+            return result
+
+        for number in range(1, rounds + 1):
+            for name in order:
+                result = await round_of(name, f"{name}_r{number}", path)
+                totals[name]["requests"] += result["requests"]
+                totals[name]["cpu"] += result["cpu_ms_per_page"] * result["requests"]
+                totals[name]["db_cpu"] += result.get("db_cpu_ms_per_page", 0.0) * result["requests"]
+                if result["errors"]:
+                    print(f"G5: {name} round {number}: {result['errors']} errors", file=sys.stderr, flush=True)
+            order.reverse()
+        for name in servers:
+            figures[f"G5_{name}_mean_rps"] = statistics.mean(
+                figures[f"G5_{name}_r{n}_rps"] for n in range(1, rounds + 1))
+            figures[f"G5_{name}_cpu_ms_per_page"] = totals[name]["cpu"] / max(totals[name]["requests"], 1)
+            if postmaster:
+                figures[f"G5_{name}_db_cpu_ms_per_page"] = totals[name]["db_cpu"] / max(totals[name]["requests"], 1)
+        figures["G5"] = figures["G5_service_mean_rps"] / figures["G5_lean_mean_rps"]
+        figures["G5_rounds"], figures["G5_seconds"] = rounds, seconds
+        figures["G5_lean_lines"] = lean.LINES if lean_lines is None else lean_lines
+        # For reference: the lean page without the access-log insert (a read-only transaction), one round.
+        await round_of("lean", "lean_readonly", path + "&readonly=1")
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+        for process, _ in servers.values():
+            process.wait(timeout=30)
+    return figures
+
+
+def g5_lines(figures: dict) -> list[str]:
+    if "G5" not in figures:
+        return []
+    rounds = figures["G5_rounds"]
+    lines = [f"G5, GET /v1/bills?limit={PAGE} as bench.delegate40, 32 clients, {figures['G5_seconds']:g} s rounds "
+             f"(lean: lines {figures['G5_lean_lines']}):",
+             f"  {'':<9}" + "".join(f"{'round ' + str(n):>10}" for n in range(1, rounds + 1))
+             + f"{'mean':>10}{'CPU/page':>11}{'DB CPU/page':>13}  (server's processes; the whole database server)"]
+    for name in ("service", "lean"):
+        db = figures.get(f"G5_{name}_db_cpu_ms_per_page")
+        lines.append(f"  {name:<9}" + "".join(f"{figures[f'G5_{name}_r{n}_rps']:>6.0f} rps" for n in range(1, rounds + 1))
+                     + f"{figures[f'G5_{name}_mean_rps']:>6.0f} rps{figures[f'G5_{name}_cpu_ms_per_page']:>8.2f} ms"
+                     + (f"{db:>10.2f} ms" if db is not None else ""))
+    readonly = "G5_lean_readonly_rps"
+    if readonly in figures:
+        lines.append(f"  lean without the access-log insert (read-only transaction): {figures[readonly]:.0f} rps, "
+                     f"{figures['G5_lean_readonly_cpu_ms_per_page']:.2f} ms CPU/page")
+    return lines
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     url = database_url(args.database_url)
     conn = await asyncpg.connect(url)
@@ -450,6 +587,13 @@ async def main_async(args: argparse.Namespace) -> dict:
     figures: dict = {f"data_{k}": v for k, v in scale.items()}
     figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} " \
                          f"{platform.python_version()}, PostgreSQL {conn.get_server_version().major}"
+    if args.only_http:
+        try:
+            figures.update(await measure_g5(url, conn, args.g5_rounds, args.g5_seconds, args.lean_lines,
+                                            args.lean_http))
+        finally:
+            await conn.close()
+        return figures
     print(f"measuring queries ({args.runs} interleaved runs)...", file=sys.stderr, flush=True)
     ours_conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
     figures.update(await measure_queries(conn, ours_conn, callers, args.runs))
@@ -479,6 +623,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    try:
+        figures.update(await measure_g5(url, conn, args.g5_rounds, args.g5_seconds, args.lean_lines, args.lean_http))
+    finally:
         await conn.close()
     return figures
 
@@ -493,27 +640,36 @@ GOALS = [
     ("keyset (page 200 / page 1), p95", lambda f: f["keyset_page200_vs_page1_p95_ratio"], 1.25),
     ("HTTP bills rps / healthz rps (at least)", lambda f: f["http_bills_vs_healthz_rps_ratio"], 0.25),
     ("HTTP bills p99 / p50", lambda f: f["http_bills_p99_vs_p50_ratio"], 3.0),
+    ("G5 (service rps / lean reference rps, at least)", lambda f: f["G5"], 0.8),
 ]
 
 
 def human(figures: dict) -> str:
     lines = [f"billing-api benchmark: {figures['data_bills']:,} bills, {figures['data_providers']:,} providers, "
-             f"{figures['data_users']:,} users, {figures['data_groups']:,} groups; {figures['machine']}", "",
-             f"{'class':<16}{'visible':>8}{'page p50':>10}{'p95':>8}{'2-step p95':>12}{'G1 p50':>8}{'G1 p95':>8}"
-             f"{'G1-cap':>8}{'/list':>7}"]
-    for name in CLASSES:
-        lines.append(
-            f"{name:<16}{str(figures.get(f'visible_providers_{name}', 'all')):>8}{figures[f'ms_{name}_p50']:>9.2f}m"
-            f"{figures[f'ms_{name}_p95']:>7.2f}m{figures[f'ms_{name}_two_step_p95']:>11.2f}m"
-            f"{figures[f'G1_{name}_p50_ratio']:>8.2f}{figures[f'G1_{name}_p95_ratio']:>8.2f}"
-            f"{figures[f'G1cap_{name}_p95_ratio']:>8.2f}{figures[f'G1_{name}_vs_literal_list_p95_ratio']:>7.2f}")
-    lines += ["", "access log (page + insert + commit / page + commit), p50 and p95: " + ", ".join(
-        f"{name[0]} {figures[f'log_{name}_p50_ratio']:.2f}/{figures[f'log_{name}_p95_ratio']:.2f}" for name in CLASSES)]
-    lines += ["", f"no-filter page p50/p95 {figures['ms_no_filter_p50']:.2f}/{figures['ms_no_filter_p95']:.2f} ms; "
-              f"HTTP GET /v1/bills {figures['http_bills_rps']:.0f} rps (p50 {figures['http_bills_p50_ms']:.1f} ms, "
-              f"p99 {figures['http_bills_p99_ms']:.1f} ms), /healthz {figures['http_healthz_rps']:.0f} rps", ""]
+             f"{figures['data_users']:,} users, {figures['data_groups']:,} groups; {figures['machine']}", ""]
+    if "ms_no_filter_p50" in figures:  # the query measurements (not with --only-http)
+        lines += [f"{'class':<16}{'visible':>8}{'page p50':>10}{'p95':>8}{'2-step p95':>12}{'G1 p50':>8}"
+                  f"{'G1 p95':>8}{'G1-cap':>8}{'/list':>7}"]
+        for name in CLASSES:
+            lines.append(
+                f"{name:<16}{str(figures.get(f'visible_providers_{name}', 'all')):>8}"
+                f"{figures[f'ms_{name}_p50']:>9.2f}m{figures[f'ms_{name}_p95']:>7.2f}m"
+                f"{figures[f'ms_{name}_two_step_p95']:>11.2f}m"
+                f"{figures[f'G1_{name}_p50_ratio']:>8.2f}{figures[f'G1_{name}_p95_ratio']:>8.2f}"
+                f"{figures[f'G1cap_{name}_p95_ratio']:>8.2f}{figures[f'G1_{name}_vs_literal_list_p95_ratio']:>7.2f}")
+        lines += ["", "access log (page + insert + commit / page + commit), p50 and p95: " + ", ".join(
+            f"{name[0]} {figures[f'log_{name}_p50_ratio']:.2f}/{figures[f'log_{name}_p95_ratio']:.2f}"
+            for name in CLASSES)]
+        lines += ["", f"no-filter page p50/p95 {figures['ms_no_filter_p50']:.2f}/{figures['ms_no_filter_p95']:.2f} ms; "
+                  f"HTTP GET /v1/bills {figures['http_bills_rps']:.0f} rps (p50 {figures['http_bills_p50_ms']:.1f} ms, "
+                  f"p99 {figures['http_bills_p99_ms']:.1f} ms), /healthz {figures['http_healthz_rps']:.0f} rps", ""]
+    lines += g5_lines(figures)
+    lines.append("")
     for label, value, bound in GOALS:
-        measured = value(figures)
+        try:
+            measured = value(figures)
+        except KeyError:  # not measured in this run (--only-http)
+            continue
         met = measured >= bound if "at least" in label else measured <= bound
         lines.append(f"  {'met ' if met else 'MISS'}  {label:<52} {measured:8.2f}  (goal {bound})")
     return "\n".join(lines)
@@ -525,6 +681,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000, help="interleaved runs per query figure (default 1000)")
     parser.add_argument("--http-seconds", type=float, default=10, help="seconds of load per endpoint (default 10)")
     parser.add_argument("--revocations", type=int, default=1000, help="revocations for G4 (default 1000)")
+    parser.add_argument("--only-http", action="store_true",
+                        help="only G5 (the service against the lean reference, bench/lean.py): about a minute")
+    parser.add_argument("--g5-rounds", type=int, default=3, help="interleaved rounds per server for G5 (default 3)")
+    parser.add_argument("--g5-seconds", type=float, default=8, help="seconds per G5 round (default 8)")
+    parser.add_argument("--lean-lines", choices=["folded", "separate"],
+                        help="the lean reference's lines: as the service reads them (default), or forced")
+    parser.add_argument("--lean-http", default="service",
+                        help="the lean reference's uvicorn protocol: `service` (the service's own, default), "
+                             "h11 or httptools")
     args = parser.parse_args()
     figures = asyncio.run(main_async(args))
     print(json.dumps(figures, indent=2, default=str))
