@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
+from sqlalchemy import ARRAY, Executable, Uuid, inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from billing_api import embedded_postgres
 from billing_api.config import Settings
@@ -47,6 +52,101 @@ def resolve_database_url(settings: Settings) -> str:
 # generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
 # running them (PERF-NOTES, and bench/run.py measures it).
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
+class Record(asyncpg.Record):
+    """A row of `fetch`: by position, by name (`row["id"]`) and as an attribute (`row.id`), like SQLAlchemy's."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class _Compiled:
+    """A statement compiled once for asyncpg: its SQL, and how to turn named parameters into positional ones
+    (the statement's own defaults, then SQLAlchemy's bind processors: enums to their values, JSON to text)."""
+
+    def __init__(self, statement: Executable, dialect) -> None:
+        self.compiled = statement.compile(dialect=dialect)
+        self.sql = str(self.compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError("expanding parameters (IN lists) are rendered per execution: use session.execute")
+        self.names = tuple(self.compiled.positiontup or ())
+        processors = self.compiled._bind_processors  # private to SQLAlchemy, pinned in the lock
+        binds = {name: bind for bind, name in self.compiled.bind_names.items()}
+        # asyncpg takes UUIDs and arrays of them as they are; SQLAlchemy's processors would copy each element.
+        self.processors = tuple(None if isinstance(binds[name].type, (ARRAY, Uuid)) else processors.get(name)
+                                for name in self.names)
+
+    def arguments(self, params: dict) -> list:
+        values = self.compiled.construct_params(params)
+        return [value if process is None or value is None else process(value)
+                for value, process in zip((values[name] for name in self.names), self.processors, strict=True)]
+
+
+_compiled: dict[Executable, _Compiled] = {}
+
+
+async def fetch(session: AsyncSession, statement: Executable, params: dict) -> list[Record]:
+    """Run a statement built once (and kept) by a repository, in the session's transaction, straight on the
+    asyncpg connection: for the hottest reads and writes, SQLAlchemy's execution and result layers cost more
+    CPU than PostgreSQL spends running them (docs/performance.md). Errors come out as SQLAlchemy's would."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # as session.execute's autoflush would: the statement sees the request's changes
+    connection = await session.connection()
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    compiled = _compiled.get(statement)
+    if compiled is None:
+        compiled = _compiled[statement] = _Compiled(statement, connection.dialect)
+    arguments = compiled.arguments(params)
+    try:
+        # The adapter's own lock and lazy BEGIN (SQLAlchemy's asyncpg adapter, pinned): this runs inside the
+        # session's transaction exactly as its own statements do.
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+            return await adapted.driver_connection.fetch(compiled.sql, *arguments, record_class=Record)
+    except Exception as error:
+        try:
+            adapted._handle_exception(error)  # asyncpg's error as the DBAPI error SQLAlchemy would have seen
+        except Exception as dbapi_error:
+            invalidated = connection.dialect.is_disconnect(dbapi_error, adapted, None)
+            if invalidated:
+                await connection.invalidate()
+            raise DBAPIError.instance(compiled.sql, None, dbapi_error, connection.dialect.loaded_dbapi.Error,
+                                      hide_parameters=True, connection_invalidated=invalidated,
+                                      dialect=connection.dialect) from error
+        raise
+
+
+@cache
+def _loaders(model: type, dialect) -> tuple[tuple[str, object], ...]:
+    """Each column attribute of `model` with the result processor of its type (enum values to members...)."""
+    return tuple((attribute.key, attribute.columns[0].type._cached_result_processor(dialect, None))
+                 for attribute in inspect(model).column_attrs)
+
+
+def columns_of(model: type) -> list:
+    """What `fetch` must select for `loaded` to build the model: its column attributes, labelled by key."""
+    return [getattr(model, attribute.key).label(attribute.key) for attribute in inspect(model).column_attrs]
+
+
+def loaded(session: AsyncSession, model: type, record: Record):
+    """The ORM instance of a row `fetch` read (selecting `columns_of(model)`), in the session as though the
+    session had loaded it: changes to it flush as updates; the session's own copy wins if it has one."""
+    known = session.sync_session.identity_map.get(identity_key(model, record["id"]))
+    if known is not None:
+        return known
+    values = {}
+    for key, process in _loaders(model, session.bind.dialect):
+        value = record[key]
+        values[key] = value if process is None or value is None else process(value)
+    instance = model(**values)
+    make_transient_to_detached(instance)  # as if loaded: no pending changes
+    session.add(instance)
+    return instance
 
 
 class _NoRows(logging.Filter):

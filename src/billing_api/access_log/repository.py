@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_api.authz import rules
 from billing_api.authz.permissions import Permission
 from billing_api.authz.scope import ACTOR
+from billing_api.db import fetch
 from billing_api.models import AccessLogEntry, User
 
 CHAINED_TABLES = ("audit_event", "access_log")
@@ -85,7 +86,7 @@ async def insert_entry(
     pairs: list[tuple[uuid.UUID | None, uuid.UUID]], patient_ids: list[uuid.UUID], record_count: int,
     client_address: str | None, user_agent: str | None, policy_grants: Sequence[dict[str, str]] = (),
 ) -> None:
-    await session.execute(_insert(permission), {
+    await fetch(session, _insert(permission), {
         ACTOR: actor_id, "route": route, "surface": surface,
         "shown_provider_ids": [p for p, _ in pairs], "shown_company_ids": [c for _, c in pairs],
         "provider_ids": sorted({p for p, _ in pairs if p is not None}), "patient_ids": patient_ids,

@@ -38,7 +38,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import any_
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy import update  # payments
@@ -46,6 +46,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from billing_api.authz.rules import may_on_provider
 from billing_api.authz.scope import BillScope
+from billing_api.db import Record, fetch
 from billing_api.models import Bill, BillLine, BillStatus, Coverage, ProviderBillCount
 from billing_api.models import Encounter, Patient, Payment
 
@@ -107,7 +108,35 @@ def _newest_first(table) -> tuple:
     return table.created_at.desc(), table.id.desc()
 
 
-def _dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool) -> Select[tuple[Bill]]:
+def _lines_json() -> ColumnElement[str]:
+    """The bill's lines as a JSON array in position order, built by PostgreSQL in the bill's own row: one
+    statement for the page and its lines, and no second look at the scope (each bill of the page is visible)."""
+    line = func.json_build_object(  # json, not jsonb: it keeps these keys in the order the API shows them
+        "cpt_code", BillLine.cpt_code, "description", BillLine.description, "units", BillLine.units,
+        "fee_cents", BillLine.fee_cents,
+    )
+    return (
+        select(func.coalesce(func.json_agg(aggregate_order_by(line, BillLine.position)), text("'[]'::json")))
+        .where(BillLine.bill_id == Bill.id)
+        .scalar_subquery()
+        .label("lines")
+    )
+
+
+def _page_select(presented: bool) -> Select:
+    """A page's bills as ORM entities, or as rows of what the API shows of each bill (`BILL_FIELDS`)."""
+    if not presented:
+        return select(Bill)
+    return select(*(_lines_json() if name == "lines" else getattr(Bill, name) for name in BILL_FIELDS))
+
+
+# What the API shows of a bill, in its order (BillRead's fields).
+BILL_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "coverage", "status",
+               "source", "service_date", "total_cents", "balance_cents", "lines", "created_at", "updated_at",
+               "submitted_at")
+
+
+def _dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool, presented: bool = False) -> Select:
     """One statement (PERF-NOTES). Support (rule 2) walks the newest-first index behind an in-statement
     check. Everyone else has the scope computed in CTEs, then one of two branches runs, chosen in the
     statement from the exact bill counts of what the scope covers:
@@ -116,7 +145,8 @@ def _dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool) 
     limit = _page_limit()
     conditions = _conditions(Bill, used, keyset)
     if scope.is_support:
-        return select(Bill).where(scope.sees_all(), *conditions).order_by(*_newest_first(Bill)).limit(limit)
+        return (_page_select(presented).where(scope.sees_all(), *conditions).order_by(*_newest_first(Bill))
+                .limit(limit))
     providers = scope.providers().cte("scope_providers")
     companies = scope.companies().cte("scope_companies")
     mode = select(_mode(providers, companies).label("mode")).cte("scope_mode")
@@ -161,7 +191,7 @@ def _dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool) 
         .limit(limit)
     )
     keys = union_all(wide.subquery().select(), narrow.subquery().select()).subquery("page_keys")
-    return select(Bill).where(Bill.id.in_(select(keys.c.id))).order_by(*_newest_first(Bill))
+    return _page_select(presented).where(Bill.id.in_(select(keys.c.id))).order_by(*_newest_first(Bill))
 
 
 def _mode(providers, companies) -> ColumnElement[str]:
@@ -219,31 +249,44 @@ class BillRepository:
     # Reads
 
     def dashboard_statement(
-        self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None = None
-    ) -> tuple[Select[tuple[Bill]], dict]:
+        self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None = None, *,
+        presented: bool = False,
+    ) -> tuple[Select, dict]:
         """The dashboard statement and its parameters (also for benchmarks and plan checks)."""
         used, keyset = tuple(filters.values()), after is not None
-        statement = self._statement("dashboard", used, keyset,
-                                    build=lambda: _dashboard_statement(self.scope, used, keyset))
+        statement = self._statement("dashboard", used, keyset, presented,
+                                    build=lambda: _dashboard_statement(self.scope, used, keyset, presented))
         return statement, {**self.scope.params, **_page_params(filters, limit, after)}
+
+    def _page_statement(self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None,
+                        presented: bool) -> tuple[Select, dict]:
+        used, keyset = tuple(filters.values()), after is not None
+        if not {"provider_id", "patient_id"} & set(used):
+            return self.dashboard_statement(filters, limit + 1, after, presented=presented)
+        # One provider's or one patient's bills: their own index, the scope as a row predicate.
+        statement = self._statement("predicate_page", used, keyset, presented, build=lambda: (
+            _page_select(presented)
+            .where(self._visible(), *_conditions(Bill, used, keyset))
+            .order_by(*_newest_first(Bill))
+            .limit(_page_limit())
+        ))
+        return statement, {**self.scope.params, **_page_params(filters, limit + 1, after)}
 
     async def page(
         self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[Bill]:
-        """Newest first, limit + 1 rows, in one statement."""
-        used, keyset = tuple(filters.values()), after is not None
-        if {"provider_id", "patient_id"} & set(used):
-            # One provider's or one patient's bills: their own index, the scope as a row predicate.
-            statement = self._statement("predicate_page", used, keyset, build=lambda: (
-                select(Bill)
-                .where(self._visible(), *_conditions(Bill, used, keyset))
-                .order_by(*_newest_first(Bill))
-                .limit(_page_limit())
-            ))
-            params = {**self.scope.params, **_page_params(filters, limit + 1, after)}
-        else:
-            statement, params = self.dashboard_statement(filters, limit + 1, after)
+        """Newest first, limit + 1 bills, in one statement."""
+        statement, params = self._page_statement(filters, limit, after, presented=False)
         return list((await self.session.execute(statement, params)).scalars())
+
+    async def presented_page(
+        self, filters: BillFilters, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[Record]:
+        """The same page as rows of what the API shows (`BILL_FIELDS`; `lines` decoded from JSON), lines included,
+        in one statement: the dashboard and the patient chart, the hottest reads, skip the ORM and SQLAlchemy's
+        execution (`db.fetch`)."""
+        statement, params = self._page_statement(filters, limit, after, presented=True)
+        return await fetch(self.session, statement, params)
 
     async def get(self, bill_id: uuid.UUID, *, for_update: bool = False) -> Bill | None:
         def build() -> Select:

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel
+from pydantic_core import to_json
 
 from billing_api.access_log.service import AccessLog
 from billing_api.auth.principal import CurrentPrincipal
@@ -31,20 +31,16 @@ WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 
-def _json(model: BaseModel) -> Response:
-    """The page as JSON, already validated: bill pages are the hottest responses, and FastAPI would
-    validate and encode the model a second time (the `response_model` still documents it)."""
-    return Response(model.model_dump_json(), media_type="application/json")
-
-
 async def _page(session, principal, log: AccessLog, scope, filters: BillFilters, paging, surface: str) -> Response:
+    """A page of bills, newest first. The hottest responses: the rows come with their lines in one statement
+    and go to JSON as they are (FastAPI would validate and encode a model again; `response_model` documents it)."""
     repository = BillRepository(session, scope)
-    rows = await repository.page(filters, paging.limit, paging.after)
+    rows = await repository.presented_page(filters, paging.limit, paging.after)
     bills = rows[: paging.limit]
     service.audit_support_reads(session, principal, scope, bills, surface)
-    page = BillPage(items=await service.present(repository, bills), next_cursor=next_cursor(rows, paging.limit))
+    page = {"items": service.presented_items(bills), "next_cursor": next_cursor(rows, paging.limit)}
     await log.record(scope, surface, service.shown(bills))
-    return _json(page)
+    return Response(to_json(page), media_type="application/json")
 
 
 @router.get("/bills", response_model=BillPage, tags=["bills"], responses=READ_ERRORS)

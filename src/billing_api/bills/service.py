@@ -12,6 +12,7 @@ from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
+from billing_api.db import Record
 from billing_api.bills.schemas import BillCreate, BillRead, BillUpdate
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.schemas import BillCreated, BillSubmitted
@@ -35,6 +36,12 @@ async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRea
         )
         for bill in bills
     ]
+
+
+def presented_items(rows: list[Record]) -> list[dict]:
+    """Rows of `BillRepository.presented_page` as the API's bills (the fields and order of BillRead): already
+    valid, so they go straight to JSON without building models."""
+    return [dict(row.items()) for row in rows]
 
 
 def audit_support_reads(session: AsyncSession, principal: Principal, scope: BillScope, bills: list[Bill],
