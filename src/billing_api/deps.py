@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from billing_api.config import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop that costs more than the read.
     return request.app.state.settings
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -17,17 +18,21 @@ from billing_api.errors import Unprocessable
 MAX_LIMIT = 200
 
 
+@dataclass(frozen=True)
 class PageRequest:
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = 50,
-        cursor: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")] = None,
-    ) -> None:
-        self.limit = limit
-        self.after = decode_cursor(cursor) if cursor else None
+    limit: int
+    after: tuple[datetime, uuid.UUID] | None
 
 
-Paging = Annotated[PageRequest, Depends()]
+async def page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")] = None,
+) -> PageRequest:
+    # async: FastAPI runs a plain `def` (or a class) dependency in a worker thread, a hop dearer than the work.
+    return PageRequest(limit, decode_cursor(cursor) if cursor else None)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]
 
 
 def encode_cursor(*key: Any) -> str:
