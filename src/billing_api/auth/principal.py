@@ -60,7 +60,7 @@ async def current_principal(
     if claims is None:
         raise Unauthenticated()
     # No cache: status and token_version are read fresh, so deactivation holds on the next request.
-    user = await identity_repository.get_user(session, claims.user_id)
+    user = await identity_repository.caller(session, claims.user_id)
     if user is None or user.status != UserStatus.active or user.token_version != claims.token_version:
         raise Unauthenticated("The token is no longer valid; log in again.", code="token_revoked")
     bind_user(user.id)  # log lines of this request name the caller
