@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -61,6 +62,10 @@ async def test_only_hs256_is_accepted(client, factory, settings):
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     await assert_refused(client, f"Bearer {jwt.encode(claims, pem, algorithm='RS256')}")
+    # Our own signature over other claims: another user's id, or a longer life.
+    header, payload, signature = signed(settings, claims).split(".")
+    for forged in ({**claims, "sub": str(uuid.uuid4())}, {**claims, "exp": claims["exp"] + 60}):
+        await assert_refused(client, f"Bearer {header}.{_b64(forged)}.{signature}")
     # A header that lies: HS256 declared over a token signed with HS512.
     hs512 = signed(settings, claims, "HS512").split(".")
     await assert_refused(client, f"Bearer {_b64({'alg': 'HS256', 'typ': 'JWT'})}.{hs512[1]}.{hs512[2]}")
@@ -101,6 +106,7 @@ async def test_required_and_well_typed_claims(client, factory, settings, change)
     pytest.param(lambda now: {"exp": 10**12}, id="exp-in-the-year-33658"),
     pytest.param(lambda now: {"iat": now - 10**9}, id="issued-decades-ago-still-unexpired"),
     pytest.param(lambda now: {"iat": now + 20, "exp": now + 10}, id="exp-before-iat"),
+    pytest.param(lambda now: {"nbf": now + 3600}, id="not-valid-before-an-hour-from-now"),
 ])
 async def test_time_claims_are_integers_and_bounded_by_the_lifetime(client, factory, settings, change):
     user = await factory.user(await factory.company())
