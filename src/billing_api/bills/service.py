@@ -38,10 +38,22 @@ async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRea
     ]
 
 
+# asyncpg's own UUID type is not one pydantic_core encodes natively (its fallback cost more than the rest of the
+# page's encoding), so the ids go out as the strings they are in JSON.
+_ID_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id")
+
+
 def presented_items(rows: list[Record]) -> list[dict]:
     """Rows of `BillRepository.presented_page` as the API's bills (the fields and order of BillRead): already
     valid, so they go straight to JSON without building models."""
-    return [dict(row.items()) for row in rows]
+    items = []
+    for row in rows:
+        item = dict(row.items())
+        for field in _ID_FIELDS:
+            if item[field] is not None:
+                item[field] = str(item[field])
+        items.append(item)
+    return items
 
 
 def audit_support_reads(session: AsyncSession, principal: Principal, scope: BillScope, bills: list[Bill],
