@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
 from billing_api.access_log.router import router as access_log_router
+from billing_api.access_log.writer import AccessLogWriter
 from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
@@ -63,6 +64,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     engine = engine_for(settings)
     app.state.sessionmaker = make_sessionmaker(engine)
+    # The access log's writer has a connection of its own: reads hold theirs while they wait for it. (Given a
+    # sessionmaker, as the tests' transactions are, there is no writer: each read writes its own row.)
+    writer = app.state.access_log_writer = (
+        AccessLogWriter(engine_for(settings, connections=1)) if settings.access_log_batching else None)
+    if writer is not None:
+        writer.start()
     # The outbox sender runs beside the API (each worker process; they share the outbox safely).
     stop, sender_task = asyncio.Event(), None
     if settings.mail_sender_enabled:
@@ -70,6 +77,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if writer is not None:
+            await writer.stop()
         stop.set()
         if sender_task is not None:
             try:

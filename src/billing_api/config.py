@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     # `procrastinate` (periodic task, default) or `loop` (a plain polling loop, every automation_poll_seconds).
     automation_scheduler: Literal["procrastinate", "loop"] = "procrastinate"
     mail_poll_seconds: float = Field(default=5.0, gt=0)
+    # The access log (access_log/). Batching: each API process writes the rows of concurrent reads in shared
+    # transactions (one WAL flush per batch, writer.py); off, each read writes its row in its own transaction.
+    # Disabling the log is for measuring its cost only: production refuses to start with it off.
+    access_log_batching: bool = True
+    access_log_enabled: bool = True
     # Idempotency-Key: how long a key answers a retry with the first result.
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # How often `billing-api worker` deletes expired idempotency keys and ended failure counters (housekeeping/).
@@ -116,6 +121,9 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "BILLING_API_ENV=production needs " + " and ".join(missing) + " to be set."
             )
+        if not self.access_log_enabled:
+            raise ConfigurationError("BILLING_API_ENV=production never runs without the access log "
+                                     "(BILLING_API_ACCESS_LOG_ENABLED=false is for measuring its cost).")
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or one generated once and kept in the data folder (local use only)."""

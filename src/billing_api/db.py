@@ -177,8 +177,11 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, *, connect_
     )
 
 
-def engine_for(settings: Settings) -> AsyncEngine:
-    return make_engine(resolve_database_url(settings), settings.db_pool_size, settings.db_max_overflow,
+def engine_for(settings: Settings, *, connections: int | None = None) -> AsyncEngine:
+    """The process's engine; with `connections`, a pool of exactly that many (for a background task that must
+    never wait for the requests' connections)."""
+    pool_size, max_overflow = (connections, 0) if connections else (settings.db_pool_size, settings.db_max_overflow)
+    return make_engine(resolve_database_url(settings), pool_size, max_overflow,
                        connect_timeout=settings.db_connect_timeout_seconds,
                        command_timeout=settings.db_command_timeout_seconds,
                        pool_timeout=settings.db_pool_timeout_seconds)

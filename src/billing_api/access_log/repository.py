@@ -27,7 +27,7 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billing_api.authz import rules
 from billing_api.authz.permissions import Permission
@@ -40,9 +40,8 @@ CHAINED_TABLES = ("audit_event", "access_log")
 _UUIDS = ARRAY(UUID(as_uuid=True))
 
 
-@lru_cache
-def _insert(permission: Permission) -> Insert:
-    """INSERT one entry; `grants` lists, for each shown (provider, company) pair, every rule that granted it."""
+def _grants_json(permission: Permission):
+    """`grants` of an entry: for each shown (provider, company) pair, every rule that granted it, as JSON."""
     actor = bindparam(ACTOR, type_=UUID(as_uuid=True))
     shown = (
         func.unnest(bindparam("shown_provider_ids", type_=_UUIDS), bindparam("shown_company_ids", type_=_UUIDS))
@@ -68,31 +67,74 @@ def _insert(permission: Permission) -> Insert:
     ))
     ordered = aggregate_order_by(document, granted.provider_id, granted.company_id, granted.rule, granted.entry_id)
     # Grants decided by a policy rather than by bill access (automation managers) come in as `policy_grants`.
-    grants_json = select(func.coalesce(func.jsonb_agg(ordered), text("'[]'::jsonb")).op("||")(
+    return select(func.coalesce(func.jsonb_agg(ordered), text("'[]'::jsonb")).op("||")(
         bindparam("policy_grants", type_=JSONB))).scalar_subquery()
+
+
+@lru_cache
+def _insert(permission: Permission) -> Insert:
+    """INSERT one entry, its grants computed in the statement (the reader's own transaction writes it)."""
+    actor = bindparam(ACTOR, type_=UUID(as_uuid=True))
     # Into the table, not the ORM entity: an ORM-enabled insert with parameters takes SQLAlchemy's bulk path, which
     # rebuilds the statement and its cache key on every call (a fifth of a bill page's CPU); this one is built once.
     return insert(AccessLogEntry.__table__).values(
         id=func.gen_random_uuid(), created_at=func.now(), actor_id=actor,
         route=bindparam("route"), surface=bindparam("surface"), permission=permission.value,
         provider_ids=bindparam("provider_ids", type_=_UUIDS), patient_ids=bindparam("patient_ids", type_=_UUIDS),
-        grants=grants_json, record_count=bindparam("record_count"),
+        grants=_grants_json(permission), record_count=bindparam("record_count"),
         client_address=bindparam("client_address"), user_agent=bindparam("user_agent"),
     )
 
 
-async def insert_entry(
-    session: AsyncSession, *, actor_id: uuid.UUID, permission: Permission, route: str, surface: str,
+@lru_cache
+def _grants(permission: Permission) -> Select:
+    """The grants an entry would record, and the reading transaction's time, for a writer to insert later."""
+    return select(_grants_json(permission).label("grants"), func.now().label("read_at"))
+
+
+@lru_cache
+def _insert_granted() -> Insert:
+    """INSERT one entry whose grants and time the reader computed (`_grants`); the chain columns are the
+    database's, as for every insert."""
+    return insert(AccessLogEntry.__table__).values(
+        id=func.gen_random_uuid(), created_at=bindparam("read_at"), actor_id=bindparam(ACTOR),
+        route=bindparam("route"), surface=bindparam("surface"), permission=bindparam("permission"),
+        provider_ids=bindparam("provider_ids", type_=_UUIDS), patient_ids=bindparam("patient_ids", type_=_UUIDS),
+        grants=bindparam("grants", type_=JSONB), record_count=bindparam("record_count"),
+        client_address=bindparam("client_address"), user_agent=bindparam("user_agent"),
+    )
+
+
+def entry_params(
+    *, actor_id: uuid.UUID, permission: Permission, route: str, surface: str,
     pairs: list[tuple[uuid.UUID | None, uuid.UUID]], patient_ids: list[uuid.UUID], record_count: int,
     client_address: str | None, user_agent: str | None, policy_grants: Sequence[dict[str, str]] = (),
-) -> None:
-    await fetch(session, _insert(permission), {
-        ACTOR: actor_id, "route": route, "surface": surface,
+) -> dict:
+    """The parameters of one entry, for `insert_entry` or for `granted_entry` and a writer."""
+    return {
+        ACTOR: actor_id, "permission": permission.value, "route": route, "surface": surface,
         "shown_provider_ids": [p for p, _ in pairs], "shown_company_ids": [c for _, c in pairs],
         "provider_ids": sorted({p for p, _ in pairs if p is not None}), "patient_ids": patient_ids,
         "record_count": record_count, "client_address": client_address, "user_agent": user_agent,
         "policy_grants": list(policy_grants),
-    })
+    }
+
+
+async def insert_entry(session: AsyncSession, permission: Permission, params: dict) -> None:
+    """The entry, written by the reading transaction itself (it commits with the read)."""
+    await fetch(session, _insert(permission), params)
+
+
+async def granted_entry(session: AsyncSession, permission: Permission, params: dict) -> dict:
+    """The entry with its grants computed now, in the reading transaction, as the rules stand for what it read;
+    ready for `insert_granted` in another transaction."""
+    (row,) = await fetch(session, _grants(permission), params)
+    return {**params, "grants": row["grants"], "read_at": row["read_at"]}
+
+
+async def insert_granted(connection: AsyncConnection, entries: list[dict]) -> None:
+    """Entries from `granted_entry`, in the connection's transaction (one statement each, sent together)."""
+    await connection.execute(_insert_granted(), entries)
 
 
 def _for_patient(patient_id: uuid.UUID, provider_id: uuid.UUID | None) -> Select:

@@ -1,8 +1,10 @@
 """Recording reads of billing data, and who may read a patient's access log.
 
-Every route that returns billing data records one entry in its own transaction, after its last read (the
-insert takes the chain lock, held until the request commits). A read that returns nothing records nothing:
-the log answers "who saw this patient's billing data", and an empty page showed none."""
+Every route that returns billing data records one entry, after its last read, durable before the response
+leaves. The entry's grants are computed by the reading transaction (as the rules stood for what it read); the row
+is written by the process's writer in a transaction shared with concurrent reads (writer.py), or, without a
+writer, by the reading transaction itself. A read that returns nothing records nothing: the log answers "who saw
+this patient's billing data", and an empty page showed none."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.access_log import repository
 from billing_api.access_log.schemas import AccessGrantRead, AccessLogEntryRead
+from billing_api.access_log.writer import AccessLogWriter
 from billing_api.auth.principal import CurrentPrincipal, Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.scope import BillScope
@@ -40,20 +43,27 @@ class ReadLog:
     principal: Principal
     route: str
     user_agent: str | None
+    writer: AccessLogWriter | None = None  # None: the reading transaction writes the row itself
+    enabled: bool = True
 
     async def record(self, scope: BillScope, surface: str, shown: Iterable[Shown], *, record_count: int | None = None,
                      policy_grants: Sequence[dict[str, str]] = ()) -> None:
-        """One entry for what the scope's actor was shown; nothing when nothing was shown."""
+        """One entry for what the scope's actor was shown, durable when this returns; nothing when nothing was
+        shown."""
         shown = list(shown)
-        if not shown:
+        if not shown or not self.enabled:
             return
         pairs = sorted({(provider, company) for provider, company, _ in shown}, key=str)
-        patients = sorted({patient for _, _, patient in shown})
-        await repository.insert_entry(
-            self.session, actor_id=scope.actor_id, permission=scope.permission, route=self.route, surface=surface,
-            pairs=pairs, patient_ids=patients, record_count=len(shown) if record_count is None else record_count,
+        params = repository.entry_params(
+            actor_id=scope.actor_id, permission=scope.permission, route=self.route, surface=surface, pairs=pairs,
+            patient_ids=sorted({patient for _, _, patient in shown}),
+            record_count=len(shown) if record_count is None else record_count,
             client_address=self.principal.address, user_agent=self.user_agent, policy_grants=policy_grants,
         )
+        if self.writer is None:
+            await repository.insert_entry(self.session, scope.permission, params)
+        else:
+            await self.writer.write(await repository.granted_entry(self.session, scope.permission, params))
 
     async def record_patient(self, scope: BillScope, surface: str, company_id: uuid.UUID, patient_id: uuid.UUID,
                              *, policy_grant: str | None = None) -> None:
@@ -69,7 +79,8 @@ async def read_log(request: Request, session: Session, principal: CurrentPrincip
     route = request.scope.get("route")
     agent = request.headers.get("user-agent")
     return ReadLog(session, principal, getattr(route, "path", request.url.path),
-                   agent[:USER_AGENT_MAX] if agent else None)
+                   agent[:USER_AGENT_MAX] if agent else None, getattr(request.app.state, "access_log_writer", None),
+                   request.app.state.settings.access_log_enabled)
 
 
 AccessLog = Annotated[ReadLog, Depends(read_log)]
