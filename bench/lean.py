@@ -10,9 +10,16 @@ the service does, in ONE transaction (what the service's request sends, minus it
   2. the dashboard page with its lines (`BillRepository.presented_page`, one statement), or, with a service
      that has no such statement (or LEAN_LINES=separate), the page (`BillRepository.page`) and then the lines
      of its bills (`BillRepository.lines`, by the page's bill ids, the scope repeated),
-  4. the access-log insert (`ReadLog.record` -> `access_log.repository.insert_entry`),
+  4. the access-log entry, as the service's `ReadLog.record` writes it under BILLING_API_ACCESS_LOG_BATCHING
+     (read through the service's Settings, default true):
+       batching: the entry's grants computed in this transaction (`access_log.repository.granted_entry`, one
+         SELECT), handed to the process's `AccessLogWriter` (the service's own, on an engine of one connection,
+         `db.engine_for(..., connections=1)`), which inserts the rows of concurrent reads in one shared
+         transaction; the request waits for that commit here, inside its read transaction, as the service's
+         route does before its session commits;
+       off: the insert (`access_log.repository.insert_entry`) in this transaction,
   5. COMMIT, durable (the connections take the service's SERVER_SETTINGS; synchronous_commit is left as the
-     service leaves it).
+     service leaves it), then the answer.
 
 The SQL is never copied: those service functions run as they are, on `LeanSession`, a stand-in for SQLAlchemy's
 AsyncSession that compiles each statement they hand it (once per statement object) for asyncpg and sends it with
@@ -49,6 +56,7 @@ sys.path.insert(0, str(BENCH_DIR))
 from common import database_url, server_env  # noqa: E402
 
 from billing_api.access_log.service import USER_AGENT_MAX, ReadLog  # noqa: E402
+from billing_api.access_log.writer import AccessLogWriter  # noqa: E402
 from billing_api.auth import tokens  # noqa: E402
 from billing_api.authz.permissions import Permission  # noqa: E402
 from billing_api.authz.scope import bill_scope  # noqa: E402
@@ -56,7 +64,7 @@ from billing_api.bills import service as bills_service  # noqa: E402
 from billing_api.bills.repository import BillFilters, BillRepository  # noqa: E402
 from billing_api.bills.schemas import BillRead  # noqa: E402
 from billing_api.config import Settings  # noqa: E402
-from billing_api.db import SERVER_SETTINGS  # noqa: E402
+from billing_api.db import SERVER_SETTINGS, engine_for  # noqa: E402
 from billing_api.errors import DomainError  # noqa: E402
 from billing_api.identity import repository as identity_repository  # noqa: E402
 from billing_api.models import AccountType, User, UserStatus  # noqa: E402
@@ -202,9 +210,12 @@ route_service_fetch()
 
 
 async def dashboard(conn: asyncpg.Connection, user_id: uuid.UUID, token_version: int, limit: int, after,
-                    logged: bool, address: str | None, agent: str | None) -> dict | None:
-    """The request's statements, in the service's order (router.list_bills, _page). None: the token's user is
-    no longer valid. Adapt here when the service moves its statements."""
+                    logged: bool, address: str | None, agent: str | None,
+                    writer: AccessLogWriter | None = None) -> dict | None:
+    """The request's statements, in the service's order (router.list_bills, _page), in the caller's transaction.
+    None: the token's user is no longer valid. `writer`: the process's access-log writer when batching (the entry
+    is committed by it before this returns, as in the service's route). Adapt here when the service moves its
+    statements."""
     session = LeanSession(conn)
     user = await identity_repository.get_user(session, user_id)
     if user is None or user.status != UserStatus.active or user.token_version != token_version:
@@ -226,8 +237,11 @@ async def dashboard(conn: asyncpg.Connection, user_id: uuid.UUID, token_version:
         items = [{name: [{field: line[field] for field in LINE_FIELDS} for line in lines.get(bill.id, [])]
                   if name == "lines" else bill[name] for name in BILL_FIELDS} for bill in bills]
     if logged:
+        # As the service's `read_log` dependency builds it: the writer (or None: the row in this transaction) and
+        # whether the log is on.
         principal = SimpleNamespace(address=address)
-        await ReadLog(session, principal, ROUTE, agent).record(scope, SURFACE, bills_service.shown(bills))
+        log = ReadLog(session, principal, ROUTE, agent, writer, settings().access_log_enabled)
+        await log.record(scope, SURFACE, bills_service.shown(bills))
     return {"items": items, "next_cursor": next_cursor(rows, limit), "_sent": session.sent}
 
 
@@ -276,6 +290,20 @@ def read_token_hmac(token: str) -> tuple[uuid.UUID, int] | None:
         return None
 
 
+def batching() -> bool:
+    """BILLING_API_ACCESS_LOG_BATCHING, as the service reads it."""
+    return settings().access_log_batching
+
+
+def mode() -> str:
+    if not settings().access_log_enabled:
+        return "access log off (BILLING_API_ACCESS_LOG_ENABLED=false)"
+    if batching():
+        return ("access log batched (BILLING_API_ACCESS_LOG_BATCHING=true): grants read in the request's "
+                "transaction, rows written by the service's AccessLogWriter, one per worker")
+    return "access log unbatched (BILLING_API_ACCESS_LOG_BATCHING=false): each request inserts its row itself"
+
+
 def read_token_service(token: str) -> tuple[uuid.UUID, int] | None:
     claims = tokens.read_token(settings(), token)
     return (claims.user_id, claims.token_version) if claims else None
@@ -287,7 +315,28 @@ read_token = read_token_service if os.environ.get("LEAN_JWT") == "service" else 
 # The ASGI app.
 
 _pool: asyncpg.Pool | None = None
+_writer: AccessLogWriter | None = None
 READONLY_DEFAULT = os.environ.get("LEAN_READONLY") == "1"
+
+
+def access_log_writer() -> AccessLogWriter | None:
+    """The process's writer when batching (as the service's lifespan makes it: an engine of its own with one
+    connection, so it never waits behind the reads that wait for it), started at startup or else on first use."""
+    global _writer
+    if _writer is None and batching():
+        config = settings().model_copy(update={"database_url": os.environ["LEAN_DATABASE_URL"]})
+        _writer = AccessLogWriter(engine_for(config, connections=1))
+        _writer.start()
+    return _writer
+
+
+async def _jsonb_as_the_service(conn: asyncpg.Connection) -> None:
+    """jsonb decoded as SQLAlchemy's asyncpg dialect decodes it on the service's connections (its codec, verbatim):
+    `granted_entry` hands the grants it read to the writer, whose insert encodes them again; as text they would be
+    stored as one JSON string. (json stays text: the page's lines are passed through as they are.)"""
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                              encoder=lambda value: b"\x01" + value.encode(),
+                              decoder=lambda value: json.loads(value[1:].decode()))
 
 
 def _default(value):
@@ -325,9 +374,11 @@ async def bills(scope, send) -> None:
     client = scope.get("client")
     try:
         async with _pool.acquire() as conn:
+            # The writer's commit is awaited inside the read transaction (as the service's route awaits it before
+            # its session commits); the answer leaves after both.
             async with conn.transaction(readonly=not logged):
                 page = await dashboard(conn, claims[0], claims[1], limit, after, logged,
-                                       client[0] if client else None, agent)
+                                       client[0] if client else None, agent, access_log_writer() if logged else None)
     except PermissionError:
         return await _problem(send, 403, "support_not_served")
     if page is None:
@@ -345,9 +396,12 @@ async def app(scope, receive, send) -> None:
                 size, overflow = settings().db_pool_size, settings().db_max_overflow
                 _pool = await asyncpg.create_pool(
                     os.environ["LEAN_DATABASE_URL"], min_size=size, max_size=size + overflow,
-                    server_settings=SERVER_SETTINGS, record_class=Row)
+                    server_settings=SERVER_SETTINGS, record_class=Row, init=_jsonb_as_the_service)
+                access_log_writer()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if _writer is not None:  # writes what waits, then closes its connection
+                    await _writer.stop()
                 await _pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -357,7 +411,9 @@ async def app(scope, receive, send) -> None:
     if path == ROUTE and method == "GET":
         return await bills(scope, send)
     if path in ("/readyz", "/healthz") and method == "GET":
-        return await _send(send, 200, b'{"status":"ok"}')
+        # The mode, so that --check reports the one the server runs in (not the one its own environment says).
+        return await _send(send, 200, orjson.dumps({"status": "ok", "access_log_batching": batching(),
+                                                    "access_log_enabled": settings().access_log_enabled}))
     await _problem(send, 404, "not_found")
 
 
@@ -370,6 +426,7 @@ def serve(url: str, port: int, workers: int, http: str) -> None:
     from billing_api.cli import KEEP_ALIVE_SECONDS, WORKER_HEALTHCHECK_SECONDS
 
     os.environ["LEAN_DATABASE_URL"] = url
+    print(f"lean: {mode()}", file=sys.stderr, flush=True)
     # By default the service's own HTTP protocol (h11 with a bounded head), so the two differ only in the app.
     options = {"http": "billing_api.header_limit:HeadLimitedH11Protocol",
                "h11_max_incomplete_event_size": settings().max_request_head_bytes} if http == "service" else {
@@ -380,10 +437,14 @@ def serve(url: str, port: int, workers: int, http: str) -> None:
 
 
 def start_lean(url: str, port: int, workers: int = 2, http: str = "service", readonly: bool = False,
-               lines: str | None = None):
+               lines: str | None = None, batching: bool | None = None):
+    """`batching`: BILLING_API_ACCESS_LOG_BATCHING for the lean (None: as the environment says, as for the
+    service). Give it whatever the service was given, or the two write the log differently."""
     import subprocess
 
     env = server_env(url)
+    if batching is not None:
+        env["BILLING_API_ACCESS_LOG_BATCHING"] = "true" if batching else "false"
     if readonly:
         env["LEAN_READONLY"] = "1"
     if lines:
@@ -411,51 +472,119 @@ async def _captured_service_sql(url: str, user_id: uuid.UUID) -> str:
     return [sql for sql in sent if "app_user" in sql][0]
 
 
+# The access-log row a request added (what --check compares between the two; id, time, chain and the user agent,
+# which names the request, differ).
+LOGGED_COLUMNS = ("route", "surface", "permission", "provider_ids", "patient_ids", "grants", "record_count",
+                  "client_address")
+
+
+class _HeldWriter:
+    """A writer that only keeps the entries (for the statements of one request, rolled back: nothing written)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    async def write(self, entry: dict) -> None:
+        self.entries.append(entry)
+
+
 async def check(url: str, service_url: str, lean_url: str, username: str) -> list[str]:
     """Fetch the same pages from both (page one, the next page by its cursor, the read-only variant) and compare
-    the parsed JSON; also that the user read is the statement SQLAlchemy sends for the service. The differences."""
+    the parsed JSON; that each logged request added exactly one access-log row, already committed when it was
+    answered (none for a read-only one), and the same row from both; also that the user read is the statement
+    SQLAlchemy sends for the service. The differences."""
     import httpx
 
     from run import login
 
     differences: list[str] = []
-    async with httpx.AsyncClient(timeout=60) as client:
-        headers = await login(client, service_url, username)
-        pages = []
-        for path in ("/v1/bills?limit=50", None, "/v1/bills?limit=7"):
-            if path is None:  # the next page of the first, by the service's cursor
-                cursor = pages[0][0].get("next_cursor")
-                if not cursor:
-                    differences.append("the first page has no next_cursor (too few bills to check the cursor)")
-                    continue
-                path = f"/v1/bills?limit=50&cursor={cursor}"
-            service = await client.get(service_url + path, headers=headers)
-            variants = [path, path + "&readonly=1"]
-            for lean_path in variants:
-                lean = await client.get(lean_url + lean_path, headers=headers)
-                if service.status_code != 200 or lean.status_code != 200:
-                    differences.append(f"{lean_path}: status {service.status_code} (service) {lean.status_code} (lean)")
-                    continue
-                ours, theirs = lean.json(), service.json()
-                pages.append((theirs, ours))
-                differences += _compare(lean_path, theirs, ours)
-        refused = await client.get(lean_url + "/v1/bills?limit=50", headers={"Authorization": "Bearer x.y.z"})
-        if refused.status_code != 401:
-            differences.append(f"a forged token: {refused.status_code}, not 401")
     conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS, record_class=Row)
     try:
         user_id = await conn.fetchval("SELECT id FROM app_user WHERE username = $1", username)
+        # Each request names itself in its User-Agent, which both log: others may read as the same user meanwhile
+        # (another benchmark on the same database).
+        run = f"lean-check {uuid.uuid4()}"
+        count = "SELECT count(*) FROM access_log WHERE actor_id = $1 AND user_agent LIKE $2"
+        added_by = f"SELECT {', '.join(LOGGED_COLUMNS)} FROM access_log WHERE actor_id = $1 AND user_agent = $2"
+        async with httpx.AsyncClient(timeout=60) as client:
+            ready = (await client.get(lean_url + "/readyz")).json()
+            lean_batching, enabled = ready.get("access_log_batching"), ready.get("access_log_enabled", True)
+            print(f"lean --check: the lean server runs with access-log batching {lean_batching}, access log "
+                  f"{'on' if enabled else 'off'}", file=sys.stderr)
+            headers = await login(client, service_url, username)
+            rows_checked = {"service": 0, "lean": 0}
+            total_expected, requests = 0, 0
+
+            async def logged_get(who: str, full_url: str, expected: int):
+                """The response, and the row it added (None if none); a count other than `expected` (counted as
+                soon as it answered: the row must be committed before the answer) is a difference."""
+                nonlocal total_expected, requests
+                requests += 1
+                agent = f"{run} {requests} {who}"
+                response = await client.get(full_url, headers={**headers, "User-Agent": agent})
+                rows = await conn.fetch(added_by, user_id, agent)
+                added = len(rows)
+                total_expected += expected
+                if added != expected:
+                    differences.append(f"{who} {full_url}: {added} access-log rows committed when it answered, "
+                                       f"not {expected}")
+                else:
+                    rows_checked[who] += 1
+                return response, rows[0] if added == 1 else None
+
+            pages = []
+            for path in ("/v1/bills?limit=50", None, "/v1/bills?limit=7"):
+                if path is None:  # the next page of the first, by the service's cursor
+                    cursor = pages[0][0].get("next_cursor")
+                    if not cursor:
+                        differences.append("the first page has no next_cursor (too few bills to check the cursor)")
+                        continue
+                    path = f"/v1/bills?limit=50&cursor={cursor}"
+                service, service_row = await logged_get("service", service_url + path, 1 if enabled else 0)
+                for lean_path in (path, path + "&readonly=1"):
+                    logged = not lean_path.endswith("&readonly=1")
+                    lean, lean_row = await logged_get("lean", lean_url + lean_path, 1 if enabled and logged else 0)
+                    if service.status_code != 200 or lean.status_code != 200:
+                        differences.append(f"{lean_path}: status {service.status_code} (service) {lean.status_code} "
+                                           "(lean)")
+                        continue
+                    ours, theirs = lean.json(), service.json()
+                    pages.append((theirs, ours))
+                    differences += _compare(lean_path, theirs, ours)
+                    if logged and service_row is not None and lean_row is not None:
+                        unequal = [name for name in LOGGED_COLUMNS if service_row[name] != lean_row[name]]
+                        if unequal:
+                            differences.append(f"{lean_path}: the access-log rows differ in {unequal}: "
+                                               f"{[service_row[n] for n in unequal]} (service) vs "
+                                               f"{[lean_row[n] for n in unequal]} (lean)")
+            refused = await client.get(lean_url + "/v1/bills?limit=50", headers={"Authorization": "Bearer x.y.z"})
+            if refused.status_code != 401:
+                differences.append(f"a forged token: {refused.status_code}, not 401")
+        await asyncio.sleep(1)  # then nothing more comes (a late or doubled row)
+        total = await conn.fetchval(count, user_id, run + " %")
+        if total != total_expected:
+            differences.append(f"{total} access-log rows in all a second later, not {total_expected}")
+        print(f"lean --check: access-log rows: {rows_checked['service']} service and {rows_checked['lean']} lean "
+              f"requests each added what they should ({total} rows in all, {total_expected} expected)",
+              file=sys.stderr)
+
         version = await conn.fetchval("SELECT token_version FROM app_user WHERE id = $1", user_id)
+        held = _HeldWriter() if lean_batching else None
         transaction = conn.transaction()
         await transaction.start()
         try:  # the statements one request sends, in a transaction rolled back (nothing written)
-            page = await dashboard(conn, user_id, version, 50, None, True, "127.0.0.1", None)
+            page = await dashboard(conn, user_id, version, 50, None, True, "127.0.0.1", None, held)
         finally:
             await transaction.rollback()
         print(f"lean --check: {len(pages)} pages compared ({', '.join(str(len(p[0]['items'])) for p in pages)} "
               f"bills); lines {LINES}; one request sends:", file=sys.stderr)
         for sql in page["_sent"]:
             print("    " + " ".join(sql.split())[:150], file=sys.stderr)
+        if held is not None and held.entries:
+            from billing_api.access_log.repository import _insert_granted
+
+            print("  and its process's writer, in a transaction shared with the concurrent requests' rows:\n    "
+                  + " ".join(str(_insert_granted().compile(dialect=DIALECT)).split())[:150], file=sys.stderr)
     finally:
         await conn.close()
     ours_sql = compiled_for(get_statement(User)).compiled.string
