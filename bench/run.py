@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
@@ -365,8 +366,12 @@ async def load(port: int, path: str, token: str | None, seconds: float, concurre
         latencies, statuses, elapsed = await asyncio.get_running_loop().run_in_executor(
             pool, _load_process, port, path, token, seconds, concurrency)
     figures = summary(latencies)
-    return {"rps": len(latencies) / elapsed, "p50_ms": figures["p50"], "p99_ms": figures["p99"],
-            "errors": sum(status != 200 for status in statuses), "requests": len(latencies), "seconds": elapsed}
+    errors = Counter(status for status in statuses if status != 200)
+    result = {"rps": len(latencies) / elapsed, "p50_ms": figures["p50"], "p99_ms": figures["p99"],
+              "errors": sum(errors.values()), "requests": len(latencies), "seconds": elapsed}
+    if errors:  # which answers, since rps and the percentiles count them as pages
+        result["error_statuses"] = ", ".join(f"{count} x {status}" for status, count in sorted(errors.items()))
+    return result
 
 
 async def revocations(conn: asyncpg.Connection, base: str, count: int) -> dict:
@@ -587,7 +592,7 @@ async def measure_rounds(servers: dict, path: str, token: str, rounds: int, seco
     server always goes first (and gets the machine as the previous one left it): per round and mean rps, CPU per
     page over all rounds, and each round's p99/p50."""
     figures: dict = {}
-    totals = {name: {"requests": 0, "cpu": 0.0, "db_cpu": 0.0} for name in servers}
+    totals = {name: {"requests": 0, "cpu": 0.0, "db_cpu": 0.0, "errors": 0} for name in servers}
     order = list(servers)
     for number in range(1, rounds + 1):
         for name in order:
@@ -599,13 +604,16 @@ async def measure_rounds(servers: dict, path: str, token: str, rounds: int, seco
             totals[name]["requests"] += result["requests"]
             totals[name]["cpu"] += result["cpu_ms_per_page"] * result["requests"]
             totals[name]["db_cpu"] += result.get("db_cpu_ms_per_page", 0.0) * result["requests"]
+            totals[name]["errors"] += result["errors"]
             if result["errors"]:
-                print(f"{name} round {number}: {result['errors']} errors", file=sys.stderr, flush=True)
+                print(f"{name} round {number}: {result['errors']} errors ({result['error_statuses']})",
+                      file=sys.stderr, flush=True)
         order.reverse()
     for name in servers:
         prefix, requests = ROUND_PREFIX[name], max(totals[name]["requests"], 1)
         figures[f"{prefix}_mean_rps"] = statistics.mean(figures[f"{prefix}_r{n}_rps"] for n in range(1, rounds + 1))
         figures[f"{prefix}_cpu_ms_per_page"] = totals[name]["cpu"] / requests
+        figures[f"{prefix}_errors"] = totals[name]["errors"]
         if postmaster:
             figures[f"{prefix}_db_cpu_ms_per_page"] = totals[name]["db_cpu"] / requests
         # The tail goal holds in every round, so the worst one is what it is judged on.
@@ -619,7 +627,8 @@ async def measure_128_clients(servers: dict, path: str, token: str, seconds: flo
     process, port = servers["service"]
     result = await one_round(process, port, path, token, seconds, postmaster, concurrency=128)
     if result["errors"]:
-        print(f"service at 128 clients: {result['errors']} errors", file=sys.stderr, flush=True)
+        print(f"service at 128 clients: {result['errors']} errors ({result['error_statuses']})", file=sys.stderr,
+              flush=True)
     figures = {f"service_c128_{key}": value for key, value in result.items()}
     figures["service_c128_p99_vs_p50"] = result["p99_ms"] / result["p50_ms"]
     return figures
@@ -695,6 +704,11 @@ def http_lines(figures: dict) -> list[str]:
                      + f"{figures[f'{prefix}_worst_p99_vs_p50']:>9.2f}")
     if "G6_not_measured" in figures:
         lines.append(f"  G6 not measured: {figures['G6_not_measured']}")
+    errors = {ROUND_LABEL[name]: figures[f"{prefix}_errors"] for name, prefix in ROUND_PREFIX.items()
+              if figures.get(f"{prefix}_errors")}
+    if errors:  # a fast error answer counts as a page in rps: the figures above are not the pages' own
+        lines.append("  ERRORS, counted as pages in rps and p50/p99 (statuses in the JSON): "
+                     + ", ".join(f"{label} {count}" for label, count in errors.items()))
     lines.append("  service p50/p99 per round at 32 clients: " + ", ".join(
         f"{figures[f'G5_service_r{n}_p50_ms']:.1f}/{figures[f'G5_service_r{n}_p99_ms']:.1f} ms"
         for n in range(1, rounds + 1)))
@@ -702,7 +716,8 @@ def http_lines(figures: dict) -> list[str]:
         lines.append(f"  service at 128 clients, one round: {figures['service_c128_rps']:.0f} rps, p50 "
                      f"{figures['service_c128_p50_ms']:.1f} ms, p99 {figures['service_c128_p99_ms']:.1f} ms, "
                      f"p99/p50 {figures['service_c128_p99_vs_p50']:.2f}, "
-                     f"{figures['service_c128_cpu_ms_per_page']:.2f} ms CPU/page")
+                     f"{figures['service_c128_cpu_ms_per_page']:.2f} ms CPU/page"
+                     + (f", ERRORS {figures['service_c128_errors']}" if figures["service_c128_errors"] else ""))
     readonly = "G5_lean_readonly_rps"
     if readonly in figures:
         lines.append(f"  lean without the access-log insert (read-only transaction): {figures[readonly]:.0f} rps, "
