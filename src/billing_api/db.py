@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy import ARRAY, Executable, Uuid, inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -50,7 +50,7 @@ def resolve_database_url(settings: Settings) -> str:
 
 # The bill queries decide their access path at run time inside one statement (bills/repository.py), so one
 # generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
-# running them (PERF-NOTES, and bench/run.py measures it).
+# running them (docs/performance.md, "The plan cache"; bench/run.py measures it).
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 
 
@@ -96,18 +96,34 @@ async def fetch(session: AsyncSession, statement: Executable, params: dict) -> l
     if session.new or session.dirty or session.deleted:
         await session.flush()  # as session.execute's autoflush would: the statement sees the request's changes
     connection = await session.connection()
+    async with _on_asyncpg(connection, statement) as (adapted, compiled):
+        # The adapter's own lazy BEGIN (SQLAlchemy's asyncpg adapter, pinned): this runs inside the session's
+        # transaction exactly as its own statements do.
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+        return await adapted.driver_connection.fetch(compiled.sql, *compiled.arguments(params), record_class=Record)
+
+
+async def write_many(connection: AsyncConnection, statement: Executable, rows: list[dict]) -> None:
+    """`statement` once per row, all in one transaction of its own on `connection` (not in one of SQLAlchemy's),
+    straight on asyncpg, which sends the rows together: one commit, one WAL flush, for a batch of writes."""
+    async with _on_asyncpg(connection, statement) as (adapted, compiled):
+        driver = adapted.driver_connection
+        async with driver.transaction():
+            await driver.executemany(compiled.sql, [compiled.arguments(row) for row in rows])
+
+
+@asynccontextmanager
+async def _on_asyncpg(connection: AsyncConnection, statement: Executable) -> AsyncIterator[tuple]:
+    """The connection's asyncpg adapter, under its lock, and `statement` compiled for it; asyncpg's errors are
+    raised as SQLAlchemy raises them, and a connection they show dead is invalidated."""
     adapted = (await connection.get_raw_connection()).dbapi_connection
     compiled = _compiled.get(statement)
     if compiled is None:
         compiled = _compiled[statement] = _Compiled(statement, connection.dialect)
-    arguments = compiled.arguments(params)
     try:
-        # The adapter's own lock and lazy BEGIN (SQLAlchemy's asyncpg adapter, pinned): this runs inside the
-        # session's transaction exactly as its own statements do.
         async with adapted._execute_mutex:
-            if adapted._transaction is None:
-                await adapted._start_transaction()
-            return await adapted.driver_connection.fetch(compiled.sql, *arguments, record_class=Record)
+            yield adapted, compiled
     except Exception as error:
         try:
             adapted._handle_exception(error)  # asyncpg's error as the DBAPI error SQLAlchemy would have seen

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from billing_api.authz import rules
 from billing_api.authz.permissions import Permission
 from billing_api.authz.scope import ACTOR
-from billing_api.db import fetch
+from billing_api.db import fetch, write_many
 from billing_api.models import AccessLogEntry, User
 
 CHAINED_TABLES = ("audit_event", "access_log")
@@ -133,8 +133,8 @@ async def granted_entry(session: AsyncSession, permission: Permission, params: d
 
 
 async def insert_granted(connection: AsyncConnection, entries: list[dict]) -> None:
-    """Entries from `granted_entry`, in the connection's transaction (one statement each, sent together)."""
-    await connection.execute(_insert_granted(), entries)
+    """Entries from `granted_entry`, in one transaction of their own (one statement each, sent together)."""
+    await write_many(connection, _insert_granted(), entries)
 
 
 def _for_patient(patient_id: uuid.UUID, provider_id: uuid.UUID | None) -> Select:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from billing_api.access_log import repository
 
@@ -29,6 +30,7 @@ class AccessLogWriter:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._connection: AsyncConnection | None = None  # kept between batches: no checkout and ping per batch
         self._waiting: list[tuple[dict, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -53,6 +55,8 @@ class AccessLogWriter:
             self._stopping = True
             self._wake.set()
             await self._task
+        if self._connection is not None:
+            await self._connection.close()
         await self._engine.dispose()
 
     async def _run(self) -> None:
@@ -82,8 +86,16 @@ class AccessLogWriter:
                 _settle(batch, None)
 
     async def _commit(self, entries: list[dict]) -> None:
-        async with self._engine.begin() as connection:
-            await repository.insert_granted(connection, entries)
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        try:
+            await repository.insert_granted(self._connection, entries)
+        except Exception:
+            # Whatever failed, the next batch starts on a fresh connection (the pool pings it when it hands it out).
+            connection, self._connection = self._connection, None
+            with suppress(Exception):  # a dead connection may fail to close too; the batch's error is the news
+                await connection.close()
+            raise
 
 
 def _settle(batch: list[tuple[dict, asyncio.Future[None]]], error: BaseException | None) -> None:
