@@ -126,7 +126,7 @@ async def generate(url: str, scale: float) -> None:
     await step(conn, "drop bill indexes for the load", "; ".join(
         f"DROP INDEX {row['indexname']}" for row in await conn.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'bill' AND indexname NOT LIKE 'pk_%'")))
-    # Skewed like a real network: a few providers bill a lot, most a few hundred (PERF-NOTES: 214-22,347).
+    # Skewed like a real network: a few providers bill a lot, most a few hundred.
     await step(conn, f"{bills:,} bills", f"""
         INSERT INTO bill (id, company_id, provider_id, patient_id, coverage, status, source, service_date,
                           total_cents, balance_cents, created_at, updated_at)

@@ -47,7 +47,7 @@ CLASSES = ["a_provider", "b_delegate_5", "c_delegate_40", "d_parent_admin", "e_s
 NO_FILTER_PAGE = "SELECT * FROM bill ORDER BY created_at DESC, id DESC LIMIT 51"
 PK_READ = "SELECT * FROM bill WHERE id = $1"
 # The best page shapes for an application handed a literal provider list by an external engine
-# (PERF-NOTES): one probe per provider when the list is short, one filtered index walk when long.
+# (docs/performance.md): one probe per provider when the list is short, one filtered index walk when long.
 LIST_PAGE_NARROW = """
     SELECT * FROM bill WHERE id IN (
         SELECT k.id FROM unnest($1::uuid[]) AS p(id)

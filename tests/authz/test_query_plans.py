@@ -80,7 +80,7 @@ async def _plan(session, world, caller: str, generic: bool) -> dict:
     if not generic:
         return (await session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}"))).scalar_one()[0]["Plan"]
     # A prepared statement with parameters, forced onto the generic plan PostgreSQL switches to after
-    # five executions (the trap in PERF-NOTES).
+    # five executions (docs/performance.md, "The plan cache").
     asyncpg_compiled = statement.params(params).compile(dialect=session.bind.dialect)
     values = [asyncpg_compiled.params[name] for name in asyncpg_compiled.positiontup]
     raw = await (await session.connection()).get_raw_connection()

@@ -149,7 +149,7 @@ class Bill(IdMixin, CreatedAtMixin, Base):
     )
 
     __table_args__ = (
-        # The dashboard's three access paths (PERF-NOTES): per provider, per company, everything.
+        # The dashboard's three access paths (docs/performance.md): per provider, per company, everything.
         Index("ix_bill_provider_created", "provider_id", text("created_at DESC"), text("id DESC")),
         Index("ix_bill_company_created", "company_id", text("created_at DESC"), text("id DESC")),
         # Covering: the `wide` walk filters on provider and company without visiting the table.
