@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from billing_api import embedded_postgres
@@ -151,14 +152,16 @@ def columns_of(model: type) -> list:
 
 def loaded(session: AsyncSession, model: type, record: Record):
     """The ORM instance of a row `fetch` read (selecting `columns_of(model)`), in the session as though the
-    session had loaded it: changes to it flush as updates; the session's own copy wins if it has one."""
-    known = session.sync_session.identity_map.get(identity_key(model, record["id"]))
-    if known is not None:
-        return known
+    session had loaded it: changes to it flush as updates."""
     values = {}
     for key, process in _loaders(model, session.bind.dialect):
         value = record[key]
         values[key] = value if process is None or value is None else process(value)
+    known = session.sync_session.identity_map.get(identity_key(model, record["id"]))
+    if known is not None:  # the session's own copy, brought up to the row just read
+        for key, value in values.items():
+            set_committed_value(known, key, value)
+        return known
     instance = model(**values)
     make_transient_to_detached(instance)  # as if loaded: no pending changes
     session.add(instance)
