@@ -65,6 +65,7 @@ from billing_api.bills.repository import BillFilters, BillRepository  # noqa: E4
 from billing_api.bills.schemas import BillRead  # noqa: E402
 from billing_api.config import Settings  # noqa: E402
 from billing_api.db import SERVER_SETTINGS, engine_for  # noqa: E402
+from billing_api.db import Record as Row  # noqa: E402  (rows read by attribute too, as the service reads them)
 from billing_api.errors import DomainError  # noqa: E402
 from billing_api.identity import repository as identity_repository  # noqa: E402
 from billing_api.models import AccountType, User, UserStatus  # noqa: E402
@@ -80,16 +81,6 @@ LINE_FIELDS = list(ServiceLineRead.model_fields)
 
 
 # The statements: the service's own functions, run on a stand-in session.
-
-
-class Row(asyncpg.Record):
-    """A row read by attribute as well (`bill.provider_id`), as the service's code reads ORM objects."""
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 class Compiled:
