@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from functools import cache
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -128,7 +128,7 @@ async def _on_asyncpg(connection: AsyncConnection, statement: Executable) -> Asy
     except Exception as error:
         try:
             adapted._handle_exception(error)  # asyncpg's error as the DBAPI error SQLAlchemy would have seen
-        except Exception as dbapi_error:
+        except connection.dialect.loaded_dbapi.Error as dbapi_error:
             invalidated = connection.dialect.is_disconnect(dbapi_error, adapted, None)
             if invalidated:
                 await connection.invalidate()
