@@ -6,12 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from billing_api.authz.permissions import Permission, RolePreset
 from billing_api.identity.schemas import DisplayName, NewPassword
 from billing_api.models import DeliveryStatus, UserKind
-from billing_api.schemas import InputModel, ReadModel, example
+from billing_api.schemas import Email, InputModel, ReadModel, example
 
 Token = Annotated[str, StringConstraints(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
                                          strip_whitespace=True)]
@@ -38,7 +38,7 @@ class InvitationCreate(InputModel):
         email="clara@example.com", username="clara.clerk", display_name="Clara Clerk", role="data_entry",
     )
 
-    email: EmailStr = Field(max_length=320)
+    email: Email
     username: InviteeUsername | None = Field(
         default=None, description="A username suggested for a newcomer's account (letters, digits, `.`, `_`, "
         "`-`). Not checked or reserved here: the newcomer may choose another on acceptance, and a taken one is "
