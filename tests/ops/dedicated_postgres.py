@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.team.smtp import free_port
 
 BIN = Path(os.environ.get("BILLING_API_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -17,17 +18,11 @@ def available() -> bool:
     return (BIN / "pg_ctl").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class DedicatedPostgres:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="billing-api-fault-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         # initdb refuses to run as root: run the server as the postgres system user when we are root.
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self.as_user:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import threading
 import httpx
 
 from tests.helpers import assert_problem, wait_until_answering
-from tests.ops.test_serve import ROOT, _free_port
+from tests.ops.test_serve import serve_env
+from tests.team.smtp import free_port
 
 IO_GUARD_SECONDS = 60  # against a server that never answers, not a speed check
 
@@ -71,11 +71,8 @@ def _assert_431(answer: tuple[int, dict[str, str], bytes]) -> dict:
 
 
 async def test_serve_refuses_huge_and_numerous_headers_with_431_and_serves_normal_requests(live_engine, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BILLING_API_MAIL_SENDER_ENABLED": "false",
-           "BILLING_API_DATABASE_URL": live_engine.url.render_as_string(hide_password=False),
-           "BILLING_API_JWT_SECRET": "serve-test-" + "x" * 40, "BILLING_API_LOG_LEVEL": "warning",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    port = free_port()
+    env = serve_env(live_engine, tmp_path, "warning")
     for name in ("BILLING_API_MAX_REQUEST_HEAD_BYTES", "BILLING_API_MAX_REQUEST_HEADERS"):
         env.pop(name, None)  # the defaults: 65536 bytes, 100 fields
     stderr = tmp_path / "stderr.log"

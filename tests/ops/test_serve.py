@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,23 +13,23 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import wait_until_answering
+from tests.team.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def serve_env(live_engine, tmp_path: Path, log_level: str) -> dict[str, str]:
+    """`billing-api serve` on the run's already migrated database (real commits), with no mail sender."""
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BILLING_API_MAIL_SENDER_ENABLED": "false",
+            "BILLING_API_DATABASE_URL": live_engine.url.render_as_string(hide_password=False),
+            "BILLING_API_JWT_SECRET": "serve-test-" + "x" * 40, "BILLING_API_LOG_LEVEL": log_level,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
 
 
 async def test_serve_with_two_workers_logs_json_lines_and_sums_metrics_over_workers(live_engine, tmp_path):
     # The run's already migrated database for real commits; these requests write nothing, and no mail sender runs.
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BILLING_API_MAIL_SENDER_ENABLED": "false",
-           "BILLING_API_DATABASE_URL": live_engine.url.render_as_string(hide_password=False),
-           "BILLING_API_JWT_SECRET": "serve-test-" + "x" * 40, "BILLING_API_LOG_LEVEL": "info",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    port = free_port()
+    env = serve_env(live_engine, tmp_path, "info")
     stderr = tmp_path / "stderr.log"
     with stderr.open("w") as err:
         process = subprocess.Popen([sys.executable, "-m", "billing_api", "serve", "--port", str(port),
