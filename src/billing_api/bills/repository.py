@@ -138,10 +138,11 @@ BILL_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", 
 
 def _dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool, presented: bool = False) -> Select:
     """One statement (docs/performance.md, "The dashboard statement"). Support (rule 2) walks the newest-first
-    index behind an in-statement check. Everyone else has the scope computed in CTEs, then one of two branches runs, chosen in the
-    statement from the exact bill counts of what the scope covers:
+    index behind an in-statement check. Everyone else has the scope computed in CTEs, then one of two branches
+    runs, chosen in the statement from the exact bill counts of what the scope covers:
     `narrow` takes the newest keys of each visible provider and company from their own indexes and
-    merges them; `wide` walks the newest-first (covering) index keeping visible rows."""
+    merges them; `wide` walks the newest-first (covering) index keeping visible rows. `presented`: the rows
+    the API shows (BILL_FIELDS), not ORM entities."""
     limit = _page_limit()
     conditions = _conditions(Bill, used, keyset)
     if scope.is_support:

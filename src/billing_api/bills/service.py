@@ -12,8 +12,8 @@ from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
-from billing_api.db import Record
 from billing_api.bills.schemas import BillCreate, BillRead, BillUpdate
+from billing_api.db import Record
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.schemas import BillCreated, BillSubmitted
 from billing_api.events.service import emit
@@ -56,12 +56,12 @@ def presented_items(rows: list[Record]) -> list[dict]:
     return items
 
 
-def audit_support_reads(session: AsyncSession, principal: Principal, scope: BillScope, bills: list[Bill],
-                        surface: str) -> None:
+def audit_support_reads(session: AsyncSession, principal: Principal, scope: BillScope,
+                        bills: list[Bill] | list[Record], surface: str) -> None:
     """Rule 2: every support view is recorded, one event per provider whose bills were shown."""
     if not scope.is_support or not bills:
         return
-    by_provider: dict[uuid.UUID, list[Bill]] = defaultdict(list)
+    by_provider: dict[uuid.UUID, list[Bill | Record]] = defaultdict(list)
     for bill in bills:
         by_provider[bill.provider_id].append(bill)
     for provider_id, shown in by_provider.items():
@@ -69,7 +69,7 @@ def audit_support_reads(session: AsyncSession, principal: Principal, scope: Bill
                target_id=provider_id, details={"surface": surface, "bill_ids": [str(b.id) for b in shown]})
 
 
-def shown(bills: list[Bill]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+def shown(bills: list[Bill] | list[Record]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
     """What the access log records of bills shown: (provider, company, patient) of each."""
     return [(bill.provider_id, bill.company_id, bill.patient_id) for bill in bills]
 
