@@ -7,14 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from functools import cache
 from pathlib import Path
+from time import monotonic
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, Executable, Uuid, inspect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import ARRAY, Executable, Uuid, event, inspect
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -183,10 +190,8 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, *, connect_
                 command_timeout: float = 60.0, pool_timeout: float = 30.0) -> AsyncEngine:
     # A small pool per process: under load, requests queue fairly for a connection here instead of
     # crowding the database's CPUs (which stretched the latency tail in bench/run.py).
-    # pool_pre_ping replaces connections that died with a database restart, so the service recovers by itself.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        pool_pre_ping=True,
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -194,6 +199,37 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, *, connect_
         connect_args={"server_settings": SERVER_SETTINGS, "timeout": connect_timeout,
                       "command_timeout": command_timeout},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection that rested this long is pinged before a request gets it.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Replace connections that died with a database restart, so the service recovers by itself, without
+    SQLAlchemy's pool_pre_ping: that pings on every checkout, three round trips (BEGIN, a statement, ROLLBACK)
+    per request, as many as the page's own reads. Here only a connection that rested is pinged; one in steady
+    use proves itself alive by its use, and when one turns out dead mid-request the request answers 503 and the
+    pool retires every connection opened before that moment (SQLAlchemy's disconnect handling)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def fresh(dbapi_connection, record) -> None:
+        record.info["idle_since"] = monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def resting(dbapi_connection, record) -> None:
+        record.info["idle_since"] = monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def ping_if_rested(dbapi_connection, record, proxy) -> None:
+        if monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            raise DisconnectionError("a pooled connection did not answer its ping") from error  # the pool retries
 
 
 def engine_for(settings: Settings, *, connections: int | None = None) -> AsyncEngine:

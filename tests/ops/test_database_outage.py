@@ -7,8 +7,10 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from billing_api import db
 from billing_api.app import create_app
 from billing_api.migrations_runner import upgrade_connection
 from tests.factories import Factory
@@ -35,7 +37,8 @@ async def answer(http: httpx.AsyncClient, path: str, **kwargs) -> httpx.Response
     return await asyncio.wait_for(http.get(path, **kwargs), HANG_GUARD_SECONDS)
 
 
-async def test_outage_answers_503_and_the_service_recovers_without_a_restart(server, settings):
+async def _migrated_with_a_user(server, settings):
+    """The schema on the dedicated server, and one user with their bearer headers."""
     setup = create_async_engine(server.url)
     async with setup.connect() as connection:
         await upgrade_connection(connection)
@@ -45,7 +48,11 @@ async def test_outage_answers_503_and_the_service_recovers_without_a_restart(ser
         user = await factory.user(await factory.company())
         await session.commit()
     await setup.dispose()
-    headers = factory.headers(user)
+    return user, factory.headers(user)
+
+
+async def test_outage_answers_503_and_the_service_recovers_without_a_restart(server, settings):
+    user, headers = await _migrated_with_a_user(server, settings)
 
     app = create_app(settings.model_copy(update={"database_url": server.url, "mail_sender_enabled": False,
                                                  "db_connect_timeout_seconds": 2}))
@@ -68,5 +75,39 @@ async def test_outage_answers_503_and_the_service_recovers_without_a_restart(ser
 
         await asyncio.to_thread(server.start)
         assert (await answer(http, "/readyz")).status_code == 200
+        back = await answer(http, "/v1/me", headers=headers)
+        assert back.status_code == 200 and back.json()["user"]["id"] == str(user.id)
+
+
+async def _terminate_other_backends(url: str) -> int:
+    """Kill every other connection to the database, as a restart would; returns how many."""
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        killed = (await connection.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))).scalar_one()
+    await engine.dispose()
+    return killed
+
+
+@pytest.mark.parametrize("rested", [True, False], ids=["rested-connection-pinged", "busy-connection-fails-once"])
+async def test_a_dead_pooled_connection_is_replaced(server, settings, monkeypatch, rested):
+    """A connection that rested is pinged before use, so its death costs no request; one in steady use is not
+    (a ping per request would be three round trips), so its death fails one request with 503, and the next
+    request gets a new connection."""
+    user, headers = await _migrated_with_a_user(server, settings)
+
+    app = create_app(settings.model_copy(update={"database_url": server.url, "mail_sender_enabled": False}))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await answer(http, "/v1/me", headers=headers)).status_code == 200  # the pool holds a connection
+        assert await _terminate_other_backends(server.url) >= 1
+        # Whether the pooled connection counts as rested, without waiting on the clock.
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0 if rested else 3600.0)
+        first = await answer(http, "/v1/me", headers=headers)
+        if rested:
+            assert first.status_code == 200
+        else:
+            assert_problem(first, 503, "database_unavailable")
         back = await answer(http, "/v1/me", headers=headers)
         assert back.status_code == 200 and back.json()["user"]["id"] == str(user.id)
