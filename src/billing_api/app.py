@@ -103,6 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         docs_url=None,  # served by install_docs from packaged files, not a CDN
+        # FastAPI's own OpenTelemetry layer looks the providers up on every request; this service exports its
+        # own metrics (observability/) and configures no OpenTelemetry.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         redoc_url=None,
         openapi_tags=TAGS,
     )
