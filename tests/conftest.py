@@ -1,7 +1,7 @@
 """Test harness: a real PostgreSQL, schema built by the migrations, each test in its own transaction.
 
 The database is the server named by BILLING_API_TEST_DATABASE_URL, or an embedded one (pgserver) kept
-in .billing-api-data/test-postgres. Either way the run gets a fresh database of its own, dropped at the end.
+in .billing-api-data/test/postgres. Either way the run gets a fresh database of its own, dropped at the end.
 """
 
 from __future__ import annotations

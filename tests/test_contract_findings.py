@@ -18,7 +18,7 @@ async def test_a_wrong_method_names_every_method_of_the_path_in_allow(client):
 
 
 def test_an_integral_float_is_an_integer_and_nothing_else_is():
-    # JSON Schema's `integer` includes 1.0; booleans, strings and fractions stay errors (STACK-NOTES trap 11).
+    # JSON Schema's `integer` includes 1.0; booleans, strings and fractions stay errors (docs/stack-notes.md, trap 11).
     line = ServiceLineCreate(description="Visit", units=2.0, fee_cents=9500.0)
     assert (line.units, line.fee_cents) == (2, 9500) and isinstance(line.fee_cents, int)
     for bad in ({"fee_cents": 1.5}, {"fee_cents": True}, {"fee_cents": "9500"}, {"fee_cents": -1.0},

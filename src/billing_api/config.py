@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
     token_lifetime_minutes: int = 60
-    # argon2id cost; tests set cheap values (STACK-NOTES trap 10).
+    # argon2id cost; tests set cheap values (docs/stack-notes.md, trap 10).
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4

@@ -96,7 +96,7 @@ class DatabaseUnavailable(DomainError):
 
 
 # Every `code` the service can answer with, its status and what it means. The contract is generated from this
-# table (contract.py lists each status's codes on every error response), and tests/test_contract_docs.py fails
+# table (contract.py lists each status's codes on every error response), and tests/test_openapi.py fails
 # when src raises a code missing here, so the documentation cannot drift from the code.
 PROBLEM_CODES: dict[str, tuple[int, str]] = {
     # Common to many operations (contract.COMMON_PROBLEMS adds them where they apply).

@@ -27,7 +27,7 @@ def _upgrade_on(connection: Connection) -> None:
 
 
 async def upgrade_connection(connection: AsyncConnection) -> None:
-    """Upgrade through an open connection (from inside a running event loop; STACK-NOTES trap 5)."""
+    """Upgrade through an open connection (from inside a running event loop; docs/stack-notes.md, trap 5)."""
     await connection.run_sync(_upgrade_on)
 
 

@@ -20,7 +20,7 @@ def _integral_float_to_int(value: Any) -> Any:
 
 def json_int(**constraints: Any) -> Any:
     """An integer as JSON Schema defines one: 1.0 is the integer 1 (clients that build JSON from floats send
-    it), while booleans, strings and 1.5 stay errors (STACK-NOTES trap 11). The constraints (ge, le, ...)
+    it), while booleans, strings and 1.5 stay errors (docs/stack-notes.md, trap 11). The constraints (ge, le, ...)
     come before the conversion so that the contract still shows them as minimum and maximum."""
     return Annotated[StrictInt, Field(**constraints), BeforeValidator(_integral_float_to_int)]
 

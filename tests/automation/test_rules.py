@@ -1,4 +1,4 @@
-"""Every rule of the seed (therapy-billing-automation.txt) over HTTP and through the worker's code."""
+"""Every rule of billing automation (docs/automation.md) over HTTP and through the worker's code."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
 STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_STEPS", "0"))
 COVERAGE = os.environ.get("FUZZ_COVERAGE", "0") == "1"
 
-# One caller of each kind the authorization rules tell apart (DESIGN §3): a company administrator, a provider
+# One caller of each kind the authorization rules tell apart (docs/concepts.md): a company administrator, a provider
 # (owner of bills), a delegate through the clerks' group, a billing user of a child company, the vendor's
 # support user, and nobody.
 CALLERS = {

@@ -118,7 +118,7 @@ async def practice(factory) -> Practice:
     return await build_practice(factory)
 
 
-# The tables this issue writes to: a refused request leaves every one of them as it was.
+# The tables the team and invitation flows write to: a refused request leaves every one of them as it was.
 TABLES = ("app_user", "invitation", "mail_outbox", "delegation_entry", "delegation_list", "audit_event", "payment",
           "bill")
 

@@ -1,5 +1,5 @@
 """Real SMTP servers on loopback (aiosmtpd), for the mail tests: one that collects every message, one that
-refuses every recipient. Each runs in its own thread, on a port picked free first (STACK-NOTES trap 9)."""
+refuses every recipient. Each runs in its own thread, on a port picked free first (docs/stack-notes.md, trap 9)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every way an invitation can fail gives a 4xx problem+json with a code and writes
-nothing (every table this issue writes to is the same before and after)."""
+nothing (every table the invitation flows write to is the same before and after)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from tests.team.flows import accept, bearer, invite, join, login
 
 ACTIONS = ["view", "create", "save", "submit", "delete", "reports", "invoices", "pay", "invite", "team"]
 
-# What each preset may do (DESIGN.md §2); everything else is refused with 403.
+# What each preset may do (docs/concepts.md, role presets); everything else is refused with 403.
 ALLOWED = {
     "financial_viewer": {"view", "reports", "invoices", "pay"},
     "data_entry": {"view", "create", "save", "submit", "delete"},

@@ -1,4 +1,4 @@
-"""Permissions and the role presets of DESIGN.md §2."""
+"""Permissions and the role presets (docs/concepts.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Administrative decisions (who may manage companies, users and groups). Billing access is in `bills`."""
+"""Administrative decisions (who may manage companies, users and groups). Billing access is in rules.py and scope.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The payment gateway port, and the built-in test gateway (BILLING_API_PAYMENT_GATEWAY=test).
 
-Test card tokens (documented in the README):
+Test card tokens (documented in docs/automation.md):
 - `tok_success`: every charge succeeds;
 - `tok_decline`: every charge is declined (`card_declined`); AutoPay retries it on later nights, at most
   `autopay_max_attempts` nights per bill;
