@@ -9,7 +9,7 @@ this patient's billing data", and an empty page showed none."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_api.access_log import repository
 from billing_api.access_log.schemas import AccessGrantRead, AccessLogEntryRead
 from billing_api.access_log.writer import AccessLogWriter
+from billing_api.audit import service as audit
 from billing_api.auth.principal import CurrentPrincipal, Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.scope import BillScope
@@ -29,15 +30,21 @@ from billing_api.errors import Forbidden
 from billing_api.models import AccessLogEntry
 from billing_api.patients import service as patients_service
 
-# (provider id or None for a patient-level read, company id, patient id) of one thing shown.
+# (provider id or None for a patient-level read, company id, patient id) of one thing shown; a bill shown adds
+# its id (for support's audit events).
 Shown = tuple[uuid.UUID | None, uuid.UUID, uuid.UUID]
+ShownBill = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]
+
+SUPPORT_BILLS_VIEWED = "support.bills_viewed"
+SUPPORT_PATIENT_BILLING_VIEWED = "support.patient_billing_viewed"
 
 USER_AGENT_MAX = 300
 
 
 @dataclass
 class ReadLog:
-    """The request's access log: who is reading, through which route, from where."""
+    """The request's access log: who is reading, through which route, from where. Recording a read also audits
+    it when the reader is support (rule 2: every support view is recorded, on the providers whose data it was)."""
 
     session: AsyncSession
     principal: Principal
@@ -46,17 +53,59 @@ class ReadLog:
     writer: AccessLogWriter | None = None  # None: the reading transaction writes the row itself
     enabled: bool = True
 
-    async def record(self, scope: BillScope, surface: str, shown: Iterable[Shown], *, record_count: int | None = None,
-                     policy_grants: Sequence[dict[str, str]] = ()) -> None:
+    async def record(self, scope: BillScope, surface: str, shown: Iterable[Shown | ShownBill], *,
+                     record_count: int | None = None, policy_grants: Sequence[dict[str, str]] = (),
+                     support_details: Mapping[str, object] | None = None) -> None:
         """One entry for what the scope's actor was shown, durable when this returns; nothing when nothing was
-        shown."""
+        shown. Support's view is audited once per provider shown (with the bill ids, when `shown` names them)."""
         shown = list(shown)
-        if not shown or not self.enabled:
+        if not shown:
             return
-        pairs = sorted({(provider, company) for provider, company, _ in shown}, key=str)
+        if scope.is_support:
+            self._audit_support_bills(surface, shown, support_details or {})
+        await self._write(scope, surface, shown, record_count, policy_grants)
+
+    async def record_patient(self, scope: BillScope, surface: str, company_id: uuid.UUID, patient_id: uuid.UUID,
+                             *, policy_grant: str | None = None, audited_as: str | None = None,
+                             support_details: Mapping[str, object] | None = None) -> None:
+        """A read of one patient's billing data (documents, settings, cards): the patient's company and the
+        providers whose bills of the patient the scope sees are what the access rests on. Support's view is
+        audited once per provider who bills or treats the patient (or once about the patient, who has none yet),
+        as `audited_as` (None: not audited, the read showed nothing)."""
+        bills = BillRepository(self.session, scope)
+        if scope.is_support and audited_as is not None:
+            for provider_id in await bills.providers_of_patient(patient_id) or [None]:
+                audit.record(self.session, self.principal, SUPPORT_PATIENT_BILLING_VIEWED, company_id=company_id,
+                             target_type="provider" if provider_id else "patient",
+                             target_id=provider_id or patient_id,
+                             details={"surface": audited_as, "patient_id": str(patient_id), **(support_details or {})})
+        sources = await bills.sources_for_patient(patient_id)
+        shown = [(None, company_id, patient_id)] + [(p, c, patient_id) for p, c in sources]
+        grants = [{"rule": policy_grant, "company_id": str(company_id)}] if policy_grant else []
+        await self._write(scope, surface, shown, 1, grants)
+
+    def _audit_support_bills(self, surface: str, shown: list[Shown | ShownBill],
+                             details: Mapping[str, object]) -> None:
+        by_provider: dict[uuid.UUID, tuple[uuid.UUID, list[str]]] = {}
+        for item in shown:
+            if item[0] is None:
+                continue
+            bill_ids = by_provider.setdefault(item[0], (item[1], []))[1]
+            if len(item) > 3:
+                bill_ids.append(str(item[3]))
+        for provider_id, (company_id, bill_ids) in by_provider.items():
+            audit.record(self.session, self.principal, SUPPORT_BILLS_VIEWED, company_id=company_id,
+                         target_type="provider", target_id=provider_id,
+                         details={"surface": surface, **({"bill_ids": bill_ids} if bill_ids else {}), **details})
+
+    async def _write(self, scope: BillScope, surface: str, shown: list[Shown | ShownBill], record_count: int | None,
+                     policy_grants: Sequence[dict[str, str]]) -> None:
+        if not self.enabled:
+            return
+        pairs = sorted({(item[0], item[1]) for item in shown}, key=str)
         params = repository.entry_params(
             actor_id=scope.actor_id, permission=scope.permission, route=self.route, surface=surface, pairs=pairs,
-            patient_ids=sorted({patient for _, _, patient in shown}),
+            patient_ids=sorted({item[2] for item in shown}),
             record_count=len(shown) if record_count is None else record_count,
             client_address=self.principal.address, user_agent=self.user_agent, policy_grants=policy_grants,
         )
@@ -64,15 +113,6 @@ class ReadLog:
             await repository.insert_entry(self.session, scope.permission, params)
         else:
             await self.writer.write(await repository.granted_entry(self.session, scope.permission, params))
-
-    async def record_patient(self, scope: BillScope, surface: str, company_id: uuid.UUID, patient_id: uuid.UUID,
-                             *, policy_grant: str | None = None) -> None:
-        """A read of one patient's billing data (documents, settings, cards): the patient's company and the
-        providers whose bills of the patient the scope sees are what the access rests on."""
-        sources = await BillRepository(self.session, scope).sources_for_patient(patient_id)
-        shown = [(None, company_id, patient_id)] + [(p, c, patient_id) for p, c in sources]
-        grants = [{"rule": policy_grant, "company_id": str(company_id)}] if policy_grant else []
-        await self.record(scope, surface, shown, record_count=1, policy_grants=grants)
 
 
 async def read_log(request: Request, session: Session, principal: CurrentPrincipal) -> ReadLog:

@@ -88,11 +88,11 @@ async def list_billing_automation_runs(company_id: uuid.UUID, session: Session, 
 
 
 @router.get("/patients/{patient_id}/billing-settings", response_model=PatientSettingsRead, responses=READ_ERRORS)
-async def get_patient_billing_settings(patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+async def get_patient_billing_settings(patient_id: uuid.UUID, session: Session,
                                        actor: CurrentActor, scope: BillsView, log: AccessLog) -> PatientSettingsRead:
     """The patient's own settings (what actually happens for them), with `warnings` like the company's (a bill
     delay under 60 minutes while automatic bills and AutoPay are on for this patient)."""
-    return await service.get_patient_settings(session, principal, actor, scope, log, patient_id)
+    return await service.get_patient_settings(session, actor, scope, log, patient_id)
 
 
 @router.patch("/patients/{patient_id}/billing-settings", response_model=PatientSettingsRead, responses=WRITE_ERRORS)
@@ -107,17 +107,17 @@ async def patch_patient_billing_settings(patient_id: uuid.UUID, data: PatientSet
 
 @router.get("/patients/{patient_id}/billing-settings/effective", response_model=EffectiveSettingsRead,
             responses=READ_ERRORS)
-async def get_effective_billing_settings(patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+async def get_effective_billing_settings(patient_id: uuid.UUID, session: Session,
                                          actor: CurrentActor, scope: BillsView, log: AccessLog) -> EffectiveSettingsRead:
     """For each automation: will it run for this patient, and every reason why not."""
-    return await service.effective(session, principal, actor, scope, log, patient_id)
+    return await service.effective(session, actor, scope, log, patient_id)
 
 
 @router.get("/patients/{patient_id}/payment-methods", response_model=list[PaymentMethodRead], responses=READ_ERRORS)
-async def list_payment_methods(patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
+async def list_payment_methods(patient_id: uuid.UUID, session: Session,
                                actor: CurrentActor, scope: BillsView, log: AccessLog) -> list[PaymentMethodRead]:
     """Cards on file (never the number or the token)."""
-    return await service.list_cards(session, principal, actor, scope, log, patient_id)
+    return await service.list_cards(session, actor, scope, log, patient_id)
 
 
 @router.post("/patients/{patient_id}/payment-methods", dependencies=[Idempotent], response_model=PaymentMethodRead,
@@ -138,12 +138,12 @@ async def deactivate_payment_method(patient_id: uuid.UUID, payment_method_id: uu
 
 @router.get("/patients/{patient_id}/documents", response_model=DocumentPage, responses=READ_ERRORS)
 async def list_patient_documents(
-    patient_id: uuid.UUID, session: Session, principal: CurrentPrincipal, actor: CurrentActor, scope: BillsView,
+    patient_id: uuid.UUID, session: Session, actor: CurrentActor, scope: BillsView,
     log: AccessLog, paging: Paging,
     include_unshared: Annotated[bool, Query(description="Also documents not (yet) shared with the patient.")] = False,
 ) -> DocumentPage:
     """The patient's billing documents (bills, superbills, statements with the open bills they list), newest
     first: by default the shared ones, which is what the patient sees."""
-    items, rows = await service.list_documents(session, principal, actor, scope, log, patient_id,
+    items, rows = await service.list_documents(session, actor, scope, log, patient_id,
                                                not include_unshared, paging.limit, paging.after)
     return DocumentPage(items=items, next_cursor=next_cursor(rows, paging.limit))

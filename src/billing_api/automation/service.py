@@ -47,7 +47,6 @@ from billing_api.models import (
 from billing_api.patients import service as patient_service
 
 DELAY_WARNING = "bill_delay_under_60_minutes_with_autopay"
-SUPPORT_READ = "support.patient_billing_viewed"
 KINDS = (("bills", "share_bills", "bill_delay_minutes"), ("superbills", "share_superbills", "superbill_delay_minutes"),
          ("statements", "share_statements", "statement_delay_minutes"))
 
@@ -86,13 +85,19 @@ async def _patient_for(session: AsyncSession, actor: Actor, scope: BillScope, pa
 
 
 async def _patient_shown(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog,
-                        patient_id: uuid.UUID, surface: str) -> Patient:
-    """The patient whose billing data is about to be shown, the read recorded in the access log."""
+                        patient_id: uuid.UUID, surface: str, audited_as: str) -> Patient:
+    """The patient whose billing data is about to be shown, the read recorded (support's as `audited_as`)."""
     patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    await _record_shown(actor, scope, log, patient, surface, audited_as)
+    return patient
+
+
+async def _record_shown(actor: Actor, scope: BillScope, log: ReadLog, patient: Patient, surface: str,
+                        audited_as: str | None, **support_details: object) -> None:
     manager = may_manage_automation(actor, patient.company_id)
     await log.record_patient(scope, surface, patient.company_id, patient.id,
-                             policy_grant="automation_manager" if manager else None)
-    return patient
+                             policy_grant="automation_manager" if manager else None, audited_as=audited_as,
+                             support_details=support_details)
 
 
 # Company settings
@@ -178,30 +183,16 @@ def _patient_read(patient: Patient, row: PatientBillingSettings, contact: Billin
     )
 
 
-async def _audit_support_read(session: AsyncSession, principal: Principal, scope: BillScope, patient: Patient,
-                              surface: str, **details: object) -> None:
-    """Rule 2, as for bills: support's read of a patient's billing data is recorded once per provider whose data
-    it is (each provider who bills or treats the patient); a patient with no provider yet, once about the
-    patient, so that no support read goes unrecorded."""
-    if not scope.is_support:
-        return
-    providers = await BillRepository(session, scope).providers_of_patient(patient.id)
-    for provider_id in providers or [None]:
-        record(session, principal, SUPPORT_READ, company_id=patient.company_id,
-               target_type="provider" if provider_id else "patient", target_id=provider_id or patient.id,
-               details={"surface": surface, "patient_id": str(patient.id), **details})
-
-
 def _stored_or_off(patient: Patient, row: PatientBillingSettings | None) -> PatientBillingSettings:
     # A patient from before billing automation has no row: everything off (defaults apply to new patients only).
     return row or repository.defaults_for_patient(None, patient.id, patient.company_id)
 
 
-async def get_patient_settings(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope,
+async def get_patient_settings(session: AsyncSession, actor: Actor, scope: BillScope,
                                log: ReadLog, patient_id: uuid.UUID) -> PatientSettingsRead:
-    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_billing_settings")
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_billing_settings",
+                                   "patient_billing_settings")
     row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
-    await _audit_support_read(session, principal, scope, patient, "patient_billing_settings")
     return _patient_read(patient, row, await repository.billing_contact(session, patient.id),
                          await repository.company_settings(session, patient.company_id))
 
@@ -259,10 +250,10 @@ async def _today(session: AsyncSession, company_id: uuid.UUID) -> date:
     return jobs.local_now(company.time_zone, datetime.now(UTC)).date()
 
 
-async def list_cards(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, log: ReadLog,
+async def list_cards(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog,
                      patient_id: uuid.UUID) -> list[PaymentMethodRead]:
-    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_payment_methods")
-    await _audit_support_read(session, principal, scope, patient, "payment_methods")
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_payment_methods",
+                                   "payment_methods")
     today = await _today(session, patient.company_id)
     return [_card_read(c, today) for c in await repository.cards(session, patient.id)]
 
@@ -295,10 +286,10 @@ async def deactivate_card(session: AsyncSession, principal: Principal, actor: Ac
 # Effective settings
 
 
-async def effective(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, log: ReadLog,
+async def effective(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog,
                     patient_id: uuid.UUID) -> EffectiveSettingsRead:
-    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_effective_settings")
-    await _audit_support_read(session, principal, scope, patient, "effective_billing_settings")
+    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_effective_settings",
+                                   "effective_billing_settings")
     company = await repository.company_settings(session, patient.company_id)
     row = _stored_or_off(patient, await repository.patient_settings(session, patient.id))
     contact = await repository.billing_contact(session, patient.id)
@@ -382,16 +373,15 @@ async def list_runs(session: AsyncSession, actor: Actor, company_id: uuid.UUID, 
     return await repository.runs(session, company_id, limit, after)
 
 
-async def list_documents(session: AsyncSession, principal: Principal, actor: Actor, scope: BillScope, log: ReadLog,
+async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog,
                          patient_id: uuid.UUID, shared_only: bool, limit: int,
                          after) -> tuple[list[DocumentRead], list[BillingDocument]]:
     """A page of documents (limit + 1 rows for the cursor), statements with their bills."""
-    patient = await _patient_shown(session, actor, scope, log, patient_id, "patient_documents")
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
     rows = await repository.documents(session, patient.id, shared_only, limit, after)
     shown = rows[:limit]
-    if shown:
-        await _audit_support_read(session, principal, scope, patient, "patient_documents",
-                                  document_ids=[str(d.id) for d in shown])
+    await _record_shown(actor, scope, log, patient, "patient_documents", "patient_documents" if shown else None,
+                        document_ids=[str(d.id) for d in shown])
     items = await repository.statement_items(session, [d.id for d in shown if d.kind == DocumentKind.statement])
     return [DocumentRead.model_validate(d).model_copy(update={
         "items": [StatementItemRead.model_validate(i) for i in items.get(d.id, [])]}) for d in shown], rows

@@ -1,4 +1,5 @@
-"""HTTP for every bill surface of the seeds. Each route takes its BillScope from the BillAccess guard."""
+"""HTTP for every bill surface of the seeds. Reads show bills through the BillReader the guard builds (it records
+what it shows); writes take the BillScope of each permission they need from the BillAccess guard."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic_core import to_json
 
-from billing_api.access_log.service import AccessLog
 from billing_api.auth.principal import CurrentPrincipal
 from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CurrentActor
 from billing_api.bills import service
+from billing_api.bills.reader import BillsReader
 from billing_api.bills.repository import BillFilters, BillRepository
 from billing_api.bills.schemas import BillCreate, BillPage, BillRead, BillUpdate, VisitPage, VisitWithBills
 from billing_api.companies.context import ActiveCompany, within_active_company
@@ -20,10 +21,10 @@ from billing_api.errors import problem_responses
 from billing_api.idempotency.service import Idempotent, IdempotentRoute
 from billing_api.models import BillStatus, Coverage
 from billing_api.pagination import Paging, next_cursor
-from billing_api.schemas import Day, Moment
 from billing_api.patients import repository as patients_repository
 from billing_api.patients import service as patients_service
 from billing_api.patients.schemas import VisitRead
+from billing_api.schemas import Day, Moment
 
 READ_ERRORS = problem_responses(401, 404, 422)
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
@@ -31,24 +32,14 @@ WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
 router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 
 
-async def _page(session, principal, log: AccessLog, scope, filters: BillFilters, paging, surface: str) -> Response:
-    """A page of bills, newest first. The hottest responses: the rows come with their lines in one statement
-    and go to JSON as they are (FastAPI would validate and encode a model again; `response_model` documents it)."""
-    repository = BillRepository(session, scope)
-    rows = await repository.presented_page(filters, paging.limit, paging.after)
-    bills = rows[: paging.limit]
-    service.audit_support_reads(session, principal, scope, bills, surface)
-    page = {"items": service.presented_items(bills), "next_cursor": next_cursor(rows, paging.limit)}
-    await log.record(scope, surface, service.shown(bills))
+def _json(page: dict) -> Response:
+    # The page is already the API's JSON shape (`response_model` documents it): encoded once, not validated again.
     return Response(to_json(page), media_type="application/json")
 
 
 @router.get("/bills", response_model=BillPage, tags=["bills"], responses=READ_ERRORS)
 async def list_bills(
-    session: Session,
-    principal: CurrentPrincipal,
-    log: AccessLog,
-    scope: BillsView,
+    reader: BillsReader,
     paging: Paging,
     active: ActiveCompany,
     provider_id: uuid.UUID | None = None,
@@ -62,7 +53,7 @@ async def list_bills(
     `X-Company-Id` names one)."""
     filters = BillFilters(provider_id=provider_id, patient_id=patient_id, company_id=active, status=bill_status,
                           coverage=coverage, service_date_from=service_date_from, service_date_to=service_date_to)
-    return await _page(session, principal, log, scope, filters, paging, "billing_dashboard")
+    return _json(await reader.page(filters, paging.limit, paging.after, "billing_dashboard"))
 
 
 @router.post("/bills",
@@ -76,15 +67,9 @@ async def create_bill(data: BillCreate, session: Session, principal: CurrentPrin
 
 
 @router.get("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=READ_ERRORS)
-async def get_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPrincipal, log: AccessLog,
-                   scope: BillsView) -> BillRead:
+async def get_bill(bill_id: uuid.UUID, reader: BillsReader) -> BillRead:
     """One bill the caller may see (`bills:view` on its provider's bills); any other bill is not found."""
-    repository = BillRepository(session, scope)
-    bill = await service.visible_bill(repository, bill_id)
-    service.audit_support_reads(session, principal, scope, [bill], "bill")
-    presented = (await service.present(repository, [bill]))[0]
-    await log.record(scope, "bill", service.shown([bill]))
-    return presented
+    return await reader.bill(bill_id)
 
 
 @router.patch("/bills/{bill_id}", response_model=BillRead, tags=["bills"], responses=WRITE_ERRORS)
@@ -115,29 +100,21 @@ async def delete_bill(bill_id: uuid.UUID, session: Session, principal: CurrentPr
 
 @router.get("/encounters/{encounter_id}/bills", response_model=list[BillRead], tags=["bills"],
             responses=READ_ERRORS)
-async def list_encounter_bills(encounter_id: uuid.UUID, session: Session, principal: CurrentPrincipal,
-                               log: AccessLog, actor: CurrentActor, scope: BillsView,
-                               active: ActiveCompany) -> list[BillRead]:
+async def list_encounter_bills(encounter_id: uuid.UUID, session: Session, actor: CurrentActor,
+                               reader: BillsReader, active: ActiveCompany) -> list[BillRead]:
     """Bills created in an encounter that the caller may see. With `X-Company-Id`, an encounter of another
     company is not found."""
     encounter = await patients_service.visible_encounter(session, actor, encounter_id)
     within_active_company(active, encounter.company_id, "encounter")
-    repository = BillRepository(session, scope)
-    bills = await repository.for_encounter(encounter_id)
-    service.audit_support_reads(session, principal, scope, bills, "encounter")
-    presented = await service.present(repository, bills)
-    await log.record(scope, "encounter", service.shown(bills))
-    return presented
+    return await reader.of_encounter(encounter_id)
 
 
 @router.get("/patients/{patient_id}/bills", response_model=BillPage, tags=["bills"], responses=READ_ERRORS)
 async def list_patient_bills(
     patient_id: uuid.UUID,
     session: Session,
-    principal: CurrentPrincipal,
-    log: AccessLog,
     actor: CurrentActor,
-    scope: BillsView,
+    reader: BillsReader,
     paging: Paging,
     active: ActiveCompany,
     coverage: Annotated[Coverage | None, Query(description="`insured` or `private`; both when omitted.")] = None,
@@ -147,16 +124,14 @@ async def list_patient_bills(
     patient = await patients_service.visible_patient(session, actor, patient_id)
     within_active_company(active, patient.company_id, "patient")
     filters = BillFilters(patient_id=patient_id, coverage=coverage)
-    return await _page(session, principal, log, scope, filters, paging, "patient_chart")
+    return _json(await reader.page(filters, paging.limit, paging.after, "patient_chart"))
 
 
 @router.get("/visits", response_model=VisitPage, tags=["visits"], responses=READ_ERRORS)
 async def list_visits(
     session: Session,
-    principal: CurrentPrincipal,
-    log: AccessLog,
     actor: CurrentActor,
-    scope: BillsView,
+    reader: BillsReader,
     paging: Paging,
     active: ActiveCompany,
     provider_id: uuid.UUID | None = None,
@@ -176,15 +151,7 @@ async def list_visits(
         scheduled_to=scheduled_to, limit=paging.limit, after=paging.after,
     )
     visits = rows[: paging.limit]
-    repository = BillRepository(session, scope)
-    bills_by_visit = await repository.for_visits([visit.id for visit in visits], coverage)
-    shown = [bill for bills in bills_by_visit.values() for bill in bills]
-    service.audit_support_reads(session, principal, scope, shown, "visits_dashboard")
-    presented = {bill.id: bill for bill in await service.present(repository, shown)}
-    items = [
-        VisitWithBills(**VisitRead.model_validate(visit).model_dump(),
-                       bills=[presented[bill.id] for bill in bills_by_visit.get(visit.id, [])])
-        for visit in visits
-    ]
-    await log.record(scope, "visits_dashboard", service.shown(shown))
+    bills = await reader.of_visits([visit.id for visit in visits], coverage)
+    items = [VisitWithBills(**VisitRead.model_validate(visit).model_dump(), bills=bills.get(visit.id, []))
+             for visit in visits]
     return VisitPage(items=items, next_cursor=next_cursor(rows, paging.limit, key="scheduled_at"))

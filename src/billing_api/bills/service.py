@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,22 +55,9 @@ def presented_items(rows: list[Record]) -> list[dict]:
     return items
 
 
-def audit_support_reads(session: AsyncSession, principal: Principal, scope: BillScope,
-                        bills: list[Bill] | list[Record], surface: str) -> None:
-    """Rule 2: every support view is recorded, one event per provider whose bills were shown."""
-    if not scope.is_support or not bills:
-        return
-    by_provider: dict[uuid.UUID, list[Bill | Record]] = defaultdict(list)
-    for bill in bills:
-        by_provider[bill.provider_id].append(bill)
-    for provider_id, shown in by_provider.items():
-        record(session, principal, "support.bills_viewed", company_id=shown[0].company_id, target_type="provider",
-               target_id=provider_id, details={"surface": surface, "bill_ids": [str(b.id) for b in shown]})
-
-
-def shown(bills: list[Bill] | list[Record]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
-    """What the access log records of bills shown: (provider, company, patient) of each."""
-    return [(bill.provider_id, bill.company_id, bill.patient_id) for bill in bills]
+def shown(bills: list[Bill] | list[Record]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """What the access log records of bills shown: (provider, company, patient, bill) of each."""
+    return [(bill.provider_id, bill.company_id, bill.patient_id, bill.id) for bill in bills]
 
 
 async def visible_bill(repository: BillRepository, bill_id: uuid.UUID) -> Bill:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from billing_api.access_log.service import AccessLog
 from billing_api.authz.dependencies import BillsView, CurrentActor
 from billing_api.db import Session
 from billing_api.errors import problem_responses
@@ -34,10 +35,11 @@ async def list_events(
     session: Session,
     actor: CurrentActor,
     scope: BillsView,
+    log: AccessLog,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Events per page.")] = 50,
     after: Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page.")] = None,
     event_type: Annotated[list[EventType] | None, Query(alias="type", max_length=len(EVENT_TYPES),
                                                                      description="Only these types.")] = None,
 ) -> EventPage:
     position = decode_position_cursor(after) if after else None
-    return await service.feed(session, actor, scope, event_type, position, limit)
+    return await service.feed(session, actor, scope, log, event_type, position, limit)

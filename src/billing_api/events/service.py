@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.access_log.service import ReadLog
 from billing_api.authz.actor import Actor
 from billing_api.authz.scope import BillScope
 from billing_api.errors import Forbidden
@@ -51,7 +52,7 @@ def _read(row: IntegrationEvent) -> EventEnvelope:
                                   data=row.payload)
 
 
-async def feed(session: AsyncSession, actor: Actor, scope: BillScope, types: list[str] | None,
+async def feed(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog, types: list[str] | None,
                after: tuple[int, int] | None, limit: int) -> EventPage:
     """Bill events as the bill scope allows; company-level events for company administrators, in the
     companies they administer (reach). Support oversees through the audited bill surfaces, not the feed."""
@@ -61,6 +62,10 @@ async def feed(session: AsyncSession, actor: Actor, scope: BillScope, types: lis
     admin_companies = sorted(actor.reached_company_ids) if actor.is_company_admin else []
     rows = await repository.page(session, scope, admin_companies, types, after, limit)
     shown = rows[:limit]
+    # Bill events name a patient and amounts: billing data, recorded as every other read of it.
+    await log.record(scope, "events_feed", [
+        (row.provider_id, row.company_id, uuid.UUID(row.payload["patient_id"]), uuid.UUID(row.payload["bill_id"]))
+        for row in shown if row.provider_id is not None])
     last = (shown[-1].transaction_id, shown[-1].position) if shown else after
     return EventPage(items=[_read(row) for row in shown], next_cursor=encode_cursor(*last) if last else None,
                      has_more=len(rows) > limit)

@@ -29,7 +29,6 @@ router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
 async def get_billing_summary(
     provider_id: uuid.UUID,
     session: Session,
-    principal: CurrentPrincipal,
     log: AccessLog,
     view: BillsView,
     reports: ReportsGenerate,
@@ -38,7 +37,7 @@ async def get_billing_summary(
 ) -> BillingSummary:
     """Totals of the provider's bills with a service date in the period, by status, coverage and payer, and per
     patient (`reports:generate`). **The report shows patient names and dates of birth.**"""
-    return await service.billing_summary(session, principal, log, view, reports, provider_id, date_from, date_to)
+    return await service.billing_summary(session, log, view, reports, provider_id, date_from, date_to)
 
 
 @router.get("/providers/{provider_id}/invoices", response_model=InvoicePage, tags=["invoices"],
@@ -46,7 +45,6 @@ async def get_billing_summary(
 async def list_invoices(
     provider_id: uuid.UUID,
     session: Session,
-    principal: CurrentPrincipal,
     log: AccessLog,
     view: BillsView,
     invoices: InvoicesView,
@@ -55,7 +53,7 @@ async def list_invoices(
 ) -> InvoicePage:
     """What is owed on the provider's submitted bills, newest first: each with its total, payments and balance
     (`invoices:view`)."""
-    items, rows = await service.invoice_page(session, principal, log, view, invoices, provider_id, paging.limit,
+    items, rows = await service.invoice_page(session, log, view, invoices, provider_id, paging.limit,
                                              paging.after, outstanding)
     return InvoicePage(items=items, next_cursor=next_cursor([bill for bill, _ in rows], paging.limit))
 

@@ -53,20 +53,12 @@ async def provider_in_scope(session: AsyncSession, view: BillScope, needed: Bill
     return provider
 
 
-def _audit_support(session: AsyncSession, principal: Principal, scope: BillScope, provider: User,
-                   surface: str, **details: object) -> None:
-    """Rule 2: support's views are recorded, on the provider (who can read them)."""
-    if scope.is_support:
-        record(session, principal, "support.bills_viewed", company_id=provider.company_id, target_type="provider",
-               target_id=provider.id, details={"surface": surface, **details})
-
-
 def _totals(rows) -> dict:
     return {"bill_count": sum(r[2] for r in rows), "total_cents": sum(r[3] for r in rows),
             "paid_cents": sum(r[3] - r[4] for r in rows), "balance_cents": sum(r[4] for r in rows)}
 
 
-async def billing_summary(session: AsyncSession, principal: Principal, log: ReadLog, view: BillScope,
+async def billing_summary(session: AsyncSession, log: ReadLog, view: BillScope,
                           reports: BillScope, provider_id: uuid.UUID, date_from: date, date_to: date
                           ) -> BillingSummary:
     if date_from > date_to:
@@ -82,11 +74,10 @@ async def billing_summary(session: AsyncSession, principal: Principal, log: Read
             groups[key(row)].append(row)
         return groups
 
-    _audit_support(session, principal, reports, provider, "billing_summary_report",
-                   date_from=date_from.isoformat(), date_to=date_to.isoformat())
     await log.record(reports, "billing_summary_report", [(provider.id, provider.company_id, patient.id)
                                                          for patient, *_ in patients],
-                     record_count=sum(n for _, n, _, _ in patients))
+                     record_count=sum(n for _, n, _, _ in patients),
+                     support_details={"date_from": date_from.isoformat(), "date_to": date_to.isoformat()})
     return BillingSummary(
         provider_id=provider.id, provider_name=provider.display_name, date_from=date_from, date_to=date_to,
         generated_at=datetime.now(UTC), totals=Totals(**_totals(rows)),
@@ -113,7 +104,7 @@ def _invoice(bill: Bill, patient: Patient, payments: list[Payment]) -> InvoiceRe
     )
 
 
-async def invoice_page(session: AsyncSession, principal: Principal, log: ReadLog, view: BillScope,
+async def invoice_page(session: AsyncSession, log: ReadLog, view: BillScope,
                        invoices: BillScope, provider_id: uuid.UUID, limit: int, after, outstanding_only: bool
                        ) -> tuple[list[InvoiceRead], list[tuple[Bill, Patient]]]:
     provider = await provider_in_scope(session, view, invoices, provider_id)
@@ -121,9 +112,6 @@ async def invoice_page(session: AsyncSession, principal: Principal, log: ReadLog
     rows = await repository.invoice_page(provider.id, limit, after, outstanding_only=outstanding_only)
     shown = rows[:limit]
     payments = await repository.payments([bill.id for bill, _ in shown])
-    if shown:
-        _audit_support(session, principal, invoices, provider, "invoices",
-                       bill_ids=[str(bill.id) for bill, _ in shown])
     await log.record(invoices, "invoices", bills_shown([bill for bill, _ in shown]))
     return [_invoice(bill, patient, payments.get(bill.id, [])) for bill, patient in shown], rows
 
