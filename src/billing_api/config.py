@@ -22,9 +22,10 @@ class Settings(BaseSettings):
     # Unset: an embedded PostgreSQL (pgserver) is started in `data_dir`.
     database_url: str | None = None
     data_dir: Path = Field(default=Path(".billing-api-data"))
-    # Database connections per process (each uvicorn worker has its own pool).
-    db_pool_size: int = 5
-    db_max_overflow: int = 5
+    # Database connections per process (each uvicorn worker has its own pool). Kept, not overflowed: a connection
+    # opened for a burst and closed after it costs PostgreSQL a new backend and every statement prepared again.
+    db_pool_size: int = 10
+    db_max_overflow: int = 0
     # Bounds on waiting for the database, so that an outage answers 503 quickly instead of hanging requests.
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_command_timeout_seconds: float = Field(default=60.0, gt=0)
