@@ -10,9 +10,11 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import (
-    ColumnElement, Exists, Select, and_, any_, case, exists, false, func, literal, null, or_, select, union_all,
+    ColumnElement, FromClause, Select, and_, any_, case, exists, false, func, literal, null, or_, select, union_all,
 )
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql.util import ClauseAdapter
 
 from billing_api.authz.permissions import BILLING_PERMISSIONS, SUPPORT_PERMISSIONS, Permission
 from billing_api.authz.repository import reached_companies, role_permissions
@@ -22,14 +24,20 @@ from billing_api.models import AccountType, Company, DelegationEntry, GroupMembe
 COMPANY_WIDE_PERMISSIONS = BILLING_PERMISSIONS - {Permission.TEAM_INVITE}
 
 
-def _actor_is(actor_id: uuid.UUID, *conditions: ColumnElement[bool]) -> Exists:
-    """Rule 1: every grant starts from an active actor."""
-    return exists().where(User.id == actor_id, User.status == UserStatus.active, *conditions)
+def _actor_is(actor_id: uuid.UUID, *conditions: ColumnElement[bool], row: FromClause | None = None
+              ) -> ColumnElement[bool]:
+    """Rule 1: every grant starts from an active actor. The conditions are on `User`; given `row` (the actor's
+    user row, read once by a single decision), they are checked on it instead of reading the row again."""
+    if row is None:
+        return exists().where(User.id == actor_id, User.status == UserStatus.active, *conditions)
+    on_row = ClauseAdapter(row).traverse
+    return and_(*(on_row(coercions.expect(roles.WhereHavingRole, condition))
+                  for condition in (User.status == UserStatus.active, *conditions)))
 
 
-def _not_support(actor_id: uuid.UUID) -> Exists:
+def _not_support(actor_id: uuid.UUID, row: FromClause | None = None) -> ColumnElement[bool]:
     # Support reads through rule 2 only, and never writes.
-    return _actor_is(actor_id, User.account_type != AccountType.support)
+    return _actor_is(actor_id, User.account_type != AccountType.support, row=row)
 
 
 def entry_is_live() -> ColumnElement[bool]:
@@ -40,19 +48,27 @@ def entry_grants(permission: Permission) -> ColumnElement[bool]:
     return and_(literal(permission.value) == any_(DelegationEntry.permissions), entry_is_live())
 
 
-def support_sees_all(actor_id: uuid.UUID, permission: Permission) -> ColumnElement[bool]:
+def support_sees_all(actor_id: uuid.UUID, permission: Permission, row: FromClause | None = None
+                     ) -> ColumnElement[bool]:
     """Rule 2: support may use view-class permissions on every company's bills."""
     if permission not in SUPPORT_PERMISSIONS:
         return false()
-    return _actor_is(actor_id, User.account_type == AccountType.support)
+    return _actor_is(actor_id, User.account_type == AccountType.support, row=row)
+
+
+def _own_bills() -> list[ColumnElement[bool]]:
+    """Rule 4's conditions on the actor: a provider's own bills (never support's)."""
+    return [User.is_provider, User.status == UserStatus.active, User.account_type != AccountType.support]
 
 
 def _provider_grants(
-    actor_id, permission: Permission, provider_id=None, *, explained: bool = False
+    actor_id, permission: Permission, provider_id=None, *, explained: bool = False, row: FromClause | None = None
 ) -> list[Select[tuple[uuid.UUID]]]:
     """Rules 4 and 5 as selects of provider ids, each optionally narrowed to one provider. The scope
     takes their union; a single decision asks whether any of them has a row (each on its own index).
-    `explained` adds which rule and list entry (and group) granted each row, for the access log."""
+    `explained` adds which rule and list entry (and group) granted each row, for the access log.
+    With `row` (a single decision's actor row), rule 4 is not here (`may_on_provider` checks it on the row)
+    and rule 5's actor checks are made on the row."""
     if permission not in BILLING_PERMISSIONS:
         return []
 
@@ -63,29 +79,24 @@ def _provider_grants(
         return statement.add_columns(literal(rule).label("rule"), (entry if entry is not None else no_id).label(
             "entry_id"), (group if group is not None else no_id).label("group_id"))
 
-    own = select(User.id.label("provider_id")).where(
-        User.id == actor_id,
-        User.is_provider,
-        User.status == UserStatus.active,
-        User.account_type != AccountType.support,
-    )
+    own = select(User.id.label("provider_id")).where(User.id == actor_id, *_own_bills())
     if provider_id is not None:
         own = own.where(User.id == provider_id)
-    own = because(own, "own_bills")
+    own = [] if row is not None else [because(own, "own_bills")]
     if permission == Permission.TEAM_INVITE:
-        return [own]  # never delegated
+        return own  # never delegated
     by_user = select(DelegationEntry.provider_id).where(
-        DelegationEntry.user_id == actor_id, entry_grants(permission), _not_support(actor_id)
+        DelegationEntry.user_id == actor_id, entry_grants(permission), _not_support(actor_id, row)
     )
     by_group = (
         select(DelegationEntry.provider_id)
         .join(GroupMember, GroupMember.group_id == DelegationEntry.group_id)
-        .where(GroupMember.user_id == actor_id, entry_grants(permission), _not_support(actor_id))
+        .where(GroupMember.user_id == actor_id, entry_grants(permission), _not_support(actor_id, row))
     )
     if provider_id is not None:
         by_user = by_user.where(DelegationEntry.provider_id == provider_id)
         by_group = by_group.where(DelegationEntry.provider_id == provider_id)
-    return [own, because(by_user, "delegation_user", DelegationEntry.id),
+    return [*own, because(by_user, "delegation_user", DelegationEntry.id),
             because(by_group, "delegation_group", DelegationEntry.id, DelegationEntry.group_id)]
 
 
@@ -116,7 +127,8 @@ def granted_providers(actor_id: uuid.UUID, permission: Permission) -> Select[tup
     return union_all(*grants).subquery("granted").select()
 
 
-def company_wide_companies(actor_id: uuid.UUID, permission: Permission) -> Select[tuple[uuid.UUID]]:
+def company_wide_companies(actor_id: uuid.UUID, permission: Permission, row: FromClause | None = None
+                           ) -> Select[tuple[uuid.UUID]]:
     """Rule 6: reached companies with segregation off, where the actor may use `permission` on every bill."""
     if permission not in COMPANY_WIDE_PERMISSIONS:
         return select(Company.id.label("company_id")).where(false())
@@ -125,7 +137,7 @@ def company_wide_companies(actor_id: uuid.UUID, permission: Permission) -> Selec
         Company.id.in_(select(reached.c.company_id)),
         Company.billing_segregation_enabled_at.is_(None),
         # The practice's own people only: invited users work through their list entries alone.
-        _actor_is(actor_id, User.account_type != AccountType.support, User.kind == UserKind.member),
+        _actor_is(actor_id, User.account_type != AccountType.support, User.kind == UserKind.member, row=row),
     )
     if permission != Permission.BILLS_VIEW:
         held = role_permissions(actor_id).subquery("held")
@@ -137,10 +149,17 @@ def may_on_provider(
     actor_id: uuid.UUID, permission: Permission, provider_id: uuid.UUID, company_id: uuid.UUID
 ) -> ColumnElement[bool]:
     """One decision: may the actor use `permission` on `provider_id`'s bills kept in `company_id`.
-    The same rules as the scope, each narrowed to this provider or company before it runs."""
-    companies = company_wide_companies(actor_id, permission).where(Company.id == company_id)
-    return or_(
-        support_sees_all(actor_id, permission),
-        *(grant.exists() for grant in _provider_grants(actor_id, permission, provider_id)),
+    The same rules as the scope, each narrowed to this provider or company before it runs, and the actor's
+    user row read once for all of them (each rule's branch would otherwise read it again)."""
+    actor = User.__table__.alias("actor")
+    own = []
+    if permission in BILLING_PERMISSIONS:
+        own = [_actor_is(actor_id, *_own_bills(), User.id == provider_id, row=actor)]
+    companies = company_wide_companies(actor_id, permission, actor).where(Company.id == company_id)
+    decision = or_(
+        support_sees_all(actor_id, permission, actor),
+        *own,
+        *(grant.exists() for grant in _provider_grants(actor_id, permission, provider_id, row=actor)),
         companies.exists(),
     )
+    return func.coalesce(select(decision).where(actor.c.id == actor_id).scalar_subquery(), false())
