@@ -32,7 +32,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     true,
     tuple_,
     update,
@@ -41,6 +40,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
+from billing_api.mail import repository as mail_repository
+from billing_api.mail.templates import DOCUMENT_SHARED
 from billing_api.models import (
     AutomatedEncounter,
     AutomationRun,
@@ -295,36 +296,46 @@ async def share_due(session: AsyncSession, now: datetime, *, company_id: uuid.UU
     """Share the documents whose time has come (state scheduled -> shared, once: the WHERE guards it; rows
     another worker holds are skipped) and queue a notice in the outbox for each one that has an address.
     Returns (shared, notices)."""
-    company_filter = "AND company_id = :company_id" if company_id is not None else ""
-    result = await session.execute(text(f"""
-        WITH due AS (
-            SELECT id FROM billing_document
-             WHERE share_state = 'scheduled' AND share_at <= :now {company_filter}
-             ORDER BY share_at LIMIT :limit FOR UPDATE SKIP LOCKED
-        ),
-        shared AS (
-            UPDATE billing_document d SET share_state = 'shared', shared_at = :now
-              FROM due WHERE d.id = due.id AND d.share_state = 'scheduled'
-            RETURNING d.id, d.company_id, d.patient_id, d.kind, d.total_cents
-        ),
-        notices AS (
-            INSERT INTO mail_outbox (id, template, to_address, context, status, attempts, next_attempt_at, created_at)
-            SELECT gen_random_uuid(), 'document_shared', coalesce(bc.email, s.notice_email),
-                   jsonb_build_object('document_id', sh.id, 'kind', sh.kind, 'total_cents', sh.total_cents,
-                                      'patient_name', p.first_name || ' ' || p.last_name, 'company_name', c.name),
-                   'queued', 0, now(), now()
-              FROM shared sh
-              JOIN patient p ON p.id = sh.patient_id
-              JOIN company c ON c.id = sh.company_id
-              LEFT JOIN patient_billing_settings s ON s.patient_id = sh.patient_id
-              LEFT JOIN billing_contact bc ON bc.patient_id = sh.patient_id
-             WHERE coalesce(bc.email, s.notice_email) IS NOT NULL
-            RETURNING 1
+    due = (
+        select(_document.c.id)
+        .where(_document.c.share_state == ShareState.scheduled, _document.c.share_at <= now,
+               *([_document.c.company_id == company_id] if company_id is not None else []))
+        .order_by(_document.c.share_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    shared = (
+        update(_document)
+        .where(_document.c.id == due.c.id, _document.c.share_state == ShareState.scheduled)
+        .values(share_state=ShareState.shared, shared_at=now)
+        .returning(_document.c.id, _document.c.company_id, _document.c.patient_id, _document.c.kind,
+                   _document.c.total_cents)
+        .cte("shared")
+    )
+    patient, company, contact = Patient.__table__, Company.__table__, BillingContact.__table__
+    notice = (
+        select(
+            func.coalesce(contact.c.email, _settings.c.notice_email).label("to_address"),
+            func.jsonb_build_object(
+                "document_id", shared.c.id, "kind", shared.c.kind, "total_cents", shared.c.total_cents,
+                "patient_name", patient.c.first_name + " " + patient.c.last_name, "company_name", company.c.name,
+            ).label("context"),
         )
-        SELECT (SELECT count(*) FROM shared), (SELECT count(*) FROM notices)
-    """), {"now": now, "limit": limit, **({"company_id": company_id} if company_id is not None else {})})
-    shared, notices = result.one()
-    return int(shared), int(notices)
+        .select_from(
+            shared.join(patient, patient.c.id == shared.c.patient_id)
+            .join(company, company.c.id == shared.c.company_id)
+            .outerjoin(_settings, _settings.c.patient_id == shared.c.patient_id)
+            .outerjoin(contact, contact.c.patient_id == shared.c.patient_id)
+        )
+    )
+    # The outbox is mail's: its statement, run here as a CTE (one round trip); it skips rows with no address.
+    notices = mail_repository.enqueue_from(DOCUMENT_SHARED, notice).cte("notices")
+    shared_count, notices_count = (await session.execute(select(
+        select(func.count()).select_from(shared).scalar_subquery(),
+        select(func.count()).select_from(notices).scalar_subquery(),
+    ))).one()
+    return int(shared_count), int(notices_count)
 
 
 # Encounters the run leaves alone (for the report)
