@@ -1,4 +1,12 @@
-"""All SQL of billing automation that is not bill SQL (bill SQL is in bills/repository.py, with a BillScope)."""
+"""All SQL of billing automation that is not bill SQL (bill SQL is in bills/repository.py, with a BillScope).
+
+Automation runs as the system, not as a caller: statements here that read or write billing documents or
+statement items take no BillScope. The bills themselves are read and written in bills/repository.py under each
+provider's own scope; what reaches this module (bill ids, totals, balances) comes from there.
+
+The set-based writes are plain Core on the models' tables, as the SQL they replaced: nothing in the session is
+synchronised with them. Reads use the mapped classes.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +14,36 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    DateTime,
+    Insert,
+    Integer,
+    Interval,
+    Select,
+    TableValuedAlias,
+    and_,
+    case,
+    column,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
+from billing_api.mail import repository as mail_repository
+from billing_api.mail.templates import DOCUMENT_SHARED
 from billing_api.models import (
+    AutomatedEncounter,
     AutomationRun,
     AutomationStage,
     AutopayCharge,
@@ -19,12 +52,56 @@ from billing_api.models import (
     ChargeStatus,
     Company,
     CompanyBillingAutomation,
+    DocumentKind,
+    Encounter,
+    EncounterLine,
+    Patient,
     PatientBillingSettings,
     PaymentCard,
     ProviderBillCount,
     ShareState,
     StatementItem,
 )
+
+_document = BillingDocument.__table__
+_item = StatementItem.__table__
+_settings = PatientBillingSettings.__table__
+# ON CONFLICT names the model's own unique index, so the arbiter's predicate is the index's (kind = '...').
+_INDEXES = {index.name: index for index in _document.indexes}
+_UUID = UUID(as_uuid=True)
+_TIMESTAMPTZ = DateTime(timezone=True)
+
+
+def _unnested(name: str, **columns: tuple[TypeEngine, list]) -> TableValuedAlias:
+    """unnest(array, ...) AS name(column, ...): many rows sent as one array parameter per column."""
+    return func.unnest(*(literal(values, ARRAY(type_)) for type_, values in columns.values())).table_valued(
+        *(column(c, type_) for c, (type_, _) in columns.items())).render_derived(name=name)
+
+
+def _insert_documents(values: dict[str, ColumnElement], rows: Select) -> Insert:
+    """INSERT INTO billing_document (the keys of `values`) SELECT the values, FROM and WHERE as in `rows`."""
+    return insert(_document).from_select(list(values), rows.add_columns(*values.values()), include_defaults=False)
+
+
+def _share(enabled: ColumnElement[bool], delay_minutes: ColumnElement[int], start: ColumnElement[datetime]
+           ) -> dict[str, ColumnElement]:
+    """A new document's share state by the patient's setting: scheduled at `start` + the delay, or not shared
+    (also when the patient has no settings row: a NULL `enabled` is not true)."""
+    state_type = _document.c.share_state.type
+    state = case((enabled, literal(ShareState.scheduled, state_type)),
+                 else_=literal(ShareState.not_shared, state_type))
+    # make_interval(mins => n), positionally: Core has no named-argument calls.
+    delay = func.make_interval(0, 0, 0, 0, 0, delay_minutes, type_=Interval)
+    return {"share_state": state, "share_at": case((enabled, start + delay))}
+
+
+def _company(company_id: uuid.UUID) -> ColumnElement[uuid.UUID]:
+    return literal(company_id, _UUID)
+
+
+def _instant(now: datetime) -> ColumnElement[datetime]:
+    return literal(now, _TIMESTAMPTZ)
+
 
 # Settings
 
@@ -43,7 +120,8 @@ async def billing_contact(session: AsyncSession, patient_id: uuid.UUID) -> Billi
 
 
 async def delete_billing_contact(session: AsyncSession, patient_id: uuid.UUID) -> None:
-    await session.execute(text("DELETE FROM billing_contact WHERE patient_id = :p"), {"p": patient_id})
+    contact = BillingContact.__table__
+    await session.execute(delete(contact).where(contact.c.patient_id == patient_id))
 
 
 _DEFAULT_COLUMNS = ("share_bills", "bill_delay_minutes", "share_superbills", "superbill_delay_minutes",
@@ -67,16 +145,19 @@ async def create_patient_settings(session: AsyncSession, patient_id: uuid.UUID, 
 
 async def apply_defaults(session: AsyncSession, company: CompanyBillingAutomation) -> int:
     """Write the company's sharing defaults to every patient of the company (creating missing settings)."""
-    values = {c: getattr(company, c) for c in _DEFAULT_COLUMNS}
-    result = await session.execute(text(f"""
-        INSERT INTO patient_billing_settings (patient_id, company_id, superbills_enabled, autopay_enabled,
-                                              {", ".join(_DEFAULT_COLUMNS)}, updated_at)
-        SELECT p.id, p.company_id, false, false, {", ".join(":" + c for c in _DEFAULT_COLUMNS)}, now()
-          FROM patient p WHERE p.company_id = :company_id
-        ON CONFLICT (patient_id) DO UPDATE SET
-            {", ".join(f"{c} = EXCLUDED.{c}" for c in _DEFAULT_COLUMNS)}, updated_at = now()
-    """), {"company_id": company.company_id, **values})
-    return result.rowcount
+    patient = Patient.__table__
+    defaults = [literal(getattr(company, c), _settings.c[c].type) for c in _DEFAULT_COLUMNS]
+    statement = insert(_settings).from_select(
+        ["patient_id", "company_id", "superbills_enabled", "autopay_enabled", *_DEFAULT_COLUMNS, "updated_at"],
+        select(patient.c.id, patient.c.company_id, literal(False, Boolean), literal(False, Boolean), *defaults,
+               func.now()).where(patient.c.company_id == company.company_id),
+        include_defaults=False,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[_settings.c.patient_id],
+        set_={**{c: statement.excluded[c] for c in _DEFAULT_COLUMNS}, "updated_at": func.now()},
+    )
+    return (await session.execute(statement)).rowcount
 
 
 # Cards
@@ -109,88 +190,93 @@ async def documents(session: AsyncSession, patient_id: uuid.UUID, shared_only: b
 
 async def add_bill_documents(session: AsyncSession, company_id: uuid.UUID,
                              rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime]]) -> int:
-    """One `bill` document per new bill, scheduled for sharing by the patient's own settings."""
+    """One `bill` document per new bill, scheduled for sharing by the patient's own settings.
+    No BillScope: automation runs as the system; the bills were made under their provider's scope
+    (BillRepository.create_automated_bills), and this only writes documents for them, as it always has."""
     if not rows:
         return 0
-    result = await session.execute(text("""
-        INSERT INTO billing_document (id, company_id, patient_id, kind, bill_id, total_cents, share_state, share_at,
-                                      created_at)
-        SELECT gen_random_uuid(), :company_id, r.patient_id, 'bill', r.bill_id, r.total,
-               CASE WHEN s.share_bills THEN 'scheduled' ELSE 'not_shared' END::document_share_state,
-               CASE WHEN s.share_bills THEN r.created_at + make_interval(mins => s.bill_delay_minutes) END,
-               r.created_at
-          FROM unnest(CAST(:bill_ids AS uuid[]), CAST(:patient_ids AS uuid[]), CAST(:totals AS integer[]),
-                      CAST(:created AS timestamptz[])) AS r(bill_id, patient_id, total, created_at)
-          LEFT JOIN patient_billing_settings s ON s.patient_id = r.patient_id
-    """), {"company_id": company_id, "bill_ids": [r[0] for r in rows], "patient_ids": [r[1] for r in rows],
-           "totals": [r[2] for r in rows], "created": [r[3] for r in rows]})
-    return result.rowcount
+    new = _unnested("r", bill_id=(_UUID, [r[0] for r in rows]), patient_id=(_UUID, [r[1] for r in rows]),
+                    total=(Integer, [r[2] for r in rows]), created_at=(_TIMESTAMPTZ, [r[3] for r in rows]))
+    statement = _insert_documents({
+        "id": func.gen_random_uuid(), "company_id": _company(company_id), "patient_id": new.c.patient_id,
+        "kind": literal(DocumentKind.bill, _document.c.kind.type), "bill_id": new.c.bill_id,
+        "total_cents": new.c.total,
+        **_share(_settings.c.share_bills, _settings.c.bill_delay_minutes, new.c.created_at),
+        "created_at": new.c.created_at,
+    }, select().select_from(new.outerjoin(_settings, _settings.c.patient_id == new.c.patient_id)))
+    return (await session.execute(statement)).rowcount
 
 
 async def add_superbills(session: AsyncSession, company_id: uuid.UUID, period_start: date, period_end: date,
                          now: datetime) -> int:
     """A superbill for the period for each patient with superbills on and billable, non-imported sessions in it
     (at most one per patient and period: a unique index)."""
-    result = await session.execute(text("""
-        INSERT INTO billing_document (id, company_id, patient_id, kind, period_start, period_end, total_cents,
-                                      share_state, share_at, created_at)
-        SELECT gen_random_uuid(), :company_id, s.patient_id, 'superbill', :period_start, :period_end, t.total,
-               CASE WHEN s.share_superbills THEN 'scheduled' ELSE 'not_shared' END::document_share_state,
-               CASE WHEN s.share_superbills THEN CAST(:now AS timestamptz)
-                                                 + make_interval(mins => s.superbill_delay_minutes) END,
-               :now
-          FROM patient_billing_settings s
-          JOIN LATERAL (
-              SELECT sum(l.units * l.fee_cents) AS total
-                FROM encounter e JOIN encounter_line l ON l.encounter_id = e.id AND l.cpt_code IS NOT NULL
-               WHERE e.patient_id = s.patient_id AND e.company_id = :company_id AND NOT e.imported
-                 AND e.service_date BETWEEN :period_start AND :period_end
-          ) t ON t.total IS NOT NULL
-         WHERE s.company_id = :company_id AND s.superbills_enabled
-        ON CONFLICT (patient_id, period_start) WHERE kind = 'superbill' DO NOTHING
-    """), {"company_id": company_id, "period_start": period_start, "period_end": period_end, "now": now})
-    return result.rowcount
+    encounter, line = Encounter.__table__, EncounterLine.__table__
+    billable = (
+        select(func.sum(line.c.units * line.c.fee_cents).label("total"))
+        .select_from(encounter.join(line, and_(line.c.encounter_id == encounter.c.id, line.c.cpt_code.is_not(None))))
+        .where(encounter.c.patient_id == _settings.c.patient_id, encounter.c.company_id == company_id,
+               ~encounter.c.imported, encounter.c.service_date.between(period_start, period_end))
+        .lateral("t")
+    )
+    statement = _insert_documents({
+        "id": func.gen_random_uuid(), "company_id": _company(company_id), "patient_id": _settings.c.patient_id,
+        "kind": literal(DocumentKind.superbill, _document.c.kind.type), "period_start": literal(period_start, Date),
+        "period_end": literal(period_end, Date), "total_cents": billable.c.total,
+        **_share(_settings.c.share_superbills, _settings.c.superbill_delay_minutes, _instant(now)),
+        "created_at": _instant(now),
+    }, select().select_from(_settings.join(billable, billable.c.total.is_not(None)))
+       .where(_settings.c.company_id == company_id, _settings.c.superbills_enabled)
+    ).on_conflict_do_nothing(constraint=_INDEXES["uq_billing_document_superbill_period"])
+    return (await session.execute(statement)).rowcount
 
 
 async def add_statements(session: AsyncSession, company_id: uuid.UUID, period_start: date, period_end: date,
                          now: datetime, open_bills: list[tuple]) -> tuple[int, int, int]:
     """A statement for the period for each patient among `open_bills` (bill id, patient id, provider id, service
     date, total, balance: read under each provider's scope), listing those bills and totalling their balances
-    (at most one per patient and period: a unique index). Returns (statements, bills listed, balance)."""
+    (at most one per patient and period: a unique index). Returns (statements, bills listed, balance).
+    No BillScope here: automation runs as the system and writes the snapshot it was given, as it always has."""
     if not open_bills:
         return 0, 0, 0
     columns = list(zip(*open_bills))
-    row = (await session.execute(text("""
-        WITH item AS MATERIALIZED (
-            SELECT * FROM unnest(CAST(:bill_ids AS uuid[]), CAST(:patient_ids AS uuid[]),
-                                 CAST(:provider_ids AS uuid[]), CAST(:service_dates AS date[]),
-                                 CAST(:totals AS integer[]), CAST(:balances AS integer[]))
-                   AS i(bill_id, patient_id, provider_id, service_date, total_cents, balance_cents)
-        ),
-        docs AS (
-            INSERT INTO billing_document (id, company_id, patient_id, kind, period_start, period_end, total_cents,
-                                          share_state, share_at, created_at)
-            SELECT gen_random_uuid(), :company_id, o.patient_id, 'statement', :period_start, :period_end, o.balance,
-                   CASE WHEN s.share_statements THEN 'scheduled' ELSE 'not_shared' END::document_share_state,
-                   CASE WHEN s.share_statements THEN CAST(:now AS timestamptz)
-                                                     + make_interval(mins => s.statement_delay_minutes) END,
-                   :now
-              FROM (SELECT patient_id, sum(balance_cents) AS balance FROM item GROUP BY patient_id) o
-              LEFT JOIN patient_billing_settings s ON s.patient_id = o.patient_id
-            ON CONFLICT (patient_id, period_start) WHERE kind = 'statement' DO NOTHING
-            RETURNING id, patient_id, total_cents
-        ),
-        items AS (
-            INSERT INTO statement_item (document_id, bill_id, provider_id, service_date, total_cents, balance_cents)
-            SELECT d.id, i.bill_id, i.provider_id, i.service_date, i.total_cents, i.balance_cents
-              FROM docs d JOIN item i ON i.patient_id = d.patient_id
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM docs), (SELECT count(*) FROM items),
-               (SELECT coalesce(sum(total_cents), 0) FROM docs)
-    """), {"company_id": company_id, "period_start": period_start, "period_end": period_end, "now": now,
-           "bill_ids": list(columns[0]), "patient_ids": list(columns[1]), "provider_ids": list(columns[2]),
-           "service_dates": list(columns[3]), "totals": list(columns[4]), "balances": list(columns[5])})).one()
+    listed = (
+        select(_unnested("i", bill_id=(_UUID, list(columns[0])), patient_id=(_UUID, list(columns[1])),
+                         provider_id=(_UUID, list(columns[2])), service_date=(Date, list(columns[3])),
+                         total_cents=(Integer, list(columns[4])), balance_cents=(Integer, list(columns[5]))))
+        .cte("item")
+        .prefix_with("MATERIALIZED")  # read twice: unnested once
+    )
+    owed = (select(listed.c.patient_id, func.sum(listed.c.balance_cents).label("balance"))
+            .group_by(listed.c.patient_id).subquery("o"))
+    docs = (
+        _insert_documents({
+            "id": func.gen_random_uuid(), "company_id": _company(company_id), "patient_id": owed.c.patient_id,
+            "kind": literal(DocumentKind.statement, _document.c.kind.type),
+            "period_start": literal(period_start, Date), "period_end": literal(period_end, Date),
+            "total_cents": owed.c.balance,
+            **_share(_settings.c.share_statements, _settings.c.statement_delay_minutes, _instant(now)),
+            "created_at": _instant(now),
+        }, select().select_from(owed.outerjoin(_settings, _settings.c.patient_id == owed.c.patient_id)))
+        .on_conflict_do_nothing(constraint=_INDEXES["uq_billing_document_statement_period"])
+        .returning(_document.c.id, _document.c.patient_id, _document.c.total_cents)
+        .cte("docs")
+    )
+    items = (
+        insert(_item)
+        .from_select(["document_id", "bill_id", "provider_id", "service_date", "total_cents", "balance_cents"],
+                     select(docs.c.id, listed.c.bill_id, listed.c.provider_id, listed.c.service_date,
+                            listed.c.total_cents, listed.c.balance_cents)
+                     .select_from(docs.join(listed, listed.c.patient_id == docs.c.patient_id)),
+                     include_defaults=False)
+        .returning(_item.c.document_id)
+        .cte("items")
+    )
+    row = (await session.execute(select(
+        select(func.count()).select_from(docs).scalar_subquery(),
+        select(func.count()).select_from(items).scalar_subquery(),
+        select(func.coalesce(func.sum(docs.c.total_cents), 0)).scalar_subquery(),
+    ))).one()
     return int(row[0]), int(row[1]), int(row[2])
 
 
@@ -210,36 +296,46 @@ async def share_due(session: AsyncSession, now: datetime, *, company_id: uuid.UU
     """Share the documents whose time has come (state scheduled -> shared, once: the WHERE guards it; rows
     another worker holds are skipped) and queue a notice in the outbox for each one that has an address.
     Returns (shared, notices)."""
-    company_filter = "AND company_id = :company_id" if company_id is not None else ""
-    result = await session.execute(text(f"""
-        WITH due AS (
-            SELECT id FROM billing_document
-             WHERE share_state = 'scheduled' AND share_at <= :now {company_filter}
-             ORDER BY share_at LIMIT :limit FOR UPDATE SKIP LOCKED
-        ),
-        shared AS (
-            UPDATE billing_document d SET share_state = 'shared', shared_at = :now
-              FROM due WHERE d.id = due.id AND d.share_state = 'scheduled'
-            RETURNING d.id, d.company_id, d.patient_id, d.kind, d.total_cents
-        ),
-        notices AS (
-            INSERT INTO mail_outbox (id, template, to_address, context, status, attempts, next_attempt_at, created_at)
-            SELECT gen_random_uuid(), 'document_shared', coalesce(bc.email, s.notice_email),
-                   jsonb_build_object('document_id', sh.id, 'kind', sh.kind, 'total_cents', sh.total_cents,
-                                      'patient_name', p.first_name || ' ' || p.last_name, 'company_name', c.name),
-                   'queued', 0, now(), now()
-              FROM shared sh
-              JOIN patient p ON p.id = sh.patient_id
-              JOIN company c ON c.id = sh.company_id
-              LEFT JOIN patient_billing_settings s ON s.patient_id = sh.patient_id
-              LEFT JOIN billing_contact bc ON bc.patient_id = sh.patient_id
-             WHERE coalesce(bc.email, s.notice_email) IS NOT NULL
-            RETURNING 1
+    due = (
+        select(_document.c.id)
+        .where(_document.c.share_state == ShareState.scheduled, _document.c.share_at <= now,
+               *([_document.c.company_id == company_id] if company_id is not None else []))
+        .order_by(_document.c.share_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    shared = (
+        update(_document)
+        .where(_document.c.id == due.c.id, _document.c.share_state == ShareState.scheduled)
+        .values(share_state=ShareState.shared, shared_at=now)
+        .returning(_document.c.id, _document.c.company_id, _document.c.patient_id, _document.c.kind,
+                   _document.c.total_cents)
+        .cte("shared")
+    )
+    patient, company, contact = Patient.__table__, Company.__table__, BillingContact.__table__
+    notice = (
+        select(
+            func.coalesce(contact.c.email, _settings.c.notice_email).label("to_address"),
+            func.jsonb_build_object(
+                "document_id", shared.c.id, "kind", shared.c.kind, "total_cents", shared.c.total_cents,
+                "patient_name", patient.c.first_name + " " + patient.c.last_name, "company_name", company.c.name,
+            ).label("context"),
         )
-        SELECT (SELECT count(*) FROM shared), (SELECT count(*) FROM notices)
-    """), {"now": now, "limit": limit, **({"company_id": company_id} if company_id is not None else {})})
-    shared, notices = result.one()
-    return int(shared), int(notices)
+        .select_from(
+            shared.join(patient, patient.c.id == shared.c.patient_id)
+            .join(company, company.c.id == shared.c.company_id)
+            .outerjoin(_settings, _settings.c.patient_id == shared.c.patient_id)
+            .outerjoin(contact, contact.c.patient_id == shared.c.patient_id)
+        )
+    )
+    # The outbox is mail's: its statement, run here as a CTE (one round trip); it skips rows with no address.
+    notices = mail_repository.enqueue_from(DOCUMENT_SHARED, notice).cte("notices")
+    shared_count, notices_count = (await session.execute(select(
+        select(func.count()).select_from(shared).scalar_subquery(),
+        select(func.count()).select_from(notices).scalar_subquery(),
+    ))).one()
+    return int(shared_count), int(notices_count)
 
 
 # Encounters the run leaves alone (for the report)
@@ -248,25 +344,36 @@ async def share_due(session: AsyncSession, now: datetime, *, company_id: uuid.UU
 async def skipped_encounters(session: AsyncSession, company_id: uuid.UUID, date_from: date,
                              date_to: date) -> tuple[int, int]:
     """(imported, without CPT codes) encounters of the period that automation does not pick up."""
-    row = (await session.execute(text("""
-        SELECT count(*) FILTER (WHERE e.imported),
-               count(*) FILTER (WHERE NOT e.imported AND NOT EXISTS (
-                   SELECT 1 FROM encounter_line l WHERE l.encounter_id = e.id AND l.cpt_code IS NOT NULL))
-          FROM encounter e
-         WHERE e.company_id = :company_id AND e.service_date BETWEEN :date_from AND :date_to
-           AND NOT EXISTS (SELECT 1 FROM automated_encounter a WHERE a.encounter_id = e.id)
-    """), {"company_id": company_id, "date_from": date_from, "date_to": date_to})).one()
+    row = (await session.execute(_skipped_counts().where(
+        Encounter.company_id == company_id, Encounter.service_date.between(date_from, date_to)))).one()
     return int(row[0]), int(row[1])
+
+
+def _has_billable_line() -> ColumnElement[bool]:
+    return exists().where(EncounterLine.encounter_id == Encounter.id, EncounterLine.cpt_code.is_not(None))
+
+
+def _not_automated() -> ColumnElement[bool]:
+    # automated_encounter links encounters to automated bills: read as the system, no BillScope (as always).
+    return ~exists().where(AutomatedEncounter.encounter_id == Encounter.id)
+
+
+def _skipped_counts():
+    """(imported, without CPT codes) among the encounters automation has not picked up; the caller narrows it."""
+    return select(
+        func.count().filter(Encounter.imported),
+        func.count().filter(~Encounter.imported, ~_has_billable_line()),
+    ).select_from(Encounter).where(_not_automated())
 
 
 async def providers_with_candidates(session: AsyncSession, company_id: uuid.UUID, date_from: date,
                                     date_to: date) -> list[uuid.UUID]:
-    return list((await session.execute(text("""
-        SELECT DISTINCT e.provider_id FROM encounter e
-         WHERE e.company_id = :company_id AND NOT e.imported AND e.service_date BETWEEN :date_from AND :date_to
-           AND NOT EXISTS (SELECT 1 FROM automated_encounter a WHERE a.encounter_id = e.id)
-         ORDER BY 1
-    """), {"company_id": company_id, "date_from": date_from, "date_to": date_to})).scalars())
+    return list((await session.execute(
+        select(Encounter.provider_id).distinct()
+        .where(Encounter.company_id == company_id, ~Encounter.imported,
+               Encounter.service_date.between(date_from, date_to), _not_automated())
+        .order_by(Encounter.provider_id)
+    )).scalars())
 
 
 async def providers_with_bills(session: AsyncSession, company_id: uuid.UUID) -> list[uuid.UUID]:
@@ -284,18 +391,22 @@ async def autopay_patients(session: AsyncSession, company_id: uuid.UUID, local_d
                            ) -> tuple[dict[uuid.UUID, PaymentCard], dict[str, int]]:
     """Patients who pass every gate (patient toggle, a valid card, the billing contact's AutoPay), each with
     the card to charge (the newest valid one); and how many were stopped at each gate."""
-    rows = (await session.execute(text("""
-        SELECT s.patient_id, s.autopay_enabled, card.id AS card_id, bc.id AS contact_id, bc.autopay_enabled
-          FROM patient_billing_settings s
-          LEFT JOIN LATERAL (
-              SELECT c.id FROM payment_card c
-               WHERE c.patient_id = s.patient_id AND c.active
-                 AND (c.exp_year, c.exp_month) >= (:year, :month)
-               ORDER BY c.created_at DESC, c.id DESC LIMIT 1
-          ) card ON true
-          LEFT JOIN billing_contact bc ON bc.patient_id = s.patient_id
-         WHERE s.company_id = :company_id AND s.autopay_enabled
-    """), {"company_id": company_id, "year": local_date.year, "month": local_date.month})).all()
+    card = (
+        select(PaymentCard.id)
+        .where(PaymentCard.patient_id == PatientBillingSettings.patient_id, PaymentCard.active,
+               tuple_(PaymentCard.exp_year, PaymentCard.exp_month) >= tuple_(local_date.year, local_date.month))
+        .order_by(PaymentCard.created_at.desc(), PaymentCard.id.desc())
+        .limit(1)
+        .lateral("card")
+    )
+    rows = (await session.execute(
+        select(PatientBillingSettings.patient_id, PatientBillingSettings.autopay_enabled, card.c.id.label("card_id"),
+               BillingContact.id.label("contact_id"), BillingContact.autopay_enabled)
+        .select_from(PatientBillingSettings)
+        .outerjoin(card, true())
+        .outerjoin(BillingContact, BillingContact.patient_id == PatientBillingSettings.patient_id)
+        .where(PatientBillingSettings.company_id == company_id, PatientBillingSettings.autopay_enabled)
+    )).all()
     gates = {"no_valid_payment_method": 0, "billing_contact_autopay_off": 0}
     eligible: dict[uuid.UUID, uuid.UUID] = {}
     for patient_id, _on, card_id, contact_id, contact_autopay in rows:
@@ -389,18 +500,14 @@ async def scheduled_companies(session: AsyncSession) -> list[tuple[uuid.UUID, st
 
 async def patient_skipped_encounters(session: AsyncSession, patient_id: uuid.UUID) -> tuple[int, int]:
     """(imported, without CPT codes) encounters of the patient that automation has not picked up."""
-    row = (await session.execute(text("""
-        SELECT count(*) FILTER (WHERE imported),
-               count(*) FILTER (WHERE NOT imported AND NOT EXISTS (SELECT 1 FROM encounter_line l
-                                WHERE l.encounter_id = encounter.id AND l.cpt_code IS NOT NULL))
-          FROM encounter WHERE patient_id = :p AND NOT EXISTS (
-               SELECT 1 FROM automated_encounter a WHERE a.encounter_id = encounter.id)
-    """), {"p": patient_id})).one()
+    row = (await session.execute(_skipped_counts().where(Encounter.patient_id == patient_id))).one()
     return int(row[0]), int(row[1])
 
 
 async def encounters_billed_at(session: AsyncSession, company_id: uuid.UUID, at: datetime) -> int:
-    """Encounters linked to automated bills by the stage that ran at `at` (its links carry that time)."""
-    return int((await session.execute(text(
-        "SELECT count(*) FROM automated_encounter WHERE company_id = :c AND created_at = :at"),
-        {"c": company_id, "at": at})).scalar_one())
+    """Encounters linked to automated bills by the stage that ran at `at` (its links carry that time).
+    Read as the system, without a BillScope, as always: a count of links, no bill read."""
+    return int((await session.execute(
+        select(func.count()).select_from(AutomatedEncounter)
+        .where(AutomatedEncounter.company_id == company_id, AutomatedEncounter.created_at == at)
+    )).scalar_one())

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Insert, Select, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.models import DeliveryStatus, Invitation, InvitationStatus, OutboxMessage, OutboxStatus
@@ -19,6 +19,24 @@ def add(session: AsyncSession, *, template: str, to_address: str, context: dict[
                             attempts=0)
     session.add(message)
     return message
+
+
+def enqueue_from(template: str, rows: Select) -> Insert:
+    """One statement queueing a `template` message for each row of `rows` (columns `to_address`, `context`),
+    due now; rows without an address are skipped. Returns the new ids. Built, not run: a set-based caller runs
+    it inside its own statement (a CTE, as the nightly sharing does), so the notices cost no round trip."""
+    outbox = OutboxMessage.__table__
+    source = rows.subquery("enqueued")
+    queued = select(
+        func.gen_random_uuid(), literal(template, outbox.c.template.type), source.c.to_address, source.c.context,
+        literal(OutboxStatus.queued, outbox.c.status.type), literal(0, outbox.c.attempts.type), func.now(), func.now(),
+    ).where(source.c.to_address.is_not(None))
+    return (
+        insert(outbox)
+        .from_select(["id", "template", "to_address", "context", "status", "attempts", "next_attempt_at",
+                      "created_at"], queued, include_defaults=False)
+        .returning(outbox.c.id)
+    )
 
 
 async def cancel_queued(session: AsyncSession, invitation_id: uuid.UUID, reason: str) -> None:
