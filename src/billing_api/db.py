@@ -56,7 +56,7 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_database_url(settings.data_dir)
 
 
-# The bill queries decide their access path at run time inside one statement (bills/repository.py), so one
+# The bill queries decide their access path at run time inside one statement (bills/repository/dashboard.py), so one
 # generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
 # running them (docs/performance.md, "The plan cache"; bench/run.py measures it).
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}

@@ -358,7 +358,7 @@ async def test_autopay_writes_a_payment_only_on_a_bill_still_as_it_was_read(clie
     """The batched payments re-check each bill: one whose balance moved is left alone, without a payment."""
     from billing_api.authz.permissions import Permission
     from billing_api.authz.scope import bill_scope
-    from billing_api.bills.repository import BillRepository
+    from billing_api.bills.repository import AutomationBillRepository
     from billing_api.models import Payment, PaymentMethod
 
     await configure(client, clinic, autopay_enabled=False)
@@ -366,7 +366,8 @@ async def test_autopay_writes_a_payment_only_on_a_bill_still_as_it_was_read(clie
     for patient in patients:
         await encounter(client, clinic, patient, YESTERDAY, fee=15000)
     await run(client, clinic, NIGHT, ["bills"])
-    bills = BillRepository(session, bill_scope(clinic.provider.id, Permission.INVOICES_PAY, is_support=False))
+    bills = AutomationBillRepository(session, bill_scope(clinic.provider.id, Permission.INVOICES_PAY,
+                                                         is_support=False))
     moved, kept = await bills.outstanding_for_patients(clinic.company.id, patients)
     await session.execute(text("UPDATE bill SET balance_cents = 5000 WHERE id = :b"), {"b": moved.id})
     payments = [Payment(id=uuid.uuid4(), bill_id=b.id, amount_cents=15000, method=PaymentMethod.card,

@@ -24,7 +24,7 @@ from billing_api.audit import service as audit
 from billing_api.auth.principal import CurrentPrincipal, Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.scope import BillScope
-from billing_api.bills.repository import BillFilters, BillRepository
+from billing_api.bills.repository import BillFilters, BillRepository, PatientBillAccess
 from billing_api.db import Session
 from billing_api.errors import Forbidden
 from billing_api.models import AccessLogEntry
@@ -72,7 +72,7 @@ class ReadLog:
         providers whose bills of the patient the scope sees are what the access rests on. Support's view is
         audited once per provider who bills or treats the patient (or once about the patient, who has none yet),
         as `audited_as` (None: not audited, the read showed nothing)."""
-        bills = BillRepository(self.session, scope)
+        bills = PatientBillAccess(self.session, scope)
         if scope.is_support and audited_as is not None:
             for provider_id in await bills.providers_of_patient(patient_id) or [None]:
                 audit.record(self.session, self.principal, SUPPORT_PATIENT_BILLING_VIEWED, company_id=company_id,

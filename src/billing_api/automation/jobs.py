@@ -33,7 +33,7 @@ from billing_api.authz.permissions import Permission
 from billing_api.authz.scope import bill_scope
 from billing_api.automation import repository
 from billing_api.automation.gateway import PaymentGateway, get_gateway
-from billing_api.bills.repository import BillRepository
+from billing_api.bills.repository import AutomationBillRepository
 from billing_api.config import Settings
 from billing_api.models import (
     AutomationStage,
@@ -117,7 +117,7 @@ async def _bills(session: AsyncSession, company_id: uuid.UUID, night: date, now:
     counts["skipped_imported"], counts["skipped_without_cpt"] = await repository.skipped_encounters(
         session, company_id, date_from, date_to)
     for provider_id in await repository.providers_with_candidates(session, company_id, date_from, date_to):
-        bills = BillRepository(session, bill_scope(provider_id, Permission.BILLS_SAVE, is_support=False))
+        bills = AutomationBillRepository(session, bill_scope(provider_id, Permission.BILLS_SAVE, is_support=False))
         try:
             async with session.begin_nested():
                 rows = await bills.create_automated_bills(company_id, date_from, date_to,
@@ -159,7 +159,7 @@ async def _statements(session: AsyncSession, company_id: uuid.UUID, night: date,
     counts.update(period_start=period_start.isoformat(), period_end=period_end.isoformat())
     open_bills: list[tuple] = []
     for provider_id in await repository.providers_with_bills(session, company_id):
-        bills = BillRepository(session, bill_scope(provider_id, Permission.BILLS_VIEW, is_support=False))
+        bills = AutomationBillRepository(session, bill_scope(provider_id, Permission.BILLS_VIEW, is_support=False))
         open_bills += await bills.open_bills_through(company_id, period_end)
     counts["statements_created"], counts["bills_listed"], counts["balance_cents"] = await repository.add_statements(
         session, company_id, period_start, period_end, now, open_bills)
@@ -179,7 +179,8 @@ async def _autopay(session: AsyncSession, company_id: uuid.UUID, night: date, no
         return
     patient_ids = sorted(eligible)
     for provider_id in await repository.providers_with_bills(session, company_id):
-        bills = BillRepository(session, bill_scope(provider_id, Permission.INVOICES_PAY, is_support=False))
+        bills = AutomationBillRepository(session, bill_scope(provider_id, Permission.INVOICES_PAY,
+                                                             is_support=False))
         outstanding = await bills.outstanding_for_patients(company_id, patient_ids)
         history = await repository.declined_attempts(session, [b.id for b in outstanding])
         charges: list[AutopayCharge] = []

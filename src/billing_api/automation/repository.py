@@ -1,7 +1,7 @@
-"""All SQL of billing automation that is not bill SQL (bill SQL is in bills/repository.py, with a BillScope).
+"""All SQL of billing automation that is not bill SQL (bill SQL is in bills/repository/, with a BillScope).
 
 Automation runs as the system, not as a caller: statements here that read or write billing documents or
-statement items take no BillScope. The bills themselves are read and written in bills/repository.py under each
+statement items take no BillScope. The bills themselves are read and written in bills/repository/ under each
 provider's own scope; what reaches this module (bill ids, totals, balances) comes from there.
 
 The set-based writes are plain Core on the models' tables, as the SQL they replaced: nothing in the session is
@@ -192,7 +192,7 @@ async def add_bill_documents(session: AsyncSession, company_id: uuid.UUID,
                              rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime]]) -> int:
     """One `bill` document per new bill, scheduled for sharing by the patient's own settings.
     No BillScope: automation runs as the system; the bills were made under their provider's scope
-    (BillRepository.create_automated_bills), and this only writes documents for them, as it always has."""
+    (AutomationBillRepository.create_automated_bills), and this only writes documents for them, as it always has."""
     if not rows:
         return 0
     new = _unnested("r", bill_id=(_UUID, [r[0] for r in rows]), patient_id=(_UUID, [r[1] for r in rows]),

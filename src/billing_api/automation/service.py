@@ -28,7 +28,7 @@ from billing_api.automation.schemas import (
     SharingRead,
     StatementItemRead,
 )
-from billing_api.bills.repository import BillRepository
+from billing_api.bills.repository import PatientBillAccess
 from billing_api.companies import service as company_service
 from billing_api.config import Settings
 from billing_api.errors import Forbidden, NotFound, Unprocessable
@@ -79,7 +79,7 @@ async def _patient_for(session: AsyncSession, actor: Actor, scope: BillScope, pa
         raise Forbidden("Support accounts are read-only.", code="support_read_only")
     if may_manage_automation(actor, patient.company_id):
         return patient
-    if not await BillRepository(session, scope).sees_patient(patient.id, patient.company_id):
+    if not await PatientBillAccess(session, scope).sees_patient(patient.id, patient.company_id):
         raise Forbidden("You may not use this patient's billing data.", code="patient_billing_forbidden")
     return patient
 

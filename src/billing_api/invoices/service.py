@@ -13,7 +13,7 @@ from billing_api.access_log.service import ReadLog
 from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.scope import BillScope
-from billing_api.bills.repository import BillRepository
+from billing_api.bills.repository import BillRepository, LedgerRepository
 from billing_api.bills.service import shown as bills_shown
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.service import emit, payment_events
@@ -64,7 +64,7 @@ async def billing_summary(session: AsyncSession, log: ReadLog, view: BillScope,
     if date_from > date_to:
         raise Unprocessable("`from` is after `to`.", code="invalid_date_range", extra={"field": "from"})
     provider = await provider_in_scope(session, view, reports, provider_id)
-    repository = BillRepository(session, reports)
+    repository = LedgerRepository(session, reports)
     rows = await repository.summary_by_status_and_coverage(provider.id, date_from, date_to)
     patients = await repository.summary_by_patient(provider.id, date_from, date_to)
 
@@ -108,7 +108,7 @@ async def invoice_page(session: AsyncSession, log: ReadLog, view: BillScope,
                        invoices: BillScope, provider_id: uuid.UUID, limit: int, after, outstanding_only: bool
                        ) -> tuple[list[InvoiceRead], list[tuple[Bill, Patient]]]:
     provider = await provider_in_scope(session, view, invoices, provider_id)
-    repository = BillRepository(session, invoices)
+    repository = LedgerRepository(session, invoices)
     rows = await repository.invoice_page(provider.id, limit, after, outstanding_only=outstanding_only)
     shown = rows[:limit]
     payments = await repository.payments([bill.id for bill, _ in shown])
@@ -121,8 +121,7 @@ async def record_payment(session: AsyncSession, principal: Principal, view: Bill
     """Not visible: 404. Visible without invoices:pay: 403. Not submitted: 409. More than the balance: 422."""
     if await BillRepository(session, view).get(bill_id) is None:
         raise NotFound("No such bill.", code="bill_not_found")
-    repository = BillRepository(session, pay)
-    bill = await repository.get(bill_id, for_update=True)
+    bill = await BillRepository(session, pay).get(bill_id, for_update=True)
     if bill is None:
         raise _denied(pay, "You may see this bill but not record payments on it.")
     if bill.status != BillStatus.submitted:
@@ -133,7 +132,7 @@ async def record_payment(session: AsyncSession, principal: Principal, view: Bill
                             extra={"field": "amount_cents", "balance_cents": bill.balance_cents})
     payment = Payment(id=uuid.uuid4(), bill_id=bill.id, amount_cents=data.amount_cents, method=data.method,
                       reference=data.reference, recorded_by=principal.id, created_at=datetime.now(UTC))
-    if not await repository.add_payment(bill, payment):
+    if not await LedgerRepository(session, pay).add_payment(bill, payment):
         raise Conflict("The bill changed while the payment was recorded; nothing was saved.",
                        code="bill_changed")
     record(session, principal, "payment.recorded", company_id=bill.company_id, target_type="bill",
@@ -142,5 +141,5 @@ async def record_payment(session: AsyncSession, principal: Principal, view: Bill
                                        "provider_id": str(bill.provider_id)})
     await emit(session, bill.company_id, *payment_events(bill, payment))
     patient = await session.get(Patient, bill.patient_id)
-    payments = (await repository.payments([bill.id])).get(bill.id, [])
+    payments = (await LedgerRepository(session, pay).payments([bill.id])).get(bill.id, [])
     return PaymentResult(payment=PaymentRead.model_validate(payment), invoice=_invoice(bill, patient, payments))

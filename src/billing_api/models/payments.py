@@ -1,4 +1,4 @@
-"""Payments recorded against bills (invoices). SQL that joins them with bills lives in bills/repository.py."""
+"""Payments recorded against bills (invoices). SQL that joins them with bills lives in bills/repository/ledger.py."""
 
 from __future__ import annotations
 
