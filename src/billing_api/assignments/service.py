@@ -24,6 +24,7 @@ from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.policies import may_administer_users, may_grant_company_access, may_view_company
 from billing_api.companies import repository as company_repository
+from billing_api.companies import service as company_service
 from billing_api.errors import Forbidden, NotFound, Unprocessable
 from billing_api.events.schemas import GroupAssignmentsChanged, UserAssignmentsChanged
 from billing_api.events.service import emit
@@ -201,7 +202,7 @@ async def set_user_assignments(
 
 
 async def switcher(session: AsyncSession, actor: Actor, active: uuid.UUID | None) -> SwitcherRead:
-    companies = await company_repository.list_companies(session, sorted(actor.reached_company_ids))
+    companies = await company_service.reachable_companies(session, actor)
     return SwitcherRead(
         active_company_id=active, home_company_id=actor.company_id,
         items=[SwitcherCompany(id=c.id, name=c.name, parent_id=c.parent_id, is_active=c.id == active)

@@ -10,7 +10,7 @@ from pydantic_core import to_json
 
 from billing_api.access_log.service import AccessLog
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CurrentActor
+from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CompanyReach, CurrentActor
 from billing_api.bills import service
 from billing_api.bills.repository import BillFilters, BillRepository
 from billing_api.bills.schemas import BillCreate, BillPage, BillRead, BillUpdate, VisitPage, VisitWithBills
@@ -155,7 +155,7 @@ async def list_visits(
     session: Session,
     principal: CurrentPrincipal,
     log: AccessLog,
-    actor: CurrentActor,
+    reach: CompanyReach,
     scope: BillsView,
     paging: Paging,
     active: ActiveCompany,
@@ -167,12 +167,8 @@ async def list_visits(
 ) -> VisitPage:
     """The visits dashboard: visits in schedule order, each with the bills the caller may see (of the active
     company only, when `X-Company-Id` names one)."""
-    if active is not None:
-        company_ids: list[uuid.UUID] | None = [active]
-    else:
-        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
     rows = await patients_repository.list_visits(
-        session, company_ids, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
+        session, reach, active_company=active, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
         scheduled_to=scheduled_to, limit=paging.limit, after=paging.after,
     )
     visits = rows[: paging.limit]

@@ -62,10 +62,7 @@ async def ensure_user(
 async def ensure_group(
     session: AsyncSession, company: Company, name: str, members: list[User], permissions: list[str] | None = None
 ) -> Group:
-    found = None
-    for group, _, _ in await repository.list_groups(session, [company.id], limit=1000, after=None):
-        if group.name == name:
-            found = group
+    found = await repository.find_group_by_name(session, company.id, name)
     if found is None:
         found = Group(id=uuid.uuid4(), company_id=company.id, name=name, permissions=sorted(permissions or []))
         session.add(found)

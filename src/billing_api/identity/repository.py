@@ -10,6 +10,7 @@ from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, tuple
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.authz.scope import CompanyScope
 from billing_api.db import columns_of, fetch, loaded
 from billing_api.models import Group, GroupMember, User, UserStatus
 
@@ -76,17 +77,15 @@ async def username_taken(session: AsyncSession, username: str, *, except_user: u
 
 async def list_users(
     session: AsyncSession,
-    company_ids: Sequence[uuid.UUID] | None,
+    reach: CompanyScope,
     *,
     status: UserStatus | None,
     query: str | None,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[User]:
-    """Users of the given companies (None: every company), oldest first; limit + 1 rows."""
-    statement = select(User)
-    if company_ids is not None:
-        statement = statement.where(User.company_id.in_(company_ids))
+    """Users of the companies in `reach`, oldest first; limit + 1 rows."""
+    statement = reach.filter(select(User), User.company_id)
     if status is not None:
         statement = statement.where(User.status == status)
     if query:
@@ -137,16 +136,21 @@ async def get_group_with_counts(session: AsyncSession, group_id: uuid.UUID) -> t
 
 async def list_groups(
     session: AsyncSession,
-    company_ids: Sequence[uuid.UUID] | None,
+    reach: CompanyScope,
     *,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[tuple[Group, int, int]]:
-    statement = select(Group, *_member_counts())
-    if company_ids is not None:
-        statement = statement.where(Group.company_id.in_(company_ids))
+    statement = reach.filter(select(Group, *_member_counts()), Group.company_id)
     statement = _after(statement, Group, after).limit(limit + 1)
     return [(row[0], row[1], row[2]) for row in (await session.execute(statement)).all()]
+
+
+async def find_group_by_name(session: AsyncSession, company_id: uuid.UUID, name: str) -> Group | None:
+    """The company's group of exactly this name (the newest, should there be two): for setting up, no caller."""
+    statement = (select(Group).where(Group.company_id == company_id, Group.name == name)
+                 .order_by(Group.created_at.desc(), Group.id.desc()).limit(1))
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def group_name_taken(
