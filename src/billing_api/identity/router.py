@@ -141,7 +141,7 @@ async def create_group(data: GroupCreate, session: Session, principal: CurrentPr
     """Create a group in a company the caller reaches (`groups:edit` or a company administrator). Its
     permissions and companies go to every member; the caller cannot grant permissions they do not hold."""
     group = await service.create_group(session, principal, actor, data)
-    return _group_read(await service.visible_group(session, actor, group.id))
+    return _group_read(await service.visible_group_with_counts(session, actor, group.id))
 
 
 @router.get("/groups", response_model=GroupPage, tags=["groups"], responses=AUTH_ERRORS)
@@ -165,7 +165,7 @@ async def list_groups(
 @router.get("/groups/{group_id}", response_model=GroupRead, tags=["groups"], responses=AUTH_ERRORS)
 async def get_group(group_id: uuid.UUID, session: Session, actor: CurrentActor) -> GroupRead:
     """A group of a company the caller reaches, with its member counts; any other group is not found."""
-    return _group_read(await service.visible_group(session, actor, group_id))
+    return _group_read(await service.visible_group_with_counts(session, actor, group_id))
 
 
 @router.patch("/groups/{group_id}", response_model=GroupRead, tags=["groups"], responses=WRITE_ERRORS)
@@ -173,14 +173,14 @@ async def update_group(group_id: uuid.UUID, data: GroupUpdate, session: Session,
                        actor: CurrentActor) -> GroupRead:
     """Rename a group or change its role (the permissions its members inherit)."""
     await service.update_group(session, principal, actor, group_id, data)
-    return _group_read(await service.visible_group(session, actor, group_id))
+    return _group_read(await service.visible_group_with_counts(session, actor, group_id))
 
 
 @router.get("/groups/{group_id}/members", response_model=list[GroupMemberRead], tags=["groups"],
             responses=AUTH_ERRORS)
 async def list_group_members(group_id: uuid.UUID, session: Session, actor: CurrentActor) -> list[GroupMemberRead]:
     """The group's members (active and deactivated), by display name."""
-    await service.visible_group(session, actor, group_id)
+    await service.visible_group_with_counts(session, actor, group_id)
     return [GroupMemberRead.model_validate(user) for user in await repository.group_members(session, group_id)]
 
 
