@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.auth import repository as auth_repository
 from billing_api.auth.passwords import hash_password
 from billing_api.companies import repository as company_repository
 from billing_api.config import Settings
@@ -40,7 +41,7 @@ async def ensure_user(
     billing_number: str | None = None,
     permissions: list[str] | None = None,
 ) -> User:
-    user = await repository.find_user_by_login(session, username)
+    user = await auth_repository.find_user_by_login(session, username)
     if user is None:
         user = User(
             id=uuid.uuid4(),

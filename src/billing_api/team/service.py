@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.audit.service import build_event, record
+from billing_api.audit.service import record
 from billing_api.auth.passwords import check_new_password, hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
@@ -47,6 +47,7 @@ from billing_api.models import (
     UserKind,
     UserStatus,
 )
+from billing_api.models.audit import build_event
 from billing_api.models.team import DeliveryStatus
 from billing_api.team import repository
 from billing_api.team.schemas import (
