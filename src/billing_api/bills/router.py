@@ -167,8 +167,12 @@ async def list_visits(
 ) -> VisitPage:
     """The visits dashboard: visits in schedule order, each with the bills the caller may see (of the active
     company only, when `X-Company-Id` names one)."""
+    if active is not None:
+        # Narrowed, as the patients list is: the header's check admits an invited user's home company, which
+        # their reach leaves out.
+        reach = reach.within(active)
     rows = await patients_repository.list_visits(
-        session, reach, active_company=active, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
+        session, reach, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
         scheduled_to=scheduled_to, limit=paging.limit, after=paging.after,
     )
     visits = rows[: paging.limit]

@@ -34,7 +34,6 @@ async def list_visits(
     session: AsyncSession,
     reach: CompanyScope,
     *,
-    active_company: uuid.UUID | None,
     provider_id: uuid.UUID | None,
     patient_id: uuid.UUID | None,
     scheduled_from: datetime | None,
@@ -42,13 +41,8 @@ async def list_visits(
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[Visit]:
-    """Visits of the companies in `reach`, in schedule order, limit + 1 rows. The cursor key is (scheduled_at, id).
-    `active_company` (the X-Company-Id header, checked by its dependency) takes the place of `reach`, as it
-    always has here: its check admits an invited user's home company, which their reach leaves out."""
-    if active_company is not None:
-        statement = select(Visit).where(Visit.company_id.in_([active_company]))
-    else:
-        statement = reach.filter(select(Visit), Visit.company_id)
+    """Visits of the companies in `reach`, in schedule order, limit + 1 rows. The cursor key is (scheduled_at, id)."""
+    statement = reach.filter(select(Visit), Visit.company_id)
     if provider_id is not None:
         statement = statement.where(Visit.provider_id == provider_id)
     if patient_id is not None:
