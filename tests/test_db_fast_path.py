@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from billing_api.auth import repository as auth_repository
 from billing_api.db import columns_of, fetch, loaded
-from billing_api.identity import repository as identity_repository
 from billing_api.models import AccessLogEntry, User, UserStatus
 
 BY_ID = select(*columns_of(User)).where(User.id == bindparam("user_id"))
@@ -27,7 +27,7 @@ async def test_loaded_is_the_orm_user_as_the_session_would_load_it(factory, sess
     user = await factory.user(await factory.company())
     await session.commit()
     session.expunge_all()
-    caller = await identity_repository.caller(session, user.id)
+    caller = await auth_repository.caller(session, user.id)
     assert isinstance(caller, User) and caller in session and not session.dirty
     assert caller.status is UserStatus.active and caller.permissions == user.permissions  # enums and arrays typed
     caller.display_name = "Changed through the loaded object"

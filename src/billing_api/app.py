@@ -33,8 +33,10 @@ from billing_api.header_limit import HeaderLimitMiddleware
 from billing_api.health import router as health_router
 from billing_api.identity.router import router as identity_router
 from billing_api.invoices.router import router as invoices_router
+from billing_api.mail import repository as mail_repository
 from billing_api.mail import sender as mail_sender
 from billing_api.observability.context import REQUEST_ID_HEADER
+from billing_api.observability.metrics import read_outbox_backlog_with
 from billing_api.observability.metrics import router as metrics_router
 from billing_api.observability.middleware import ObservabilityMiddleware
 from billing_api.patients.router import router as patients_router
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sessionmaker = None
+    read_outbox_backlog_with(app, mail_repository.count_queued)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

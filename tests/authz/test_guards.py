@@ -1,4 +1,5 @@
-"""Structural guarantees: every bill route is guarded, and bill SQL lives in one module."""
+"""Structural guarantees: every bill route is guarded, and bill SQL lives in one module; company reach is a
+CompanyScope that only authz builds, taken by every route and repository that lists companies' records."""
 
 from __future__ import annotations
 
@@ -104,3 +105,73 @@ def test_the_bill_repository_needs_a_scope():
     public = [name for name in vars(repository.BillRepository) if not name.startswith("_")]
     # Every read and write goes through the scope: none of them takes a way around it.
     assert "page" in public and "get" in public
+
+
+# Company reach: the same treatment as bills, through a CompanyScope.
+
+AUTHZ = SRC / "authz"
+SCOPE_LISTS = re.compile(r"\b(list_users|list_groups|list_patients|list_visits|list_companies)\(")
+
+
+def _outside_authz() -> list[Path]:
+    return [path for path in SRC.rglob("*.py") if AUTHZ not in path.parents]
+
+
+def test_a_company_scope_cannot_be_made_outside_authz():
+    import pytest
+
+    from billing_api.authz.scope import CompanyScope, company_scope
+
+    with pytest.raises(TypeError):
+        CompanyScope(object(), None)
+    assert company_scope(None).sees_all and not company_scope([]).reaches(__import__("uuid").uuid4())
+    builds = re.compile(r"\b(CompanyScope|company_scope)\(")
+    offenders = [str(path.relative_to(SRC)) for path in _outside_authz() if builds.search(path.read_text())]
+    assert not offenders, f"CompanyScope built outside authz: {offenders}"
+
+
+def test_a_company_scope_only_narrows():
+    import uuid
+
+    from billing_api.authz.scope import company_scope
+
+    north, west = uuid.uuid4(), uuid.uuid4()
+    assert company_scope(None).within(north).company_ids == {north}
+    assert company_scope([north]).within(north).company_ids == {north}
+    assert company_scope([north]).within(west).company_ids == frozenset()
+
+
+def test_only_authz_decides_that_support_sees_every_company():
+    pattern = re.compile(r"is_support\s+else")
+    offenders = [str(path.relative_to(SRC)) for path in _outside_authz() if pattern.search(path.read_text())]
+    assert not offenders, f"support's reach decided outside authz: {offenders}"
+
+
+def test_lists_of_companies_records_take_a_company_scope():
+    import importlib
+    import inspect
+
+    listing = []
+    for path in SRC.rglob("repository.py"):
+        module = importlib.import_module("billing_api." + ".".join(path.relative_to(SRC).with_suffix("").parts))
+        for name, function in inspect.getmembers(module, inspect.iscoroutinefunction):
+            if function.__module__ != module.__name__:
+                continue
+            if SCOPE_LISTS.search(f"{name}("):
+                listing.append(name)
+                reach = inspect.signature(function).parameters.get("reach")
+                assert reach is not None and "CompanyScope" in str(reach.annotation), f"{module.__name__}.{name}"
+    assert set(listing) == {"list_users", "list_groups", "list_patients", "list_visits", "list_companies"}
+
+
+def _reach_guarded(dependant) -> bool:
+    from billing_api.authz.dependencies import company_reach
+
+    return any(d.call is company_reach or _reach_guarded(d) for d in dependant.dependencies)
+
+
+def test_every_route_listing_companies_records_takes_the_callers_reach():
+    listing = [r for r in _routes(create_app()) if SCOPE_LISTS.search(_source(r))]
+    assert listing, "the walk found no routes listing companies' records"
+    unguarded = [f"{sorted(r.methods)} {r.path}" for r in listing if not _reach_guarded(r.dependant)]
+    assert not unguarded, f"routes listing companies' records without CompanyReach: {unguarded}"

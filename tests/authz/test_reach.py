@@ -334,6 +334,18 @@ async def test_naming_a_company_not_reached_is_not_found(client, factory, path):
     assert (await client.get(path, headers={**role_user, "X-Company-Id": str(tree.north.id)})).status_code == 200
 
 
+async def test_an_invited_user_naming_their_home_company_lists_none_of_its_visits_or_patients(client, factory):
+    """Invited users work through the list entries that name them, never by reach: naming their home company
+    as the active one (the header's check admits it) narrows nothing into view."""
+    tree = await build_tree(factory)
+    invited = await factory.user(tree.north, name="invited", kind=UserKind.invited)
+    headers = {**factory.headers(invited), "X-Company-Id": str(tree.north.id)}
+    for path in ("/v1/visits", "/v1/patients"):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 200 and response.json()["items"] == [], path
+        assert (await client.get(path, headers=factory.headers(invited))).json()["items"] == [], path
+
+
 async def test_support_may_name_any_company(client, factory):
     tree = await build_tree(factory)
     support = {**factory.headers(tree.users["support"]), "X-Company-Id": str(tree.far_child.id)}

@@ -22,12 +22,14 @@ from billing_api.assignments.schemas import (
 from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
-from billing_api.authz.policies import may_administer_users, may_grant_company_access, may_view_company
+from billing_api.authz.policies import may_administer_users, may_grant_company_access
 from billing_api.companies import repository as company_repository
-from billing_api.errors import Forbidden, NotFound, Unprocessable
+from billing_api.companies import service as company_service
+from billing_api.errors import Forbidden, Unprocessable
 from billing_api.events.schemas import GroupAssignmentsChanged, UserAssignmentsChanged
 from billing_api.events.service import emit
 from billing_api.identity import repository as identity_repository
+from billing_api.identity import service as identity_service
 from billing_api.models import AccountType, Company, Group, User
 
 
@@ -57,15 +59,8 @@ def _check_grant(actor: Actor, added: set[uuid.UUID]) -> None:
 # Groups
 
 
-async def _visible_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID, *, lock: bool = False) -> Group:
-    group = await identity_repository.get_group(session, group_id, for_update=lock)
-    if group is None or not may_view_company(actor, group.company_id):
-        raise NotFound("No such group.", code="group_not_found")
-    return group
-
-
 async def group_assignments(session: AsyncSession, actor: Actor, group_id: uuid.UUID) -> GroupAssignmentsRead:
-    group = await _visible_group(session, actor, group_id)
+    group = await identity_service.visible_group(session, actor, group_id)
     return await _group_read(session, group)
 
 
@@ -82,7 +77,7 @@ async def set_group_assignments(
     session: AsyncSession, principal: Principal, actor: Actor, group_id: uuid.UUID, company_ids: list[uuid.UUID]
 ) -> GroupAssignmentsRead:
     """Replace the child companies the group (role) selects. Members gain or lose them on their next request."""
-    group = await _visible_group(session, actor, group_id, lock=True)
+    group = await identity_service.visible_group(session, actor, group_id, lock=True)
     if not may_administer_users(actor, group.company_id):
         raise Forbidden("You may not change groups of this company.", code="groups_edit_forbidden")
     children = await company_repository.children_of(session, group.company_id)
@@ -102,16 +97,9 @@ async def set_group_assignments(
 # Users
 
 
-async def _visible_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
-    user = await identity_repository.get_user(session, user_id)
-    if user is None or not may_view_company(actor, user.company_id):
-        raise NotFound("No such user.", code="user_not_found")
-    return user
-
-
 async def user_assignments(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> UserAssignmentsRead:
     """Readable by the user themselves and by those who may administer the user's company."""
-    user = await _visible_user(session, actor, user_id)
+    user = await identity_service.visible_user(session, actor, user_id)
     if user.id != actor.id and not may_administer_users(actor, user.company_id):
         raise Forbidden("You may not read this user's billing customer assignments.", code="users_edit_forbidden")
     return await _user_read(session, user)
@@ -151,7 +139,7 @@ async def set_user_assignments(
     (it becomes a direct assignment); one that a role or company administration gives cannot be left out (422
     naming the company and the role); nothing changes on a refused save. Direct assignments the list keeps
     stay; a company a role or admin already gives never becomes a direct assignment by being listed."""
-    found = await _visible_user(session, actor, user_id)
+    found = await identity_service.visible_user(session, actor, user_id)
     if not may_administer_users(actor, found.company_id):
         raise Forbidden("You may not change users of this company.", code="users_edit_forbidden")
     user = await identity_repository.get_user_for_update(session, found.id)  # one save at a time per user
@@ -201,7 +189,7 @@ async def set_user_assignments(
 
 
 async def switcher(session: AsyncSession, actor: Actor, active: uuid.UUID | None) -> SwitcherRead:
-    companies = await company_repository.list_companies(session, sorted(actor.reached_company_ids))
+    companies = await company_service.reachable_companies(session, actor)
     return SwitcherRead(
         active_company_id=active, home_company_id=actor.company_id,
         items=[SwitcherCompany(id=c.id, name=c.name, parent_id=c.parent_id, is_active=c.id == active)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.audit.service import build_event
 from billing_api.auth import limits
 from billing_api.auth.passwords import verify_password
 from billing_api.auth.principal import Principal
 from billing_api.config import Settings
 from billing_api.errors import Forbidden, TooManyRequests
+from billing_api.models.audit import build_event
 
 CONFIRMATION_FAILED = "auth.password_confirmation_failed"
 

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from billing_api.auth import repository
 from billing_api.auth.tokens import Client, read_token
 from billing_api.db import Session
 from billing_api.deps import AppSettings
 from billing_api.errors import Unauthenticated
-from billing_api.identity import repository as identity_repository
 from billing_api.models import User, UserStatus
 from billing_api.observability.context import bind_user
 
@@ -60,7 +60,7 @@ async def current_principal(
     if claims is None:
         raise Unauthenticated()
     # No cache: status and token_version are read fresh, so deactivation holds on the next request.
-    user = await identity_repository.caller(session, claims.user_id)
+    user = await repository.caller(session, claims.user_id)
     if user is None or user.status != UserStatus.active or user.token_version != claims.token_version:
         raise Unauthenticated("The token is no longer valid; log in again.", code="token_revoked")
     bind_user(user.id)  # log lines of this request name the caller

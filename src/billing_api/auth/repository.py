@@ -1,15 +1,43 @@
-"""SQL for the failure counters (models/abuse.py). Each change is one INSERT ... ON CONFLICT statement that
-takes the key's row lock, so concurrent attempts on one key queue on that row instead of racing."""
+"""Authentication's SQL: the caller's row, the account a login names, and the failure counters
+(models/abuse.py). Each counter change is one INSERT ... ON CONFLICT statement that takes the key's row lock, so
+concurrent attempts on one key queue on that row instead of racing."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.models import FailureCounter
+from billing_api.db import columns_of, fetch, loaded
+from billing_api.models import FailureCounter, User
+
+# The users authentication reads are its own SQL (not identity's, a feature package auth must not import): the
+# hot path still runs its one statement.
+
+_USER_BY_ID = select(*columns_of(User)).where(User.id == bindparam("user_id"))
+
+
+async def caller(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The caller of a request, read fresh (no cache: deactivation and revocation hold on the next request) on
+    every authenticated request, so without the ORM's loading (`db.fetch`); the same User as a `session.get`."""
+    rows = await fetch(session, _USER_BY_ID, {"user_id": user_id})
+    return loaded(session, User, rows[0]) if rows else None
+
+
+async def find_user_by_login(session: AsyncSession, login: str) -> User | None:
+    """A user by username or email, case-insensitively."""
+    login = login.lower()
+    statement = select(User).where(or_(func.lower(User.username) == login, func.lower(User.email) == login))
+    # Usernames and emails never collide across accounts (identity.repository's `_login_taken`); a username
+    # match wins anyway.
+    statement = statement.order_by(func.lower(User.username) != login)
+    return (await session.execute(statement.limit(1))).scalar_one_or_none()
+
+
+# Failure counters
 
 _row = FailureCounter.__table__.c
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.audit.service import build_event
-from billing_api.auth import limits
+from billing_api.auth import limits, repository
 from billing_api.auth.passwords import verify_password
 from billing_api.auth.tokens import Client, issue_token
 from billing_api.config import Settings
 from billing_api.errors import Forbidden, TooManyRequests, Unauthenticated
-from billing_api.identity import repository as identity_repository
 from billing_api.models import UserKind, UserStatus
+from billing_api.models.audit import build_event
 
 
 async def log_in(session: AsyncSession, settings: Settings, login: str, password: str, client: Client,
                  address: str | None) -> tuple[str, int]:
     """A token and its lifetime in seconds. Every refusal answers the same whether or not the account exists."""
-    user = await identity_repository.find_user_by_login(session, login)
+    user = await repository.find_user_by_login(session, login)
     key = limits.account_key(user.id if user else None, login)
     about = {"company_id": user.company_id if user else None, "target_type": "user" if user else None,
              "target_id": user.id if user else None, "address": address}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz import repository
 from billing_api.authz.permissions import Permission
+from billing_api.authz.scope import CompanyScope, company_scope
 from billing_api.models import AccountType, User, UserKind, UserStatus
 
 
@@ -36,6 +38,17 @@ class Actor:
 
     def reaches(self, company_id: uuid.UUID) -> bool:
         return company_id in self.reached_company_ids
+
+    @cached_property
+    def reach(self) -> CompanyScope:
+        """The companies whose records the actor sees: every company for support (read-only oversight), the
+        companies reached (rule 3) for everyone else."""
+        return company_scope(None if self.is_support else self.reached_company_ids)
+
+    @cached_property
+    def reached(self) -> CompanyScope:
+        """The companies reached by rule 3 alone, support's included (its own): what the context switcher offers."""
+        return company_scope(self.reached_company_ids)
 
 
 async def load_actor(session: AsyncSession, user: User) -> Actor:

@@ -9,7 +9,7 @@ from fastapi import Depends
 from billing_api.auth.principal import CurrentPrincipal
 from billing_api.authz.actor import Actor, load_actor
 from billing_api.authz.permissions import Permission
-from billing_api.authz.scope import BillScope, bill_scope
+from billing_api.authz.scope import BillScope, CompanyScope, bill_scope
 from billing_api.db import Session
 from billing_api.models import AccountType
 
@@ -19,6 +19,15 @@ async def current_actor(session: Session, principal: CurrentPrincipal) -> Actor:
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+async def company_reach(actor: CurrentActor) -> CompanyScope:
+    # The actor's own scope: FastAPI resolves CurrentActor once per request, so this reads nothing more.
+    return actor.reach
+
+
+# The guard of every route that lists companies' records: hands the route the caller's CompanyScope.
+CompanyReach = Annotated[CompanyScope, Depends(company_reach)]
 
 
 class BillAccess:

@@ -11,7 +11,7 @@ from billing_api.models import User
 
 def may_view_company(actor: Actor, company_id: uuid.UUID) -> bool:
     """Support oversees every company, read-only; everyone else sees the companies they reach."""
-    return actor.active and (actor.is_support or actor.reaches(company_id))
+    return actor.active and actor.reach.reaches(company_id)
 
 
 def may_administer_users(actor: Actor, company_id: uuid.UUID) -> bool:

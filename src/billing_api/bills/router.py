@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic_core import to_json
 
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CurrentActor
+from billing_api.authz.dependencies import BillsDelete, BillsSave, BillsSubmit, BillsView, CompanyReach, CurrentActor
 from billing_api.bills import service
 from billing_api.bills.reader import BillsReader
 from billing_api.bills.repository import BillFilters, BillRepository
@@ -130,7 +130,7 @@ async def list_patient_bills(
 @router.get("/visits", response_model=VisitPage, tags=["visits"], responses=READ_ERRORS)
 async def list_visits(
     session: Session,
-    actor: CurrentActor,
+    reach: CompanyReach,
     reader: BillsReader,
     paging: Paging,
     active: ActiveCompany,
@@ -143,11 +143,11 @@ async def list_visits(
     """The visits dashboard: visits in schedule order, each with the bills the caller may see (of the active
     company only, when `X-Company-Id` names one)."""
     if active is not None:
-        company_ids: list[uuid.UUID] | None = [active]
-    else:
-        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+        # Narrowed, as the patients list is: the header's check admits an invited user's home company, which
+        # their reach leaves out.
+        reach = reach.within(active)
     rows = await patients_repository.list_visits(
-        session, company_ids, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
+        session, reach, provider_id=provider_id, patient_id=patient_id, scheduled_from=scheduled_from,
         scheduled_to=scheduled_to, limit=paging.limit, after=paging.after,
     )
     visits = rows[: paging.limit]

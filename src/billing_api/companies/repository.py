@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.authz.scope import CompanyScope
 from billing_api.models import Company
 
 
@@ -18,11 +19,9 @@ async def get_company(session: AsyncSession, company_id: uuid.UUID, *, for_updat
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def list_companies(session: AsyncSession, company_ids: Sequence[uuid.UUID] | None) -> list[Company]:
-    """The given companies (None: all), parents before their children, by name."""
-    statement = select(Company)
-    if company_ids is not None:
-        statement = statement.where(Company.id.in_(company_ids))
+async def list_companies(session: AsyncSession, reach: CompanyScope) -> list[Company]:
+    """The companies in `reach`, parents before their children, by name."""
+    statement = reach.filter(select(Company), Company.id)
     statement = statement.order_by(Company.parent_id.is_not(None), Company.name, Company.id)
     return list((await session.execute(statement)).scalars())
 

@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import CurrentActor
+from billing_api.authz.dependencies import CompanyReach, CurrentActor
 from billing_api.companies import service
 from billing_api.companies.schemas import CompanyCreate, CompanyList, CompanyRead, CompanyUpdate
 from billing_api.db import Session
@@ -15,9 +15,9 @@ router = APIRouter(prefix="/v1/companies", tags=["companies"], responses=problem
 
 
 @router.get("", response_model=CompanyList, responses=problem_responses(403))
-async def list_companies(session: Session, actor: CurrentActor) -> CompanyList:
+async def list_companies(session: Session, reach: CompanyReach) -> CompanyList:
     """Companies the caller reaches (support: every company)."""
-    companies = await service.list_companies(session, actor)
+    companies = await service.list_companies(session, reach)
     return CompanyList(items=[CompanyRead.model_validate(c) for c in companies])
 
 

@@ -11,6 +11,7 @@ from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.policies import may_administer_company, may_view_company
+from billing_api.authz.scope import CompanyScope
 from billing_api.companies import repository
 from billing_api.companies.schemas import CompanyCreate, CompanyUpdate
 from billing_api.errors import Forbidden, NotFound, Unprocessable
@@ -31,13 +32,13 @@ async def home_company(session: AsyncSession, principal: Principal) -> Company:
     return await repository.get_company(session, principal.company_id)
 
 
-async def list_companies(session: AsyncSession, actor: Actor) -> list[Company]:
-    return await repository.list_companies(session, None if actor.is_support else sorted(actor.reached_company_ids))
+async def list_companies(session: AsyncSession, reach: CompanyScope) -> list[Company]:
+    return await repository.list_companies(session, reach)
 
 
 async def reachable_companies(session: AsyncSession, actor: Actor) -> list[Company]:
     """The context switcher's list: the companies the actor reaches (support: its own)."""
-    return await repository.list_companies(session, sorted(actor.reached_company_ids))
+    return await repository.list_companies(session, actor.reached)
 
 
 async def create_child_company(

@@ -61,17 +61,27 @@ async def groups_by_id(session: AsyncSession, group_ids: Sequence[uuid.UUID]) ->
     return {g.id: g for g in (await session.execute(select(Group).where(Group.id.in_(group_ids)))).scalars()}
 
 
-async def claim_version(
-    session: AsyncSession, provider_id: uuid.UUID, expected: int, actor_id: uuid.UUID
+async def list_version(session: AsyncSession, provider_id: uuid.UUID) -> int:
+    statement = select(DelegationList.version).where(DelegationList.provider_id == provider_id)
+    return (await session.execute(statement)).scalar_one_or_none() or 0
+
+
+async def move_version(
+    session: AsyncSession, provider_id: uuid.UUID, actor_id: uuid.UUID, *, expected: int | None
 ) -> int | None:
-    """Optimistic concurrency: move the list from `expected` to the next version, or None if it moved on.
-    Concurrent savers queue on the row lock; after the first commits, the others find a new version."""
+    """The one place a list's version moves on; every change to a list moves it. From `expected` (optimistic
+    concurrency: a save over the version it read) to the next, or None if the list moved on since; `expected`
+    None (a change of one entry, which read no version): on from whatever it is, so a save over the old
+    version then gets 409. Concurrent changes queue on the row lock; after the first commits, the others find
+    a new version."""
     await session.execute(
         insert(DelegationList).values(provider_id=provider_id, version=0).on_conflict_do_nothing()
     )
+    statement = update(DelegationList).where(DelegationList.provider_id == provider_id)
+    if expected is not None:
+        statement = statement.where(DelegationList.version == expected)
     result = await session.execute(
-        update(DelegationList)
-        .where(DelegationList.provider_id == provider_id, DelegationList.version == expected)
+        statement
         .values(version=DelegationList.version + 1, updated_at=func.now(), updated_by=actor_id)
         .returning(DelegationList.version)
     )
@@ -81,6 +91,49 @@ async def claim_version(
 async def replace_entries(session: AsyncSession, provider_id: uuid.UUID, entries: list[DelegationEntry]) -> None:
     await session.execute(delete(DelegationEntry).where(DelegationEntry.provider_id == provider_id))
     session.add_all(entries)
+    await session.flush()
+
+
+# One user's entry (the team's: from invitations, or named on the list)
+
+
+async def user_entries(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple[DelegationEntry, User, bool]]:
+    """The list's user entries (from the list or from invitations), by name, each with whether it is live."""
+    statement = (
+        select(DelegationEntry, User, entry_is_live())
+        .join(User, User.id == DelegationEntry.user_id)
+        .where(DelegationEntry.provider_id == provider_id)
+        .order_by(User.display_name, User.id)
+    )
+    return [(entry, user, bool(live)) for entry, user, live in (await session.execute(statement)).all()]
+
+
+async def names_email(session: AsyncSession, provider_id: uuid.UUID, email: str) -> bool:
+    """An entry of this provider's list names a user with this email: what the team listing shows its managers."""
+    statement = (
+        select(DelegationEntry.id)
+        .join(User, User.id == DelegationEntry.user_id)
+        .where(DelegationEntry.provider_id == provider_id, func.lower(User.email) == email.lower())
+    )
+    return (await session.execute(statement.limit(1))).first() is not None
+
+
+async def entry_for(session: AsyncSession, provider_id: uuid.UUID, user_id: uuid.UUID, *,
+                    for_update: bool = False) -> DelegationEntry | None:
+    statement = select(DelegationEntry).where(
+        DelegationEntry.provider_id == provider_id, DelegationEntry.user_id == user_id
+    )
+    if for_update:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+def add_entry(session: AsyncSession, entry: DelegationEntry) -> None:
+    session.add(entry)
+
+
+async def remove_entry(session: AsyncSession, entry: DelegationEntry) -> None:
+    await session.delete(entry)
     await session.flush()
 
 

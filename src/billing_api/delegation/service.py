@@ -162,7 +162,7 @@ async def save_list(
     entries = await _build_entries(session, provider, data.entries)
     await confirm_password(session, settings, principal, data.password, purpose="delegation.save")
     before = [entry for entry, *_ in await repository.entries_with_targets(session, provider.id)]
-    version = await repository.claim_version(session, provider.id, data.version, principal.id)
+    version = await repository.move_version(session, provider.id, principal.id, expected=data.version)
     if version is None:
         current = await repository.get_list(session, provider.id)
         raise Conflict("The list changed since you read it; reload and save again. Nothing was saved.",
@@ -174,6 +174,38 @@ async def save_list(
     await emit(session, provider.company_id, DelegationListSaved(provider_id=provider.id, version=version,
                                                                  entries=len(entries)))
     return await read_list(session, provider)
+
+
+# One user's entry, changed outside a list save (an accepted invitation, the team's role changes and revocations).
+# None of these read a version, so none is expected; each moves the version on all the same, and takes the list's
+# row lock first, then the entry's, as a save does: a save and one of these queue, they never deadlock.
+
+
+async def add_entry(session: AsyncSession, entry: DelegationEntry, *, changed_by: uuid.UUID,
+                    new_user: bool = False) -> bool:
+    """Append a user's entry to the provider's list. False, and nothing added, if the list names the user already
+    (`new_user`: an account made in this request, which no list can name, so nothing is asked)."""
+    await repository.move_version(session, entry.provider_id, changed_by, expected=None)
+    if not new_user and await repository.entry_for(session, entry.provider_id, entry.user_id) is not None:
+        return False
+    repository.add_entry(session, entry)
+    return True
+
+
+async def entry_for_change(session: AsyncSession, provider_id: uuid.UUID, user_id: uuid.UUID, *,
+                           changed_by: uuid.UUID) -> DelegationEntry | None:
+    """The user's entry, locked, for `set_entry_role` or `remove_entry`; None if the list does not name them."""
+    await repository.move_version(session, provider_id, changed_by, expected=None)
+    return await repository.entry_for(session, provider_id, user_id, for_update=True)
+
+
+async def set_entry_role(session: AsyncSession, entry: DelegationEntry, role: str, permissions: list[str]) -> None:
+    entry.role, entry.permissions = role, permissions
+    await session.flush()
+
+
+async def remove_entry(session: AsyncSession, entry: DelegationEntry) -> None:
+    await repository.remove_entry(session, entry)
 
 
 # Transparency

@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.auth import repository as auth_repository
 from billing_api.auth.passwords import hash_password
 from billing_api.companies import repository as company_repository
 from billing_api.config import Settings
@@ -40,7 +41,7 @@ async def ensure_user(
     billing_number: str | None = None,
     permissions: list[str] | None = None,
 ) -> User:
-    user = await repository.find_user_by_login(session, username)
+    user = await auth_repository.find_user_by_login(session, username)
     if user is None:
         user = User(
             id=uuid.uuid4(),
@@ -62,10 +63,7 @@ async def ensure_user(
 async def ensure_group(
     session: AsyncSession, company: Company, name: str, members: list[User], permissions: list[str] | None = None
 ) -> Group:
-    found = None
-    for group, _, _ in await repository.list_groups(session, [company.id], limit=1000, after=None):
-        if group.name == name:
-            found = group
+    found = await repository.find_group_by_name(session, company.id, name)
     if found is None:
         found = Group(id=uuid.uuid4(), company_id=company.id, name=name, permissions=sorted(permissions or []))
         session.add(found)

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, tuple_
+from sqlalchemy import Select, and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.db import columns_of, fetch, loaded
+from billing_api.authz.scope import CompanyScope
 from billing_api.models import Group, GroupMember, User, UserStatus
 
 
@@ -24,16 +24,6 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
 
 
-_USER_BY_ID = select(*columns_of(User)).where(User.id == bindparam("user_id"))
-
-
-async def caller(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    """The caller of a request, read fresh (no cache: deactivation and revocation hold on the next request) on
-    every authenticated request, so without the ORM's loading (`db.fetch`); the same User as `get_user`."""
-    rows = await fetch(session, _USER_BY_ID, {"user_id": user_id})
-    return loaded(session, User, rows[0]) if rows else None
-
-
 async def get_user_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     """Lock the row and re-read it: the request may hold the user already (the caller, say), and a change
     made on the stale copy would overwrite a concurrent one (two token_version bumps becoming one)."""
@@ -42,15 +32,6 @@ async def get_user_for_update(session: AsyncSession, user_id: uuid.UUID) -> User
     statement = (select(User).where(User.id == user_id).with_for_update(key_share=True)
                  .execution_options(populate_existing=True))
     return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def find_user_by_login(session: AsyncSession, login: str) -> User | None:
-    """A user by username or email, case-insensitively."""
-    login = login.lower()
-    statement = select(User).where(or_(func.lower(User.username) == login, func.lower(User.email) == login))
-    # Usernames and emails never collide across accounts (see `_login_taken`); a username match wins anyway.
-    statement = statement.order_by(func.lower(User.username) != login)
-    return (await session.execute(statement.limit(1))).scalar_one_or_none()
 
 
 async def _login_taken(session: AsyncSession, login: str, except_user: uuid.UUID | None) -> bool:
@@ -76,17 +57,15 @@ async def username_taken(session: AsyncSession, username: str, *, except_user: u
 
 async def list_users(
     session: AsyncSession,
-    company_ids: Sequence[uuid.UUID] | None,
+    reach: CompanyScope,
     *,
     status: UserStatus | None,
     query: str | None,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[User]:
-    """Users of the given companies (None: every company), oldest first; limit + 1 rows."""
-    statement = select(User)
-    if company_ids is not None:
-        statement = statement.where(User.company_id.in_(company_ids))
+    """Users of the companies in `reach`, oldest first; limit + 1 rows."""
+    statement = reach.filter(select(User), User.company_id)
     if status is not None:
         statement = statement.where(User.status == status)
     if query:
@@ -137,16 +116,21 @@ async def get_group_with_counts(session: AsyncSession, group_id: uuid.UUID) -> t
 
 async def list_groups(
     session: AsyncSession,
-    company_ids: Sequence[uuid.UUID] | None,
+    reach: CompanyScope,
     *,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[tuple[Group, int, int]]:
-    statement = select(Group, *_member_counts())
-    if company_ids is not None:
-        statement = statement.where(Group.company_id.in_(company_ids))
+    statement = reach.filter(select(Group, *_member_counts()), Group.company_id)
     statement = _after(statement, Group, after).limit(limit + 1)
     return [(row[0], row[1], row[2]) for row in (await session.execute(statement)).all()]
+
+
+async def find_group_by_name(session: AsyncSession, company_id: uuid.UUID, name: str) -> Group | None:
+    """The company's group of exactly this name (the newest, should there be two): for setting up, no caller."""
+    statement = (select(Group).where(Group.company_id == company_id, Group.name == name)
+                 .order_by(Group.created_at.desc(), Group.id.desc()).limit(1))
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def group_name_taken(

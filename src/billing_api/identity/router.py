@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import CurrentActor
+from billing_api.authz.dependencies import CompanyReach, CurrentActor
 from billing_api.companies import service as company_service
 from billing_api.companies.schemas import CompanyRead
 from billing_api.db import Session
@@ -72,6 +72,7 @@ async def create_user(
 async def list_users(
     session: Session,
     actor: CurrentActor,
+    reach: CompanyReach,
     paging: Paging,
     company_id: Annotated[uuid.UUID | None, Query(description="Only this company's users.")] = None,
     user_status: Annotated[UserStatus | None, Query(alias="status")] = None,
@@ -81,11 +82,9 @@ async def list_users(
     """Users of the companies the caller reaches, oldest first."""
     if company_id is not None:
         await company_service.visible_company(session, actor, company_id)
-        company_ids: list[uuid.UUID] | None = [company_id]
-    else:
-        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+        reach = reach.within(company_id)
     rows = await repository.list_users(
-        session, company_ids, status=user_status, query=q, limit=paging.limit, after=paging.after
+        session, reach, status=user_status, query=q, limit=paging.limit, after=paging.after
     )
     return UserPage(items=[UserRead.model_validate(u) for u in rows[: paging.limit]],
                     next_cursor=next_cursor(rows, paging.limit))
@@ -142,13 +141,14 @@ async def create_group(data: GroupCreate, session: Session, principal: CurrentPr
     """Create a group in a company the caller reaches (`groups:edit` or a company administrator). Its
     permissions and companies go to every member; the caller cannot grant permissions they do not hold."""
     group = await service.create_group(session, principal, actor, data)
-    return _group_read(await service.visible_group(session, actor, group.id))
+    return _group_read(await service.visible_group_with_counts(session, actor, group.id))
 
 
 @router.get("/groups", response_model=GroupPage, tags=["groups"], responses=AUTH_ERRORS)
 async def list_groups(
     session: Session,
     actor: CurrentActor,
+    reach: CompanyReach,
     paging: Paging,
     company_id: Annotated[uuid.UUID | None, Query(description="Only this company's groups.")] = None,
 ) -> GroupPage:
@@ -156,10 +156,8 @@ async def list_groups(
     one company."""
     if company_id is not None:
         await company_service.visible_company(session, actor, company_id)
-        company_ids: list[uuid.UUID] | None = [company_id]
-    else:
-        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
-    rows = await repository.list_groups(session, company_ids, limit=paging.limit, after=paging.after)
+        reach = reach.within(company_id)
+    rows = await repository.list_groups(session, reach, limit=paging.limit, after=paging.after)
     return GroupPage(items=[_group_read(row) for row in rows[: paging.limit]],
                      next_cursor=next_cursor([row[0] for row in rows], paging.limit))
 
@@ -167,7 +165,7 @@ async def list_groups(
 @router.get("/groups/{group_id}", response_model=GroupRead, tags=["groups"], responses=AUTH_ERRORS)
 async def get_group(group_id: uuid.UUID, session: Session, actor: CurrentActor) -> GroupRead:
     """A group of a company the caller reaches, with its member counts; any other group is not found."""
-    return _group_read(await service.visible_group(session, actor, group_id))
+    return _group_read(await service.visible_group_with_counts(session, actor, group_id))
 
 
 @router.patch("/groups/{group_id}", response_model=GroupRead, tags=["groups"], responses=WRITE_ERRORS)
@@ -175,14 +173,14 @@ async def update_group(group_id: uuid.UUID, data: GroupUpdate, session: Session,
                        actor: CurrentActor) -> GroupRead:
     """Rename a group or change its role (the permissions its members inherit)."""
     await service.update_group(session, principal, actor, group_id, data)
-    return _group_read(await service.visible_group(session, actor, group_id))
+    return _group_read(await service.visible_group_with_counts(session, actor, group_id))
 
 
 @router.get("/groups/{group_id}/members", response_model=list[GroupMemberRead], tags=["groups"],
             responses=AUTH_ERRORS)
 async def list_group_members(group_id: uuid.UUID, session: Session, actor: CurrentActor) -> list[GroupMemberRead]:
     """The group's members (active and deactivated), by display name."""
-    await service.visible_group(session, actor, group_id)
+    await service.visible_group_with_counts(session, actor, group_id)
     return [GroupMemberRead.model_validate(user) for user in await repository.group_members(session, group_id)]
 
 

@@ -40,6 +40,7 @@ from billing_api.models import AccountType, Group, User, UserStatus
 
 
 async def visible_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
+    """The user, or 404 if the caller does not see their company. The one check for every package's routes."""
     user = await repository.get_user(session, user_id)
     if user is None or not may_view_company(actor, user.company_id):
         raise NotFound("No such user.", code="user_not_found")
@@ -176,17 +177,26 @@ async def set_user_status(
 # Groups
 
 
-async def visible_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID) -> tuple[Group, int, int]:
-    found = await repository.get_group_with_counts(session, group_id)
-    if found is None or not may_view_company(actor, found[0].company_id):
+def _seen_group(actor: Actor, group: Group | None) -> Group:
+    if group is None or not may_view_company(actor, group.company_id):
         raise NotFound("No such group.", code="group_not_found")
+    return group
+
+
+async def visible_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID, *, lock: bool = False) -> Group:
+    """The group (locked, with `lock`), or 404 if the caller does not see its company."""
+    return _seen_group(actor, await repository.get_group(session, group_id, for_update=lock))
+
+
+async def visible_group_with_counts(session: AsyncSession, actor: Actor, group_id: uuid.UUID
+                                    ) -> tuple[Group, int, int]:
+    found = await repository.get_group_with_counts(session, group_id)
+    _seen_group(actor, found[0] if found else None)
     return found
 
 
 async def _administered_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID) -> Group:
-    group = await repository.get_group(session, group_id, for_update=True)
-    if group is None or not may_view_company(actor, group.company_id):
-        raise NotFound("No such group.", code="group_not_found")
+    group = await visible_group(session, actor, group_id, lock=True)
     if not may_administer_users(actor, group.company_id):
         raise Forbidden("You may not change groups of this company.", code="groups_edit_forbidden")
     return group

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -52,4 +52,41 @@ class AuditEvent(IdMixin, CreatedAtMixin, ChainMixin, Base):
         Index("ix_audit_event_actor_action_created", "actor_id", "action", "created_at"),
         Index("ix_audit_event_company_created", "company_id", "created_at", "id"),
         Index("ix_audit_event_target_created", "target_id", "created_at", "id"),
+    )
+
+
+class Caller(Protocol):
+    """Who acted, as an event names them (an `auth.principal.Principal`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def company_id(self) -> uuid.UUID: ...
+
+    @property
+    def address(self) -> str | None: ...
+
+
+# Built here, beside its row, not in the audit package: auth builds the events of its refusals, and a low-level
+# package imports no feature package.
+def build_event(
+    principal: Caller | None,
+    action: str,
+    *,
+    company_id: uuid.UUID | None = None,
+    target_type: str | None = None,
+    target_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+    address: str | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        id=uuid.uuid4(),
+        company_id=company_id if company_id is not None else (principal.company_id if principal else None),
+        actor_id=principal.id if principal else None,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details or {},
+        client_address=address if address is not None else (principal.address if principal else None),
     )

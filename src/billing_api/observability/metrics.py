@@ -12,9 +12,9 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from billing_api.errors import Unauthenticated
-from billing_api.mail import repository as mail_repository
 
 REQUESTS = Counter("billing_api_http_requests", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("billing_api_http_request_duration_seconds", "Time to answer an HTTP request",
@@ -73,6 +72,15 @@ def stage_timer(stage: str) -> Iterator[dict[str, str]]:
         STAGE_DURATION.labels(stage, labels["outcome"]).observe(time.perf_counter() - started)
 
 
+class BacklogReader(Protocol):
+    async def __call__(self, session: AsyncSession) -> int: ...
+
+
+def read_outbox_backlog_with(app: FastAPI, reader: BacklogReader) -> None:
+    # The outbox is mail's: the app hands its reader in at start, so observability imports no feature package.
+    app.state.outbox_backlog = reader
+
+
 class _Backlog:
     """The outbox backlog, read from the database at scrape time."""
 
@@ -111,7 +119,7 @@ async def metrics(request: Request) -> Response:
     observe_pool(sessionmaker)
     try:
         async with sessionmaker() as session:
-            queued = await mail_repository.count_queued(session)
+            queued = await request.app.state.outbox_backlog(session)
     except Exception:  # the database is down: the scrape still answers, saying so (billing_api_outbox_up 0)
         queued = None
     backlog = CollectorRegistry(auto_describe=False)

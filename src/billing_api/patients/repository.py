@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_api.authz.scope import CompanyScope
 from billing_api.models import Encounter, EncounterLine, Patient, Visit
 
 
@@ -17,12 +17,9 @@ async def get_patient(session: AsyncSession, patient_id: uuid.UUID) -> Patient |
 
 
 async def list_patients(
-    session: AsyncSession, company_ids: Sequence[uuid.UUID] | None, limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
+    session: AsyncSession, reach: CompanyScope, limit: int, after: tuple[datetime, uuid.UUID] | None,
 ) -> list[Patient]:
-    statement = select(Patient)
-    if company_ids is not None:
-        statement = statement.where(Patient.company_id.in_(company_ids))
+    statement = reach.filter(select(Patient), Patient.company_id)
     if after is not None:
         statement = statement.where(tuple_(Patient.created_at, Patient.id) > tuple_(*after))
     statement = statement.order_by(Patient.created_at, Patient.id).limit(limit + 1)
@@ -35,7 +32,7 @@ async def get_visit(session: AsyncSession, visit_id: uuid.UUID) -> Visit | None:
 
 async def list_visits(
     session: AsyncSession,
-    company_ids: Sequence[uuid.UUID] | None,
+    reach: CompanyScope,
     *,
     provider_id: uuid.UUID | None,
     patient_id: uuid.UUID | None,
@@ -44,10 +41,8 @@ async def list_visits(
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
 ) -> list[Visit]:
-    """Visits in schedule order, limit + 1 rows. The cursor key is (scheduled_at, id)."""
-    statement = select(Visit)
-    if company_ids is not None:
-        statement = statement.where(Visit.company_id.in_(company_ids))
+    """Visits of the companies in `reach`, in schedule order, limit + 1 rows. The cursor key is (scheduled_at, id)."""
+    statement = reach.filter(select(Visit), Visit.company_id)
     if provider_id is not None:
         statement = statement.where(Visit.provider_id == provider_id)
     if patient_id is not None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import CurrentActor
+from billing_api.authz.dependencies import CompanyReach, CurrentActor
 from billing_api.companies import service as company_service
 from billing_api.companies.context import ActiveCompany
 from billing_api.db import Session
@@ -45,19 +45,17 @@ async def create_patient(data: PatientCreate, session: Session, principal: Curre
 
 @router.get("/patients", response_model=PatientPage, tags=["patients"], responses=READ_ERRORS)
 async def list_patients(
-    session: Session, actor: CurrentActor, paging: Paging, active: ActiveCompany,
+    session: Session, actor: CurrentActor, reach: CompanyReach, paging: Paging, active: ActiveCompany,
     company_id: Annotated[uuid.UUID | None, Query(description="Only this company's patients.")] = None,
 ) -> PatientPage:
     """Patients of the companies the caller reaches (of the active company only, when `X-Company-Id` names one;
     with `company_id` as well, both must match)."""
     if company_id is not None:
         await company_service.visible_company(session, actor, company_id)
-        company_ids: list[uuid.UUID] | None = [company_id]
-    else:
-        company_ids = None if actor.is_support else sorted(actor.reached_company_ids)
+        reach = reach.within(company_id)
     if active is not None:
-        company_ids = [active] if company_ids is None or active in company_ids else []
-    rows = await repository.list_patients(session, company_ids, paging.limit, paging.after)
+        reach = reach.within(active)
+    rows = await repository.list_patients(session, reach, paging.limit, paging.after)
     return PatientPage(items=[PatientRead.model_validate(p) for p in rows[: paging.limit]],
                        next_cursor=next_cursor(rows, paging.limit))
 

@@ -12,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.audit.service import build_event, record
+from billing_api.audit.service import record
 from billing_api.auth.passwords import check_new_password, hash_password
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import ROLE_DESCRIPTIONS, ROLE_PRESETS, Permission, RolePreset
 from billing_api.authz.policies import may_manage_list
 from billing_api.config import Settings
+from billing_api.delegation import repository as delegation_repository
+from billing_api.delegation import service as delegation_service
 from billing_api.delegation.service import DELEGABLE, provider_known
 from billing_api.errors import (
     Conflict,
@@ -45,6 +47,7 @@ from billing_api.models import (
     UserKind,
     UserStatus,
 )
+from billing_api.models.audit import build_event
 from billing_api.models.team import DeliveryStatus
 from billing_api.team import repository
 from billing_api.team.schemas import (
@@ -172,8 +175,8 @@ async def read_team(session: AsyncSession, provider: User) -> TeamRead:
     invitations = await repository.open_invitations(session, provider.id)
     return TeamRead(
         provider_id=provider.id,
-        list_version=await repository.list_version(session, provider.id),
-        members=[_member_read(*row) for row in await repository.members(session, provider.id)],
+        list_version=await delegation_repository.list_version(session, provider.id),
+        members=[_member_read(*row) for row in await delegation_repository.user_entries(session, provider.id)],
         invitations=[invitation_read(i, expired=expired) for i, expired in invitations],
     )
 
@@ -248,7 +251,7 @@ async def invite(session: AsyncSession, settings: Settings, principal: Principal
     email = str(data.email)
     if email.lower() == provider.email.lower():
         raise Unprocessable("A provider cannot invite themself.", code="cannot_invite_self", extra={"field": "email"})
-    if await repository.team_member_with_email(session, provider.id, email):
+    if await delegation_repository.names_email(session, provider.id, email):
         raise _conflict("That person is already on this provider's team.", "already_on_team", "email")
     if await repository.pending_invitation(session, provider.id, email) is not None:
         raise _conflict("An invitation to that email is already pending: resend it instead.", "invitation_pending",
@@ -372,15 +375,14 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
     if created:
         session.add(account)
         await session.flush()
-    # The list's row lock first (as a list save takes it), then the entry: no deadlock with a concurrent save.
-    await repository.bump_list_version(session, invitation.provider_id, account.id)
-    if not created and await repository.entry_for(session, invitation.provider_id, account.id) is not None:
-        raise _conflict("You are already on this provider's team.", "already_on_team", "token")
     now = datetime.now(UTC)
-    session.add(DelegationEntry(
+    entry = DelegationEntry(
         id=uuid.uuid4(), provider_id=invitation.provider_id, user_id=account.id, role=invitation.role,
         permissions=invitation.permissions, source="invitation", invitation_id=invitation.id, created_at=now,
-    ))
+    )
+    # The list is delegation's: it moves the version on and adds the entry, unless the list names them already.
+    if not await delegation_service.add_entry(session, entry, changed_by=account.id, new_user=created):
+        raise _conflict("You are already on this provider's team.", "already_on_team", "token")
     invitation.status = InvitationStatus.accepted
     invitation.accepted_at = now
     invitation.accepted_user_id = account.id
@@ -404,8 +406,10 @@ async def accept(session: AsyncSession, settings: Settings, principal: Principal
 # Changing and revoking
 
 
-async def _member(session: AsyncSession, provider: User, user_id: uuid.UUID) -> tuple[DelegationEntry, User]:
-    entry = await repository.entry_for(session, provider.id, user_id, for_update=True)
+async def _member(session: AsyncSession, principal: Principal, provider: User, user_id: uuid.UUID
+                  ) -> tuple[DelegationEntry, User]:
+    """The member's entry, locked for a change (the list's version moved on first, by delegation)."""
+    entry = await delegation_service.entry_for_change(session, provider.id, user_id, changed_by=principal.id)
     user = await identity_repository.get_user(session, user_id) if entry else None
     if entry is None or user is None:
         raise NotFound("That user is not on this provider's team.", code="team_member_not_found")
@@ -420,11 +424,9 @@ async def update_member(session: AsyncSession, principal: Principal, actor: Acto
                         user_id: uuid.UUID, data: TeamMemberUpdate) -> TeamMemberRead:
     provider = await managed_provider(session, actor, provider_id)
     permissions = resolve_permissions(data.role, data.permissions)
-    await repository.bump_list_version(session, provider.id, principal.id)  # the list's lock, then the entry's
-    entry, user = await _member(session, provider, user_id)
+    entry, user = await _member(session, principal, provider, user_id)
     before = _summary(entry)
-    entry.role, entry.permissions = data.role.value, permissions
-    await session.flush()
+    await delegation_service.set_entry_role(session, entry, data.role.value, permissions)
     record(session, principal, "team.member_updated", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "before": before, "after": _summary(entry)})
     await emit(session, provider.company_id,
@@ -437,11 +439,9 @@ async def revoke(session: AsyncSession, principal: Principal, actor: Actor, prov
                  user_id: uuid.UUID) -> None:
     """The entry goes (access ends on the next request); the account stays for the other providers it serves."""
     provider = await managed_provider(session, actor, provider_id)
-    await repository.bump_list_version(session, provider.id, principal.id)
-    entry, user = await _member(session, provider, user_id)
+    entry, user = await _member(session, principal, provider, user_id)
     before = _summary(entry)
-    await session.delete(entry)
-    await session.flush()
+    await delegation_service.remove_entry(session, entry)
     record(session, principal, "team.member_revoked", company_id=provider.company_id, target_type="provider",
            target_id=provider.id, details={"user_id": str(user.id), "source": entry.source, **before})
     await emit(session, provider.company_id, TeamMemberRevoked(provider_id=provider.id, user_id=user.id))
