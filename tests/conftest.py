@@ -23,7 +23,7 @@ from billing_api.config import Settings
 from billing_api.db import SERVER_SETTINGS, embedded_database_url, to_asyncpg_url
 from billing_api.migrations_runner import upgrade_connection
 from tests.factories import Factory
-from tests.team import smtp
+from tests.support import smtp
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from billing_api.config import Settings
 from billing_api.mail.sender import deliver_due
 from billing_api.models import Bill, BillLine, BillStatus, Company, Coverage, Patient, User
 from tests.factories import Factory
-from tests.team import smtp
+from tests.support import smtp
 
 NEW_PASSWORD = "invited person's password"
 

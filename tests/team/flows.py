@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.team import smtp
+from tests.support import smtp
 from tests.team.conftest import NEW_PASSWORD, unique_email, unique_username
 
 

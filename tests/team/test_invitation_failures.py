@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from billing_api.models import AccountType, UserStatus
 from tests.helpers import assert_problem
-from tests.team import smtp
+from tests.support import smtp
 from tests.team.conftest import snapshot, unique_email, unique_username
 from tests.team.flows import accept, invite, invited_token, join
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 
 from billing_api.models import User, UserKind
 from tests.helpers import assert_problem
-from tests.team import smtp
+from tests.support import smtp
 from tests.team.conftest import snapshot, unique_email, unique_username
 from tests.team.flows import accept, bearer, invite, login
 

@@ -15,7 +15,7 @@ from billing_api.mail.sender import deliver_due
 from tests.factories import PASSWORD
 from tests.helpers import ADMIN, assert_problem
 from tests.identity.test_users import new_user
-from tests.team import smtp
+from tests.support import smtp
 from tests.team.conftest import build_practice, unique_email, unique_username
 from tests.team.flows import accept, invite, invited_token
 

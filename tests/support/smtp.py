@@ -1,5 +1,7 @@
-"""Real SMTP servers on loopback (aiosmtpd), for the mail tests: one that collects every message, one that
-refuses every recipient. Each runs in its own thread, on a port picked free first (docs/stack-notes.md, trap 9)."""
+"""Real SMTP servers on loopback (aiosmtpd), for every test that sends mail (the root conftest's `collector`, the
+mail tests' `refuser`, the e2e services): one that collects every message, one that refuses every recipient. Each
+runs in its own thread, on a port picked free first (docs/stack-notes.md, trap 9). `free_port` also serves the
+tests that start a server of their own."""
 
 from __future__ import annotations
 
