@@ -17,7 +17,6 @@ from tests.companies.ems import build_ems
 from tests.events.helpers import of_type, poll
 from tests.factories import PASSWORD
 from tests.helpers import assert_problem, count
-from tests.team.conftest import deliver, smtp_settings  # noqa: F401 (fixtures; collector is the root conftest's)
 from tests.team.flows import join
 
 

@@ -16,6 +16,8 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
+from billing_api.config import Settings
+
 LINK = re.compile(r"(https?://\S+/invitations/accept\?token=([A-Za-z0-9_-]+))")
 
 
@@ -79,6 +81,12 @@ def start(handler) -> tuple[Controller, int]:
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     return controller, port
+
+
+def mail_settings(settings: Settings, port: int, **changes) -> Settings:
+    """The settings with the service's sender pointed at one of these servers."""
+    return settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                       "public_base_url": "https://billing.example.org", **changes})
 
 
 def bodies(message: EmailMessage) -> tuple[str, str]:
