@@ -183,16 +183,6 @@ def collector():
     controller.stop()
 
 
-@pytest.fixture(scope="session")
-def refuser():
-    """A real SMTP server on loopback that refuses every recipient."""
-    handler = smtp.Refuser()
-    controller, port = smtp.start(handler)
-    handler.port = port
-    yield handler
-    controller.stop()
-
-
 @pytest.fixture
 def smtp_settings(settings, collector) -> Settings:
     """The test settings with the service's sender pointed at the `collector`."""
