@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from billing_api.models import GroupCompanyAssignment
-from tests.companies.ems import build_ems, snapshot
 from tests.helpers import ADMIN, SUPPORT, assert_problem, count
+from tests.support.ems import build_ems, snapshot
 
 KINDS = [pytest.param(("payers", "payer", "payers:manage", {"payer_code": "00123"}), id="payers"),
          pytest.param(("facilities", "facility", "facilities:manage", {"npi": "1234567893"}), id="facilities")]
