@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from billing_api.models import GroupCompanyAssignment, UserCompanyAssignment, UserStatus
-from tests.companies.ems import build_ems, snapshot
 from tests.helpers import ADMIN, SUPPORT, assert_problem, count
+from tests.support.ems import build_ems, snapshot
 
 NUL = "a\x00b"
 
