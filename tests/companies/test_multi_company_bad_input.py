@@ -19,6 +19,8 @@ NUL = "a\x00b"
 
 @pytest.fixture
 async def ems(factory, client):
+    """The EMS world plus Betty's headers, a payer and a facility at the parent level (made over HTTP), and every id
+    a path or body names (`ids`, filled in by `fill`)."""
     world = await build_ems(factory)
     world.headers = factory.headers(world.betty)
     payer = await client.post(f"/v1/companies/{world.west.id}/payers", headers=world.headers, json={"name": "P"})

@@ -34,6 +34,7 @@ NORTH_READERS = {"betty", "barney", "north_manager", "north_plain", "north_admin
 
 @pytest.fixture
 async def ems(factory):
+    """The EMS world plus one user for every caller of `CALLERS` (in `users`), and the Biller role selecting North."""
     world = await build_ems(factory)
     manage = ["facilities:manage", "payers:manage"]
     world.users = {

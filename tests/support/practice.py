@@ -49,6 +49,9 @@ class Practice:
 
 
 async def build_practice(factory: Factory) -> Practice:
+    """The `practice`: Maple Clinic with Dr Ada (a draft, a private draft and a submitted bill) and Dr Other (a
+    draft), for patient Pat Able; Lakes Practice with Dr Bea (a draft and a submitted bill) for Quinn Brook. No
+    delegation lists and no administrators: the tests invite the people they need."""
     session = factory.session
     clinic = await factory.company("Maple Clinic")  # segregation off: invited users still get no company-wide
     lakes = await factory.company("Lakes Practice")
