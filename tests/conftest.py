@@ -21,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from billing_api.app import create_app
 from billing_api.config import Settings
 from billing_api.db import SERVER_SETTINGS, embedded_database_url, to_asyncpg_url
+from billing_api.mail.sender import deliver_due
 from billing_api.migrations_runner import upgrade_connection
 from tests.factories import Factory
-from tests.team import smtp
+from tests.support import smtp
+from tests.support.practice import Practice, build_practice
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,3 +181,25 @@ def collector():
     handler.port = port
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings, collector) -> Settings:
+    """The test settings with the service's sender pointed at the `collector`."""
+    return smtp.mail_settings(settings, collector.port)
+
+
+@pytest.fixture
+def deliver(sessionmaker, smtp_settings):
+    """Run the real sender over the test's transaction: what the outbox holds goes out over SMTP."""
+
+    async def run(settings: Settings | None = None) -> int:
+        return await deliver_due(sessionmaker, settings or smtp_settings)
+
+    return run
+
+
+@pytest.fixture
+async def practice(factory) -> Practice:
+    """The `practice` world (tests/support/practice.py), in the test's transaction."""
+    return await build_practice(factory)

@@ -20,6 +20,8 @@ NUL = "a\x00b"
 
 @pytest.fixture
 async def world(factory):
+    """This module's own small world (not the authz `world` of tests/authz/world.py): one company with an
+    administrator (the caller, in `headers`), a target user in an existing group, and their ids for `fill`."""
     company = await factory.company("Bad Input Clinic")
     admin = await factory.user(company, account_type=ADMIN, name="Ada Admin")
     user = await factory.user(company, name="Tess Target")

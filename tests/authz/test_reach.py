@@ -92,6 +92,12 @@ async def _patient(factory: Factory, company: Company) -> Patient:
 
 
 async def build_tree(factory: Factory, *, segregated: bool = False) -> Tree:
+    """The `tree` world: West EMS Transport with two children (North, South) and Far Transport with one, a user
+    for every caller of `CALLERS`, North's patient, visit, encounter and bill, and a bill in each other company.
+
+    The same company tree as the EMS world (tests/support/ems.py), kept apart on purpose: these tests assert exactly
+    which companies each caller reaches and sees bills in (West, North and South), and the EMS world's two more
+    children, its users and its names would change those answers."""
     session = factory.session
     west = await factory.company("West EMS Transport")
     north = await factory.company("West EMS North", parent=west)

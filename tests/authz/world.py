@@ -1,4 +1,11 @@
-"""One practice with every class of caller, and bills on every surface, for the decision tables."""
+"""The `world`: one practice with every class of caller, and bills on every surface, for the decision tables; and
+the `route_world`, the same world plus a target for every route, for the route matrix.
+
+Built by calling the builder (`build_world(factory, segregated=...)`), not through a fixture: most tests build it
+once per segregation state they are parametrized with, and the tests that commit for real build it on `live`.
+Besides the authz suite, the access log, delegation, events, idempotency, identity, invoices and team tests (and
+the housekeeping test in tests/ops) build it when they need a provider, the people around them, and bills, with
+the callers' expected answers (`CALLERS`, `SEES_OWNER_BILLS`, `MAY_CHANGE_OWNER_BILLS`)."""
 
 from __future__ import annotations
 
@@ -95,6 +102,12 @@ async def _bill(factory: Factory, company: Company, provider: User, patient: Pat
 
 
 async def build_world(factory: Factory, *, segregated: bool) -> World:
+    """The `world`: Clinic (a child of Network) with the owner provider, another provider, and one user for every
+    class of caller in `CALLERS` (delegates by name, by group, removed, deactivated and expired; administrators of
+    the clinic and its parent; a role biller; plain staff), support from Vendor and an outsider from Elsewhere. The
+    owner's list names the delegates; a patient with a visit and an encounter; the owner's insured and private
+    bills, another provider's bill and one in Elsewhere. `segregated` switches the clinic's billing segregation
+    on."""
     session = factory.session
     network = await factory.company("Network")
     clinic = await factory.company("Clinic", parent=network)

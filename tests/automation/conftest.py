@@ -51,6 +51,9 @@ def zone_in_the_day() -> ZoneInfo:
 
 
 async def build_clinic(factory: Factory, time_zone: str = "America/Toronto") -> Clinic:
+    """The `clinic`: one company in `time_zone` with its administrator, an automation manager, plain staff and two
+    providers, and support and an outsider from another company. No patients or bills: the automation tests make
+    patients and encounters over HTTP (`new_patient`, `encounter`) and let the night make the bills."""
     company = await factory.company(time_zone=time_zone)
     other = await factory.company(time_zone="UTC")
     return Clinic(
@@ -68,6 +71,8 @@ async def build_clinic(factory: Factory, time_zone: str = "America/Toronto") -> 
 
 @pytest.fixture
 async def clinic(factory) -> Clinic:
+    """The `clinic` world in America/Toronto, in the test's transaction; tests that need another zone (or `live`)
+    call `build_clinic` themselves."""
     return await build_clinic(factory)
 
 

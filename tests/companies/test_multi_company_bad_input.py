@@ -11,14 +11,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from billing_api.models import GroupCompanyAssignment, UserCompanyAssignment, UserStatus
-from tests.companies.ems import build_ems, snapshot
 from tests.helpers import ADMIN, SUPPORT, assert_problem, count
+from tests.support.ems import build_ems, snapshot
 
 NUL = "a\x00b"
 
 
 @pytest.fixture
 async def ems(factory, client):
+    """The EMS world plus Betty's headers, a payer and a facility at the parent level (made over HTTP), and every id
+    a path or body names (`ids`, filled in by `fill`)."""
     world = await build_ems(factory)
     world.headers = factory.headers(world.betty)
     payer = await client.post(f"/v1/companies/{world.west.id}/payers", headers=world.headers, json={"name": "P"})

@@ -22,7 +22,7 @@ from aiosmtpd.handlers import Mailbox
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ROOT, _create_database, _drop_database, _server_url
-from tests.team import smtp
+from tests.support import smtp
 
 STARTUP_SECONDS = 90
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import ROOT, _create_database, _drop_database, _server_url
 from tests.helpers import wait_until_answering
-from tests.team import smtp
+from tests.support import smtp
 
 MAIL_GUARD_SECONDS = 60
 

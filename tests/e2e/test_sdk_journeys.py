@@ -17,7 +17,7 @@ import pytest
 
 from billing_api.demo import DEMO_PASSWORD
 from tests.conftest import ROOT
-from tests.team import smtp
+from tests.support import smtp
 
 PACKAGE = "billing_api_client"
 NEW_PASSWORD = "sdk-journey-password-1"

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.handlers import Mailbox
 
 from tests.conftest import ROOT
-from tests.team import smtp
+from tests.support import smtp
 
 DOC = ROOT / "docs" / "walkthroughs.md"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)

@@ -13,11 +13,10 @@ from billing_api.events.schemas import EVENT_TYPES, SegregationEnabled
 from billing_api.events.service import emit
 from tests.authz.world import build_world
 from tests.automation.conftest import add_card, build_clinic, configure, encounter, new_patient, patch_patient, run
-from tests.companies.ems import build_ems
 from tests.events.helpers import of_type, poll
 from tests.factories import PASSWORD
 from tests.helpers import assert_problem, count
-from tests.team.conftest import deliver, smtp_settings  # noqa: F401 (fixtures; collector is the root conftest's)
+from tests.support.ems import build_ems
 from tests.team.flows import join
 
 

@@ -17,8 +17,7 @@ from billing_api.models import IdempotencyKey
 from tests.authz.world import build_world
 from tests.automation.conftest import add_card, build_clinic, configure, encounter, new_patient, patch_patient, run
 from tests.helpers import assert_problem, count
-from tests.team.conftest import unique_email, unique_username
-from tests.team.flows import invite
+from tests.team.flows import invite, unique_email, unique_username
 
 LINE = {"cpt_code": "99213", "description": "Office visit", "units": 1, "fee_cents": 5000}
 

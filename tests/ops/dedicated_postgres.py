@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.team.smtp import free_port
+from tests.support.smtp import free_port
 
 BIN = Path(os.environ.get("BILLING_API_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -1,4 +1,5 @@
-"""A practice (a parent company with two children) for the ops tests that commit for real (the `live` fixture)."""
+"""The `scene`: a practice (a parent company with three children) for the ops tests that commit for real (the `live`
+fixture), and helpers driving its writes over HTTP."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class Scene:
 
 
 async def build_scene(factory: Factory) -> Scene:
+    """The `scene`: a parent company with three children, its company administrator, a provider, two staff (one in
+    a group) and a deactivated user, committed on the `live` database before a test arms its fault (a temporary
+    trigger), with no transaction left open to block it. No patients or bills: the faults are in writes."""
     home = await factory.company()
     children = [await factory.company(parent=home) for _ in range(3)]
     staff = await factory.user(home)

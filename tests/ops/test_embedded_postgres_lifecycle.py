@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.helpers import START_GUARD_SECONDS
-from tests.team.smtp import free_port
+from tests.support.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BILLING_API = str(Path(sys.executable).with_name("billing-api"))

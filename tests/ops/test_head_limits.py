@@ -16,7 +16,7 @@ import httpx
 
 from tests.helpers import assert_problem, wait_until_answering
 from tests.ops.test_serve import serve_env
-from tests.team.smtp import free_port
+from tests.support.smtp import free_port
 
 IO_GUARD_SECONDS = 60  # against a server that never answers, not a speed check
 

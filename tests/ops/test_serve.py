@@ -13,7 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import wait_until_answering
-from tests.team.smtp import free_port
+from tests.support.smtp import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import httpx
 
-from tests.team import smtp
-from tests.team.conftest import NEW_PASSWORD, unique_email, unique_username
+from tests.support import smtp
+
+NEW_PASSWORD = "invited person's password"
+
+
+def unique_email(prefix: str = "invitee") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@mail.example.org"
+
+
+def unique_username(prefix: str = "invitee") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:8]}"
+
 
 
 async def invite(client: httpx.AsyncClient, headers: dict, provider_id, *, email: str, username: str | None = None,

@@ -10,9 +10,10 @@ from billing_api.mail.sender import deliver_due
 from billing_api.models import Coverage, Patient
 from tests.factories import PASSWORD
 from tests.helpers import assert_problem
-from tests.team import smtp
-from tests.team.conftest import add_bill, mail_settings, unique_email, unique_username
-from tests.team.flows import accept, bearer, invite, join
+from tests.support import smtp
+from tests.support.practice import add_bill
+from tests.support.smtp import mail_settings
+from tests.team.flows import accept, bearer, invite, join, unique_email, unique_username
 
 
 def url(provider) -> str:

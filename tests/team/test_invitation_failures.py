@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 from billing_api.models import AccountType, UserStatus
 from tests.helpers import assert_problem
-from tests.team import smtp
-from tests.team.conftest import snapshot, unique_email, unique_username
-from tests.team.flows import accept, invite, invited_token, join
+from tests.support import smtp
+from tests.support.practice import snapshot
+from tests.team.flows import accept, invite, invited_token, join, unique_email, unique_username
 
 NUL = "a\x00b"
 

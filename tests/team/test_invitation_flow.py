@@ -9,9 +9,8 @@ from sqlalchemy import select
 
 from billing_api.models import AuditEvent, User, UserKind
 from tests.helpers import assert_problem
-from tests.team import smtp
-from tests.team.conftest import unique_email, unique_username
-from tests.team.flows import accept, bearer, invite, join, login
+from tests.support import smtp
+from tests.team.flows import accept, bearer, invite, join, login, unique_email, unique_username
 
 ACTIONS = ["view", "create", "save", "submit", "delete", "reports", "invoices", "pay", "invite", "team"]
 

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from billing_api.mail import secrets as mail_secrets
 from billing_api.models import Invitation, OutboxMessage, User
 from tests.helpers import assert_problem
-from tests.team.conftest import snapshot, unique_email, unique_username
-from tests.team.flows import accept, invite, invited_token
+from tests.support.practice import snapshot
+from tests.team.flows import accept, invite, invited_token, unique_email, unique_username
 
 
 async def test_new_invitations_are_limited_per_provider(client, factory, session, practice, settings):

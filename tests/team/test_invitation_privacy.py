@@ -16,9 +16,9 @@ from sqlalchemy import event, select
 
 from billing_api.models import User, UserKind
 from tests.helpers import assert_problem
-from tests.team import smtp
-from tests.team.conftest import snapshot, unique_email, unique_username
-from tests.team.flows import accept, bearer, invite, login
+from tests.support import smtp
+from tests.support.practice import snapshot
+from tests.team.flows import accept, bearer, invite, login, unique_email, unique_username
 
 # Headers that differ between any two answers, whatever they say, and so are left out of the comparison:
 DIFFERING_HEADERS = {

@@ -9,8 +9,8 @@ import pytest
 from billing_api.authz.permissions import BILLING_PERMISSIONS, Permission
 from tests.authz.world import CALLERS, build_world
 from tests.helpers import assert_problem
-from tests.team.conftest import snapshot, unique_email, unique_username
-from tests.team.flows import invite, join
+from tests.support.practice import snapshot
+from tests.team.flows import invite, join, unique_email, unique_username
 
 MANAGERS = {"owner", "admin_both"}
 UNAUTHENTICATED = {"deactivated_delegate"}  # a deactivated user's token stops working

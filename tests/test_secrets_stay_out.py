@@ -15,9 +15,9 @@ from billing_api.mail.sender import deliver_due
 from tests.factories import PASSWORD
 from tests.helpers import ADMIN, assert_problem
 from tests.identity.test_users import new_user
-from tests.team import smtp
-from tests.team.conftest import build_practice, unique_email, unique_username
-from tests.team.flows import accept, invite, invited_token
+from tests.support import smtp
+from tests.support.practice import build_practice
+from tests.team.flows import accept, invite, invited_token, unique_email, unique_username
 
 # The test's own SMTP server (aiosmtpd) logs the mail it receives: an invitation email carries its token by
 # design. It is not the service, so its records are left out of the scan.

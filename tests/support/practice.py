@@ -1,4 +1,7 @@
-"""Fixtures for the team tests: real SMTP servers, the sender's settings, and helpers over HTTP."""
+"""The `practice` world: two practices of two companies (Maple Clinic and Lakes Practice), each with a provider,
+a patient and bills, for the team, invitation, mail and invoice tests; `add_bill` for more bills, and a snapshot of
+every table the team, invitation and payment flows write to. The `practice` fixture is the root conftest's; tests
+that commit for real (`live`) call `build_practice` themselves."""
 
 from __future__ import annotations
 
@@ -6,53 +9,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-import pytest
 from sqlalchemy import text
 
-from billing_api.config import Settings
-from billing_api.mail.sender import deliver_due
 from billing_api.models import Bill, BillLine, BillStatus, Company, Coverage, Patient, User
 from tests.factories import Factory
-from tests.team import smtp
-
-NEW_PASSWORD = "invited person's password"
-
-
-@pytest.fixture(scope="session")
-def refuser():
-    handler = smtp.Refuser()
-    controller, port = smtp.start(handler)
-    handler.port = port
-    yield handler
-    controller.stop()
-
-
-def mail_settings(settings: Settings, port: int, **changes) -> Settings:
-    return settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
-                                       "public_base_url": "https://billing.example.org", **changes})
-
-
-@pytest.fixture
-def smtp_settings(settings, collector) -> Settings:
-    return mail_settings(settings, collector.port)
-
-
-@pytest.fixture
-def deliver(sessionmaker, smtp_settings):
-    """Run the real sender over the test's transaction: what the outbox holds goes out over SMTP."""
-
-    async def run(settings: Settings | None = None) -> int:
-        return await deliver_due(sessionmaker, settings or smtp_settings)
-
-    return run
-
-
-def unique_email(prefix: str = "invitee") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}@mail.example.org"
-
-
-def unique_username(prefix: str = "invitee") -> str:
-    return f"{prefix}.{uuid.uuid4().hex[:8]}"
 
 
 async def add_bill(factory: Factory, company: Company, provider: User, patient: Patient, *,
@@ -89,6 +49,9 @@ class Practice:
 
 
 async def build_practice(factory: Factory) -> Practice:
+    """The `practice`: Maple Clinic with Dr Ada (a draft, a private draft and a submitted bill) and Dr Other (a
+    draft), for patient Pat Able; Lakes Practice with Dr Bea (a draft and a submitted bill) for Quinn Brook. No
+    delegation lists and no administrators: the tests invite the people they need."""
     session = factory.session
     clinic = await factory.company("Maple Clinic")  # segregation off: invited users still get no company-wide
     lakes = await factory.company("Lakes Practice")
@@ -111,11 +74,6 @@ async def build_practice(factory: Factory) -> Practice:
         draft_b=await add_bill(factory, lakes, dr_b, patient_b),
         submitted_b=await add_bill(factory, lakes, dr_b, patient_b, status=BillStatus.submitted),
     )
-
-
-@pytest.fixture
-async def practice(factory) -> Practice:
-    return await build_practice(factory)
 
 
 # The tables the team and invitation flows write to: a refused request leaves every one of them as it was.

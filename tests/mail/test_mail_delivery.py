@@ -18,9 +18,9 @@ from billing_api.app import create_app
 from billing_api.db import make_sessionmaker
 from billing_api.mail.sender import backoff, deliver_due
 from billing_api.worker import run_worker
-from tests.team import smtp
-from tests.team.conftest import mail_settings, unique_email, unique_username
-from tests.team.flows import accept, invite
+from tests.support import smtp
+from tests.support.smtp import mail_settings
+from tests.team.flows import accept, invite, unique_email, unique_username
 
 ROOT = Path(__file__).resolve().parents[2]
 

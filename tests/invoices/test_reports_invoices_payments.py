@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from billing_api.models import AuditEvent, Bill, BillStatus, Coverage, Patient
 from tests.authz.world import CALLERS, SEES_OWNER_BILLS, build_world
 from tests.helpers import assert_problem
-from tests.team.conftest import add_bill, snapshot
+from tests.support.practice import add_bill, snapshot
 
 PERIOD = {"from": "2026-11-01", "to": "2026-11-30"}
 

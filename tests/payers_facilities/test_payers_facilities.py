@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from billing_api.models import GroupCompanyAssignment
-from tests.companies.ems import build_ems, snapshot
 from tests.helpers import ADMIN, SUPPORT, assert_problem, count
+from tests.support.ems import build_ems, snapshot
 
 KINDS = [pytest.param(("payers", "payer", "payers:manage", {"payer_code": "00123"}), id="payers"),
          pytest.param(("facilities", "facility", "facilities:manage", {"npi": "1234567893"}), id="facilities")]
@@ -34,6 +34,7 @@ NORTH_READERS = {"betty", "barney", "north_manager", "north_plain", "north_admin
 
 @pytest.fixture
 async def ems(factory):
+    """The EMS world plus one user for every caller of `CALLERS` (in `users`), and the Biller role selecting North."""
     world = await build_ems(factory)
     manage = ["facilities:manage", "payers:manage"]
     world.users = {

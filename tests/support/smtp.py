@@ -1,5 +1,7 @@
-"""Real SMTP servers on loopback (aiosmtpd), for the mail tests: one that collects every message, one that
-refuses every recipient. Each runs in its own thread, on a port picked free first (docs/stack-notes.md, trap 9)."""
+"""Real SMTP servers on loopback (aiosmtpd), for every test that sends mail (the root conftest's `collector`, the
+mail tests' `refuser`, the e2e services): one that collects every message, one that refuses every recipient. Each
+runs in its own thread, on a port picked free first (docs/stack-notes.md, trap 9). `free_port` also serves the
+tests that start a server of their own."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import time
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+from billing_api.config import Settings
 
 LINK = re.compile(r"(https?://\S+/invitations/accept\?token=([A-Za-z0-9_-]+))")
 
@@ -77,6 +81,12 @@ def start(handler) -> tuple[Controller, int]:
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     return controller, port
+
+
+def mail_settings(settings: Settings, port: int, **changes) -> Settings:
+    """The settings with the service's sender pointed at one of these servers."""
+    return settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                       "public_base_url": "https://billing.example.org", **changes})
 
 
 def bodies(message: EmailMessage) -> tuple[str, str]:

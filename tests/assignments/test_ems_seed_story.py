@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from billing_api.demo import DEMO_PASSWORD, load_demo
 from billing_api.models import Company
-from tests.companies.ems import build_ems, snapshot
 from tests.helpers import assert_problem, count
+from tests.support.ems import build_ems, snapshot
 
 
 def ids(*companies) -> list[str]:

@@ -1,5 +1,7 @@
-"""The EMS seed's world (West EMS Transport, four children, Barney and Betty), and a snapshot of every table the
-multi-company endpoints write to."""
+"""The `ems` world: the EMS seed's company tree (West EMS Transport, four children, Barney and Betty), and a snapshot
+of every table the multi-company endpoints write to. Shared by the companies, assignments, payers and facilities,
+and events tests; each module that wants more (payers, more users, assignments) adds it in an `ems` fixture of its
+own on top of `build_ems`."""
 
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ class Ems:
 
 
 async def build_ems(factory: Factory) -> Ems:
+    """West EMS Transport (America/Denver) with four children (North, South, East, Mountain), and Far Transport with
+    one child, a tree of its own; Betty, West's company administrator; Barney, a standard West user in the Biller
+    group (`BILLER_ROLE`), which selects no child yet."""
     west = await factory.company("West EMS Transport", time_zone="America/Denver")
     north = await factory.company("West EMS North", parent=west)
     south = await factory.company("West EMS South", parent=west)
