@@ -53,10 +53,13 @@ class Tally:
     transport_errors: dict[str, int] = field(default_factory=dict)  # exception class -> count (no response)
     outcomes: dict[str, int] = field(default_factory=dict)  # "operation status" -> count
     unexpected: dict[str, int] = field(default_factory=dict)
+    by_operation: dict[str, list[float]] = field(default_factory=dict)  # operation -> latencies (the tail's makeup)
 
     def record(self, started: float, response: httpx.Response | httpx.TransportError, operation: str,
                expected: tuple[int, ...]):
-        self.latencies.append(time.perf_counter() - started)
+        latency = time.perf_counter() - started
+        self.latencies.append(latency)
+        self.by_operation.setdefault(operation, []).append(latency)
         if isinstance(response, httpx.TransportError):
             kind = f"{operation}: {type(response).__name__}"
             self.transport_errors[kind] = self.transport_errors.get(kind, 0) + 1
@@ -315,6 +318,9 @@ async def run_level(base: str, conn: asyncpg.Connection, clients: int, seconds: 
         "clients": clients, "seconds": round(elapsed, 1), "requests": total, "rps": round(total / elapsed, 1),
         "p50_ms": round(percentile(tally.latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(tally.latencies, 0.99) * 1000, 2),
+        "by_operation": {operation: {"requests": len(times), "p50_ms": round(percentile(times, 0.50) * 1000, 2),
+                                     "p99_ms": round(percentile(times, 0.99) * 1000, 2)}
+                         for operation, times in sorted(tally.by_operation.items())},
         "server_errors": server_errors, "error_rate": round(server_errors / max(total, 1), 5),
         "unexpected_statuses": tally.unexpected, "transport_errors": tally.transport_errors,
         "statuses": dict(sorted(tally.statuses.items())),
@@ -358,6 +364,11 @@ def human(figures: dict) -> str:
                      f"{level['reads_after_revocation']:>9}{level['leaks']:>7}{level['lost_updates']:>6}")
         if level["unexpected_statuses"]:
             lines.append(f"{'':>8}unexpected: {level['unexpected_statuses']}")
+    lines.append("per operation, p50 / p99 ms (requests), by concurrency:")
+    for operation in sorted({op for level in figures["levels"] for op in level["by_operation"]}):
+        cells = [level["by_operation"].get(operation) for level in figures["levels"]]
+        lines.append(f"  {operation:<28}" + "".join(
+            f"{c['p50_ms']:>9.1f} /{c['p99_ms']:>8.1f} ({c['requests']:>5})" if c else f"{'-':>26}" for c in cells))
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,9 +56,14 @@ def presented_items(rows: list[Record]) -> list[dict]:
     return items
 
 
+_SHOWN = itemgetter("provider_id", "company_id", "patient_id", "id")
+
+
 def shown(bills: list[Bill] | list[Record]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]]:
-    """What the access log records of bills shown: (provider, company, patient, bill) of each."""
-    return [(bill.provider_id, bill.company_id, bill.patient_id, bill.id) for bill in bills]
+    """What the access log records of bills shown: (provider, company, patient, bill) of each. A page's rows are
+    read by key (by attribute, each field would go through `Record.__getattr__`)."""
+    return [_SHOWN(bill) if isinstance(bill, Record) else (bill.provider_id, bill.company_id, bill.patient_id, bill.id)
+            for bill in bills]
 
 
 async def visible_bill(repository: BillRepository, bill_id: uuid.UUID) -> Bill:
