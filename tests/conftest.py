@@ -176,11 +176,7 @@ async def live(live_engine: AsyncEngine, settings: Settings) -> AsyncIterator[tu
 @pytest.fixture(scope="session")
 def collector():
     """A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for every test that sends mail."""
-    handler = smtp.Collector()
-    controller, port = smtp.start(handler)
-    handler.port = port
-    yield handler
-    controller.stop()
+    yield from smtp.serving(smtp.Collector())
 
 
 @pytest.fixture

@@ -47,9 +47,9 @@ async def wait_until_answering(http: httpx.AsyncClient, path: str, diagnostics: 
 TABLES = ("company", "app_user", "user_group", "group_member", "audit_event")
 
 
-async def snapshot(session: AsyncSession) -> dict[str, list[tuple]]:
+async def snapshot(session: AsyncSession, tables: tuple[str, ...] = TABLES) -> dict[str, list[tuple]]:
     state = {}
-    for table in TABLES:
+    for table in tables:
         rows = await session.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))
         state[table] = [tuple(row) for row in rows]
     return state

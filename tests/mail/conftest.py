@@ -11,8 +11,4 @@ from tests.support import smtp
 @pytest.fixture(scope="session")
 def refuser():
     """A real SMTP server on loopback that refuses every recipient, as a server with no such mailbox does."""
-    handler = smtp.Refuser()
-    controller, port = smtp.start(handler)
-    handler.port = port
-    yield handler
-    controller.stop()
+    yield from smtp.serving(smtp.Refuser())

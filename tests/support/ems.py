@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.models import Company, Group, User
 from tests.factories import Factory
+from tests import helpers
 from tests.helpers import ADMIN
 
 # Barney's role holds the payer and facility permissions too: at the parent level they count for nothing.
@@ -59,8 +59,4 @@ TABLES = ("company", "app_user", "user_group", "group_member", "group_company_as
 
 
 async def snapshot(session: AsyncSession) -> dict[str, list[tuple]]:
-    state = {}
-    for table in TABLES:
-        rows = await session.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))
-        state[table] = [tuple(row) for row in rows]
-    return state
+    return await helpers.snapshot(session, TABLES)

@@ -83,6 +83,14 @@ def start(handler) -> tuple[Controller, int]:
     return controller, port
 
 
+def serving(handler):
+    """`handler` served on a free loopback port for as long as the generator is open (a fixture's body)."""
+    controller, port = start(handler)
+    handler.port = port
+    yield handler
+    controller.stop()
+
+
 def mail_settings(settings: Settings, port: int, **changes) -> Settings:
     """The settings with the service's sender pointed at one of these servers."""
     return settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
