@@ -27,6 +27,7 @@ SHOWS_NO_BILLING_DATA = {
 READS = {
     "/v1/bills": ("billing_dashboard", {}),
     "/v1/bills/{bill_id}": ("bill", {}),
+    "/v1/encounters/{encounter_id}": ("encounter_fees", {}),
     "/v1/encounters/{encounter_id}/bills": ("encounter", {}),
     "/v1/patients/{patient_id}/bills": ("patient_chart", {}),
     "/v1/visits": ("visits_dashboard", {}),

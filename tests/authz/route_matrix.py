@@ -116,7 +116,8 @@ class Row:
     query: Mapping[str, Any] | None = None
     json: Any = None
     form: Mapping[str, str] | None = None
-    # A list answers 200 to everyone: world object name -> the callers whose answer names it (its id).
+    # A list answers 200 to everyone: world object name -> the callers whose answer names it (its id). Also
+    # what an answer shows only to some of the callers it answers 200 (the encounter's fee).
     reveals: Mapping[str, set[str]] = field(default_factory=dict)
     note: str = ""
     file: str | None = None  # for a mounted folder: the file below it to request
@@ -241,7 +242,9 @@ ROWS: list[Row] = [
         json={"patient_id": "{patient}", "provider_id": "{owner}", "scheduled_at": "2026-11-20T15:00:00Z"}),
     Row("POST", "/v1/encounters", statuses(CLINIC, 201, forbidden={"support"}),
         json={"patient_id": "{patient}", "provider_id": "{owner}", "service_date": "2026-11-20", "lines": [LINE]}),
-    Row("GET", "/v1/encounters/{encounter_id}", CLINIC_RECORD),
+    Row("GET", "/v1/encounters/{encounter_id}", CLINIC_RECORD, reveals={"encounter_fee": VIEW - INVITED},
+        note="the encounter's clinical part to whoever sees it; its fees only to those who may view the owner's "
+             "bills (null for the others)"),
     # Bills on every surface (lists filter; a bill one may not see is 404)
     Row("GET", "/v1/bills", EVERYONE, reveals={
         "owner_bill": VIEW, "other_bill": {"other_provider", "support"}, "elsewhere_bill": {"outsider", "support"}}),
@@ -408,8 +411,9 @@ Callers:
 
 {table(ROWS)}
 
-What lists (answering 200 to everyone) show, checked by the same test: the callers whose answer names each
-of the world's objects; nobody else's answer does.
+What lists (answering 200 to everyone) show, and what an answer shows only to some of its callers (the
+encounter's fee), checked by the same test: the callers whose answer names each of the world's objects; nobody
+else's answer does.
 
 {reveals}
 

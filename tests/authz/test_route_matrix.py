@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from tests.authz import route_matrix as matrix
-from tests.authz.world import ACCEPT_TOKEN, build_route_world
+from tests.authz.world import ACCEPT_TOKEN, ENCOUNTER_FEE, build_route_world
 from tests.factories import Factory
 
 
@@ -47,6 +47,7 @@ async def stage(engine, settings):
                 clinic=str(world.clinic.id), network=str(world.network.id), clerks=str(world.group_id),
                 pending_invitation=str(extra["pending_invitation"].id), payer=str(extra["payer"].id),
                 facility=str(extra["facility"].id), card=str(extra["card"].id),
+                encounter_fee=f'"fee_cents":{ENCOUNTER_FEE}',  # as the encounter's line shows it
             )
             # The deactivated delegate's token carries its current token version: only the status stops it.
             headers = {caller: factory.headers(world.users[caller]) for caller in matrix.CALLERS

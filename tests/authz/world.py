@@ -27,6 +27,7 @@ from billing_api.models import (
     Coverage,
     DelegationEntry,
     Encounter,
+    EncounterLine,
     Facility,
     GroupMember,
     Invitation,
@@ -57,6 +58,10 @@ CALLERS = [
     "support",           # the vendor's support
     "outsider",          # a user of another company
 ]
+
+
+# The fee of the encounter's one service line (the insured bill was made from it): billing information.
+ENCOUNTER_FEE = 12000
 
 
 def _preset(role: RolePreset) -> list[str]:
@@ -105,9 +110,9 @@ async def build_world(factory: Factory, *, segregated: bool) -> World:
     """The `world`: Clinic (a child of Network) with the owner provider, another provider, and one user for every
     class of caller in `CALLERS` (delegates by name, by group, removed, deactivated and expired; administrators of
     the clinic and its parent; a role biller; plain staff), support from Vendor and an outsider from Elsewhere. The
-    owner's list names the delegates; a patient with a visit and an encounter; the owner's insured and private
-    bills, another provider's bill and one in Elsewhere. `segregated` switches the clinic's billing segregation
-    on."""
+    owner's list names the delegates; a patient with a visit and an encounter (one service line, whose fee is
+    `ENCOUNTER_FEE`); the owner's insured and private bills, another provider's bill and one in Elsewhere.
+    `segregated` switches the clinic's billing segregation on."""
     session = factory.session
     network = await factory.company("Network")
     clinic = await factory.company("Clinic", parent=network)
@@ -156,6 +161,9 @@ async def build_world(factory: Factory, *, segregated: bool) -> World:
     encounter = Encounter(id=uuid.uuid4(), company_id=clinic.id, patient_id=patient.id, provider_id=u["owner"].id,
                           visit_id=visit.id, service_date=date(2026, 11, 2))
     session.add(encounter)
+    await session.flush()
+    session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0, cpt_code="99213",
+                              description="Office visit", units=1, fee_cents=ENCOUNTER_FEE))
     await session.flush()
     insured = await _bill(factory, clinic, u["owner"], patient, Coverage.insured, encounter=encounter, visit=visit)
     private = await _bill(factory, clinic, u["owner"], patient, Coverage.private, visit=visit)

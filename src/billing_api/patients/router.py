@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from billing_api.access_log.service import AccessLog
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import CompanyReach, CurrentActor
+from billing_api.authz.dependencies import BillsView, CompanyReach, CurrentActor
+from billing_api.bills.repository import BillRepository
 from billing_api.companies import service as company_service
 from billing_api.companies.context import ActiveCompany
 from billing_api.db import Session
@@ -18,11 +20,11 @@ from billing_api.pagination import Paging, next_cursor
 from billing_api.patients import repository, service
 from billing_api.patients.schemas import (
     EncounterCreate,
+    EncounterLineRead,
     EncounterRead,
     PatientCreate,
     PatientPage,
     PatientRead,
-    ServiceLineRead,
     VisitCreate,
     VisitRead,
 )
@@ -75,12 +77,18 @@ async def create_visit(data: VisitCreate, session: Session, principal: CurrentPr
     return VisitRead.model_validate(await service.create_visit(session, principal, actor, data))
 
 
-def _encounter_read(encounter, lines) -> EncounterRead:
+# The access log's surface for an encounter read that showed its fees.
+ENCOUNTER_FEES = "encounter_fees"
+
+
+def _encounter_read(encounter, lines, *, fees_shown: bool) -> EncounterRead:
+    """The encounter with its lines; without `fees_shown`, every line's fee is null (withheld)."""
     return EncounterRead(
         id=encounter.id, company_id=encounter.company_id, patient_id=encounter.patient_id,
         provider_id=encounter.provider_id, visit_id=encounter.visit_id, service_date=encounter.service_date,
         imported=encounter.imported, created_at=encounter.created_at,
-        lines=[ServiceLineRead.model_validate(line) for line in lines],
+        lines=[EncounterLineRead(cpt_code=line.cpt_code, description=line.description, units=line.units,
+                                 fee_cents=line.fee_cents if fees_shown else None) for line in lines],
     )
 
 
@@ -88,17 +96,27 @@ def _encounter_read(encounter, lines) -> EncounterRead:
              dependencies=[Idempotent], response_model=EncounterRead, status_code=status.HTTP_201_CREATED,
              tags=["encounters"], responses=WRITE_ERRORS)
 async def create_encounter(data: EncounterCreate, session: Session, principal: CurrentPrincipal,
-                           actor: CurrentActor) -> EncounterRead:
-    """Record an encounter (session) with its service lines. Only imported ones may lack CPT codes."""
+                           actor: CurrentActor, view: BillsView) -> EncounterRead:
+    """Record an encounter (session) with its service lines. Only imported ones may lack CPT codes. The answer
+    shows the fees only to a caller who may view the provider's bills in the encounter's company (`bills:view`);
+    for anyone else they are null."""
     encounter, lines = await service.create_encounter(session, principal, actor, data)
-    return _encounter_read(encounter, lines)
+    fees_shown = await BillRepository(session, view).permits(encounter.provider_id, encounter.company_id)
+    return _encounter_read(encounter, lines, fees_shown=fees_shown)
 
 
 @router.get("/encounters/{encounter_id}", response_model=EncounterRead, tags=["encounters"],
             responses=READ_ERRORS)
-async def get_encounter(encounter_id: uuid.UUID, session: Session, actor: CurrentActor) -> EncounterRead:
-    """An encounter of a company the caller reaches, with its service lines; any other encounter is not found."""
+async def get_encounter(encounter_id: uuid.UUID, session: Session, actor: CurrentActor, view: BillsView,
+                        log: AccessLog) -> EncounterRead:
+    """An encounter of a company the caller reaches, with its service lines; any other encounter is not found.
+    The lines' fees are billing information: shown only to a caller who may view the provider's bills in the
+    encounter's company (`bills:view`, as for the bills themselves), and null for everyone else, who still see
+    the codes, units and descriptions. A read that shows fees is recorded in the access log."""
     encounter = await service.visible_encounter(session, actor, encounter_id)
-    return _encounter_read(encounter, await repository.encounter_lines(session, encounter.id))
-
-
+    fees_shown = await BillRepository(session, view).permits(encounter.provider_id, encounter.company_id)
+    lines = await repository.encounter_lines(session, encounter.id)
+    if fees_shown and lines:
+        await log.record(view, ENCOUNTER_FEES,
+                         [(encounter.provider_id, encounter.company_id, encounter.patient_id)])
+    return _encounter_read(encounter, lines, fees_shown=fees_shown)

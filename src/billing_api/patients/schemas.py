@@ -74,6 +74,19 @@ class ServiceLineRead(ReadModel):
     fee_cents: int
 
 
+class EncounterLineRead(ReadModel):
+    """A service line of an encounter. Its fee is billing information: shown only to callers who may view the
+    encounter provider's bills in the encounter's company (the bill scope decides, as for the bills themselves)."""
+
+    cpt_code: str | None
+    description: str
+    units: int
+    fee_cents: int | None = Field(description=(
+        "Fee per unit, in cents. Null when the caller may not view this provider's bills in the encounter's "
+        "company: the fee is withheld, the rest of the line is not. Null rather than left out, so that every "
+        "line has the same fields and a withheld fee never reads as a fee of 0."))
+
+
 class EncounterCreate(InputModel):
     model_config = example(
         patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12", provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01",
@@ -99,5 +112,7 @@ class EncounterRead(ReadModel):
     visit_id: uuid.UUID | None
     service_date: date
     imported: bool
-    lines: list[ServiceLineRead]
+    lines: list[EncounterLineRead] = Field(description=(
+        "The service lines in order. Their `fee_cents` are null when the caller may not view the provider's "
+        "bills; codes, units and descriptions are shown to everyone who sees the encounter."))
     created_at: datetime
