@@ -41,6 +41,7 @@ class ScopedRepository:
         return await self.session.execute(statement, {**self.scope.params, **params})
 
     async def permits(self, provider_id: uuid.UUID, company_id: uuid.UUID) -> bool:
-        """May this scope act on bills of `provider_id` kept in `company_id` (for creating one)."""
+        """May this scope use its permission on bills of `provider_id` kept in `company_id` (one decision, as
+        `authorize()` makes it: before creating a bill, or before showing what one will charge)."""
         statement = select(may_on_provider(self.scope.actor_id, self.scope.permission, provider_id, company_id))
         return bool((await self.session.execute(statement)).scalar_one())
