@@ -1,4 +1,5 @@
-"""THE authorization rules (numbered as in docs/concepts.md), as SQL. Every bill query and every decision is built from these.
+"""THE authorization rules (numbered as in docs/concepts.md), as SQL. Every bill query and every decision is
+built from these.
 
 Rules 1 and 2 are overrides; otherwise access is the union of rules 4 (own bills), 5 (delegation lists,
 groups expanded, unexpired) and 6 (company-wide access where segregation is off, in reached companies).

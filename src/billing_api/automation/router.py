@@ -107,8 +107,8 @@ async def patch_patient_billing_settings(patient_id: uuid.UUID, data: PatientSet
 
 @router.get("/patients/{patient_id}/billing-settings/effective", response_model=EffectiveSettingsRead,
             responses=READ_ERRORS)
-async def get_effective_billing_settings(patient_id: uuid.UUID, session: Session,
-                                         actor: CurrentActor, scope: BillsView, log: AccessLog) -> EffectiveSettingsRead:
+async def get_effective_billing_settings(patient_id: uuid.UUID, session: Session, actor: CurrentActor,
+                                         scope: BillsView, log: AccessLog) -> EffectiveSettingsRead:
     """For each automation: will it run for this patient, and every reason why not."""
     return await service.effective(session, actor, scope, log, patient_id)
 
