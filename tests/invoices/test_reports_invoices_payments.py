@@ -81,6 +81,24 @@ async def test_who_may_use_reports_invoices_and_payments(client, factory, sessio
             "billing_summary_report" if endpoint == "report" else "invoices"]
 
 
+async def test_support_viewing_an_empty_report_is_audited_and_logs_no_read(client, factory, session):
+    """Rule 2 records every support view of a provider's report, one with no bills in its period too; the access
+    log records reads of patients' data, and this one showed none."""
+    from billing_api.models import AccessLogEntry
+
+    world = await build_world(factory, segregated=True)
+    support = world.users["support"]
+    response = await client.get(f"/v1/providers/{world.owner.id}/reports/billing-summary",
+                                headers=factory.headers(support), params={"from": "2020-01-01", "to": "2020-01-31"})
+    assert response.status_code == 200 and response.json()["totals"]["bill_count"] == 0
+    events = list((await session.execute(select(AuditEvent).where(
+        AuditEvent.action == "support.bills_viewed", AuditEvent.actor_id == support.id))).scalars())
+    assert [(e.target_id, e.company_id, e.details) for e in events] == [(world.owner.id, world.clinic.id, {
+        "surface": "billing_summary_report", "date_from": "2020-01-01", "date_to": "2020-01-31"})]
+    logged = (await session.execute(select(AccessLogEntry).where(AccessLogEntry.actor_id == support.id))).all()
+    assert logged == []
+
+
 @pytest.fixture
 async def ledger(factory, practice):
     """Dr Ada's bills in November in every state, one in December, and another provider's."""

@@ -55,15 +55,16 @@ class ReadLog:
 
     async def record(self, scope: BillScope, surface: str, shown: Iterable[Shown | ShownBill], *,
                      record_count: int | None = None, policy_grants: Sequence[dict[str, str]] = (),
-                     support_details: Mapping[str, object] | None = None) -> None:
+                     support_details: Mapping[str, object] | None = None,
+                     about: tuple[uuid.UUID, uuid.UUID] | None = None) -> None:
         """One entry for what the scope's actor was shown, durable when this returns; nothing when nothing was
-        shown. Support's view is audited once per provider shown (with the bill ids, when `shown` names them)."""
+        shown. Support's view is audited once per provider shown (with the bill ids, when `shown` names them);
+        a read `about` one provider (and company), a report, is audited even when it showed no patient."""
         shown = list(shown)
-        if not shown:
-            return
-        if scope.is_support:
-            self._audit_support_bills(surface, shown, support_details or {})
-        await self._write(scope, surface, shown, record_count, policy_grants)
+        if scope.is_support and (shown or about is not None):
+            self._audit_support_bills(surface, shown or [(*about, None)], support_details or {})
+        if shown:
+            await self._write(scope, surface, shown, record_count, policy_grants)
 
     async def record_patient(self, scope: BillScope, surface: str, company_id: uuid.UUID, patient_id: uuid.UUID,
                              *, policy_grant: str | None = None, audited_as: str | None = None,

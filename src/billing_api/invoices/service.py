@@ -77,7 +77,8 @@ async def billing_summary(session: AsyncSession, log: ReadLog, view: BillScope,
     await log.record(reports, "billing_summary_report", [(provider.id, provider.company_id, patient.id)
                                                          for patient, *_ in patients],
                      record_count=sum(n for _, n, _, _ in patients),
-                     support_details={"date_from": date_from.isoformat(), "date_to": date_to.isoformat()})
+                     support_details={"date_from": date_from.isoformat(), "date_to": date_to.isoformat()},
+                     about=(provider.id, provider.company_id))
     return BillingSummary(
         provider_id=provider.id, provider_name=provider.display_name, date_from=date_from, date_to=date_to,
         generated_at=datetime.now(UTC), totals=Totals(**_totals(rows)),
