@@ -107,6 +107,14 @@ async def test_the_docs_page_may_load_its_own_scripts_and_styles_but_nothing_fro
     assert response.headers["x-frame-options"] == "DENY"
 
 
+async def test_the_docs_page_assets_may_be_kept_by_browsers_and_nothing_else(client):
+    asset = await client.get("/docs/static/swagger-ui.css")
+    assert asset.status_code == 200 and "cache-control" not in asset.headers
+    assert asset.headers["x-content-type-options"] == "nosniff"
+    for path in ("/docs", "/healthz", "/static/swagger-ui.css", "/v1/bills"):
+        assert (await client.get(path)).headers["cache-control"] == "no-store", path
+
+
 async def test_the_request_id_is_taken_sanitised_or_made_and_returned_everywhere(client):
     given = await client.get("/v1/nothing-here", headers={"X-Request-ID": "abc-123.def"})
     assert given.headers["x-request-id"] == "abc-123.def" and given.json()["request_id"] == "abc-123.def"

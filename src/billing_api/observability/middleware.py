@@ -17,13 +17,14 @@ from billing_api.observability import context, metrics
 access_log = logging.getLogger("billing_api.access")
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# The docs page (swagger-ui / redoc served by the service itself): its own scripts and styles, the inline
-# bootstrap script, inline styles and data: images that swagger-ui uses, and calls back to the API.
+# The docs page (swagger-ui served by the service itself): its own scripts and styles, the inline bootstrap
+# script, inline styles and data: images that swagger-ui uses, and calls back to the API.
 DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "
             "form-action 'none'; frame-ancestors 'none'")
-DOCS_PATHS = ("/docs", "/redoc")
-STATIC_PREFIX = "/static/"
+DOCS_PATHS = ("/docs",)
+# The docs page's own assets (docs_page.py mounts them there): the same for everyone, so browsers may keep them.
+STATIC_PREFIX = "/docs/static/"
 HSTS = "max-age=31536000; includeSubDomains"
 
 
