@@ -55,6 +55,19 @@ class BillReader:
         await self._shown("visits_dashboard", bills)
         return {visit_id: [presented[bill.id] for bill in of_visit] for visit_id, of_visit in by_visit.items()}
 
+    async def may_show_fees(self, encounter) -> bool:
+        """Whether the caller may see what `encounter`'s lines charge: fees are billing information, shown to
+        those who may view the provider's bills in the encounter's company."""
+        return await self._repository.permits(encounter.provider_id, encounter.company_id)
+
+    async def encounter_fees(self, encounter, lines: list) -> bool:
+        """`may_show_fees`, a read that shows some recorded (`encounter_fees`)."""
+        shown = await self.may_show_fees(encounter)
+        if shown and lines:
+            await self._log.record(self._scope, "encounter_fees",
+                                   [(encounter.provider_id, encounter.company_id, encounter.patient_id)])
+        return shown
+
     async def _shown(self, surface: str, bills: list) -> None:
         await self._log.record(self._scope, surface, service.shown(bills))
 

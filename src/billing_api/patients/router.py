@@ -7,10 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from billing_api.access_log.service import AccessLog
 from billing_api.auth.principal import CurrentPrincipal
-from billing_api.authz.dependencies import BillsView, CompanyReach, CurrentActor
-from billing_api.bills.repository import BillRepository
+from billing_api.authz.dependencies import CompanyReach, CurrentActor
+from billing_api.bills.reader import BillsReader
 from billing_api.companies import service as company_service
 from billing_api.companies.context import ActiveCompany
 from billing_api.db import Session
@@ -77,10 +76,6 @@ async def create_visit(data: VisitCreate, session: Session, principal: CurrentPr
     return VisitRead.model_validate(await service.create_visit(session, principal, actor, data))
 
 
-# The access log's surface for an encounter read that showed its fees.
-ENCOUNTER_FEES = "encounter_fees"
-
-
 def _encounter_read(encounter, lines, *, fees_shown: bool) -> EncounterRead:
     """The encounter with its lines; without `fees_shown`, every line's fee is null (withheld)."""
     return EncounterRead(
@@ -96,27 +91,22 @@ def _encounter_read(encounter, lines, *, fees_shown: bool) -> EncounterRead:
              dependencies=[Idempotent], response_model=EncounterRead, status_code=status.HTTP_201_CREATED,
              tags=["encounters"], responses=WRITE_ERRORS)
 async def create_encounter(data: EncounterCreate, session: Session, principal: CurrentPrincipal,
-                           actor: CurrentActor, view: BillsView) -> EncounterRead:
+                           actor: CurrentActor, reader: BillsReader) -> EncounterRead:
     """Record an encounter (session) with its service lines. Only imported ones may lack CPT codes. The answer
     shows the fees only to a caller who may view the provider's bills in the encounter's company (`bills:view`);
     for anyone else they are null."""
     encounter, lines = await service.create_encounter(session, principal, actor, data)
-    fees_shown = await BillRepository(session, view).permits(encounter.provider_id, encounter.company_id)
-    return _encounter_read(encounter, lines, fees_shown=fees_shown)
+    return _encounter_read(encounter, lines, fees_shown=await reader.may_show_fees(encounter))
 
 
 @router.get("/encounters/{encounter_id}", response_model=EncounterRead, tags=["encounters"],
             responses=READ_ERRORS)
-async def get_encounter(encounter_id: uuid.UUID, session: Session, actor: CurrentActor, view: BillsView,
-                        log: AccessLog) -> EncounterRead:
+async def get_encounter(encounter_id: uuid.UUID, session: Session, actor: CurrentActor,
+                        reader: BillsReader) -> EncounterRead:
     """An encounter of a company the caller reaches, with its service lines; any other encounter is not found.
     The lines' fees are billing information: shown only to a caller who may view the provider's bills in the
     encounter's company (`bills:view`, as for the bills themselves), and null for everyone else, who still see
     the codes, units and descriptions. A read that shows fees is recorded in the access log."""
     encounter = await service.visible_encounter(session, actor, encounter_id)
-    fees_shown = await BillRepository(session, view).permits(encounter.provider_id, encounter.company_id)
     lines = await repository.encounter_lines(session, encounter.id)
-    if fees_shown and lines:
-        await log.record(view, ENCOUNTER_FEES,
-                         [(encounter.provider_id, encounter.company_id, encounter.patient_id)])
-    return _encounter_read(encounter, lines, fees_shown=fees_shown)
+    return _encounter_read(encounter, lines, fees_shown=await reader.encounter_fees(encounter, lines))
