@@ -15,13 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy import ARRAY, Executable, Uuid, event, inspect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -56,8 +50,8 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_database_url(settings.data_dir)
 
 
-# The bill queries decide their access path at run time inside one statement (bills/repository/dashboard.py), so one
-# generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
+# The bill queries decide their access path at run time inside one statement (bills/repository/dashboard.py), so
+# one generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
 # running them (docs/performance.md, "The plan cache"; bench/run.py measures it).
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 
@@ -214,13 +208,11 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     use proves itself alive by its use, and when one turns out dead mid-request the request answers 503 and the
     pool retires every connection opened before that moment (SQLAlchemy's disconnect handling)."""
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def fresh(dbapi_connection, record) -> None:
+    def resting_from_now(dbapi_connection, record) -> None:  # a new connection, or one handed back
         record.info["idle_since"] = monotonic()
 
-    @event.listens_for(engine.sync_engine, "checkin")
-    def resting(dbapi_connection, record) -> None:
-        record.info["idle_since"] = monotonic()
+    event.listen(engine.sync_engine, "connect", resting_from_now)
+    event.listen(engine.sync_engine, "checkin", resting_from_now)
 
     @event.listens_for(engine.sync_engine, "checkout")
     def ping_if_rested(dbapi_connection, record, proxy) -> None:
