@@ -82,8 +82,9 @@ async def build(url: str, patients: int, encounters: int, providers: int) -> Non
             SELECT e.id, c.id, p.id, pr.id, e.service_date, e.imported, now()
               FROM bench_encounter e JOIN bench_patient p ON p.n = e.patient_n
               JOIN bench_provider pr ON pr.i = e.provider_i, company c;
-            INSERT INTO encounter_line (id, encounter_id, position, cpt_code, description, units, fee_cents)
-            SELECT gen_random_uuid(), e.id, k, CASE WHEN NOT e.imported THEN '9083' || k END, 'Session', 1,
+            INSERT INTO encounter_line (id, encounter_id, position, code_system, code, description, units, fee_cents)
+            SELECT gen_random_uuid(), e.id, k, CASE WHEN NOT e.imported THEN 'cpt'::service_code_system END,
+                   CASE WHEN NOT e.imported THEN '9083' || k END, 'Session', 1,
                    12000 + 1000 * k
               FROM bench_encounter e, generate_series(1, 2) k WHERE k = 1 OR e.e % 3 = 0;
             ANALYZE;""",

@@ -30,6 +30,7 @@ from billing_api.models import (
     GroupCompanyAssignment,
     Patient,
     Payer,
+    ServiceCodeSystem,
     User,
     Visit,
 )
@@ -151,13 +152,14 @@ async def ensure_billing(session: AsyncSession, company: Company, providers: lis
             await session.flush()
             session.add(encounter)
             await session.flush()
-            session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0, cpt_code=cpt,
-                                      description=description, units=units, fee_cents=fee))
+            session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0,
+                                      code_system=ServiceCodeSystem.cpt, code=cpt, description=description,
+                                      units=units, fee_cents=fee))
             # Written as the provider would: through the bill repository, under their own scope.
             scope = bill_scope(provider.id, Permission.BILLS_SAVE, is_support=False)
             await BillRepository(session, scope).add(bill, [BillLine(
-                id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code=cpt, description=description,
-                units=units, fee_cents=fee)])
+                id=uuid.uuid4(), bill_id=bill.id, position=0, code_system=ServiceCodeSystem.cpt, code=cpt,
+                description=description, units=units, fee_cents=fee)])
 
 
 async def ensure_group_companies(session: AsyncSession, group: Group, companies: list[Company]) -> None:

@@ -214,7 +214,7 @@ async def add_superbills(session: AsyncSession, company_id: uuid.UUID, period_st
     encounter, line = Encounter.__table__, EncounterLine.__table__
     billable = (
         select(func.sum(line.c.units * line.c.fee_cents).label("total"))
-        .select_from(encounter.join(line, and_(line.c.encounter_id == encounter.c.id, line.c.cpt_code.is_not(None))))
+        .select_from(encounter.join(line, and_(line.c.encounter_id == encounter.c.id, line.c.code.is_not(None))))
         .where(encounter.c.patient_id == _settings.c.patient_id, encounter.c.company_id == company_id,
                ~encounter.c.imported, encounter.c.service_date.between(period_start, period_end))
         .lateral("t")
@@ -350,7 +350,7 @@ async def skipped_encounters(session: AsyncSession, company_id: uuid.UUID, date_
 
 
 def _has_billable_line() -> ColumnElement[bool]:
-    return exists().where(EncounterLine.encounter_id == Encounter.id, EncounterLine.cpt_code.is_not(None))
+    return exists().where(EncounterLine.encounter_id == Encounter.id, EncounterLine.code.is_not(None))
 
 
 def _not_automated() -> ColumnElement[bool]:

@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 from pydantic import Field
 
+from billing_api.codes.schemas import Diagnoses, DiagnosisRead
 from billing_api.models import BillSource, BillStatus, Coverage
 from billing_api.patients.schemas import ServiceLineCreate, ServiceLineRead, VisitRead
 from billing_api.schemas import Day, InputModel, Page, ReadModel, example
@@ -13,9 +14,10 @@ from billing_api.schemas import Day, InputModel, Page, ReadModel, example
 class BillCreate(InputModel):
     model_config = example(
         provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01", patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12",
-        coverage="private", service_date="2026-11-20",
+        coverage="private", service_date="2026-11-20", diagnoses=[{"code_system": "icd10cm", "code": "F41.1"}],
         lines=[
-            {"cpt_code": "99213", "description": "Office visit, established patient", "units": 1, "fee_cents": 9500},
+            {"code_system": "cpt", "code": "90837", "modifiers": ["95"], "diagnosis_pointers": [1],
+             "description": "Psychotherapy, 60 minutes", "units": 1, "fee_cents": 15000},
         ],
     )
 
@@ -25,9 +27,12 @@ class BillCreate(InputModel):
     visit_id: uuid.UUID | None = None
     coverage: Coverage
     service_date: Day | None = Field(default=None, description="Defaults to the encounter's date.")
+    diagnoses: Diagnoses | None = Field(default=None, description=(
+        "Up to twelve diagnoses, in order; lines point to them by position (from 1). Defaults to the encounter's "
+        "diagnoses (none without an encounter)."))
     lines: list[ServiceLineCreate] | None = Field(
         default=None, min_length=1, max_length=100,
-        description="Defaults to the encounter's lines (those with a CPT code).",
+        description="Defaults to the encounter's lines (those with a code), with their modifiers and pointers.",
     )
 
 
@@ -37,12 +42,15 @@ class BillUpdate(InputModel):
     model_config = example(
         service_date="2026-11-21",
         lines=[
-            {"cpt_code": "99213", "description": "Office visit, established patient", "units": 2, "fee_cents": 9500},
+            {"code_system": "cpt", "code": "99213", "description": "Office visit, established patient", "units": 2,
+             "fee_cents": 9500},
         ],
     )
 
     coverage: Coverage | None = None
     service_date: Day | None = None
+    diagnoses: Diagnoses | None = Field(default=None, description=(
+        "Replaces the diagnoses; the lines (sent with them or kept) must point only to diagnoses that remain."))
     lines: list[ServiceLineCreate] | None = Field(default=None, min_length=1, max_length=100)
 
 
@@ -52,8 +60,10 @@ class BillRead(ReadModel):
         provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01", patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12",
         encounter_id=None, visit_id=None, coverage="private", status="submitted", source="manual",
         service_date="2026-11-20", total_cents=9500, balance_cents=9500,
-        lines=[{"cpt_code": "99213", "description": "Office visit, established patient", "units": 1,
-                "fee_cents": 9500}],
+        diagnoses=[{"code_system": "icd10cm", "code": "F41.1"}],
+        lines=[{"code_system": "cpt", "code": "99213", "modifiers": [], "diagnosis_pointers": [1],
+                "description": "Office visit, established patient", "units": 1, "fee_cents": 9500,
+                "cpt_code": "99213"}],
         created_at="2026-11-20T15:04:05Z", updated_at="2026-11-20T15:10:00Z", submitted_at="2026-11-20T15:10:00Z",
     )
 
@@ -69,6 +79,7 @@ class BillRead(ReadModel):
     service_date: date
     total_cents: int
     balance_cents: int
+    diagnoses: list[DiagnosisRead]
     lines: list[ServiceLineRead]
     created_at: datetime
     updated_at: datetime

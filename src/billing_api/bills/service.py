@@ -13,14 +13,15 @@ from billing_api.auth.principal import Principal
 from billing_api.authz.scope import BillScope
 from billing_api.bills.repository import BillRepository
 from billing_api.bills.schemas import BillCreate, BillRead, BillUpdate
+from billing_api.codes import service as codes
 from billing_api.db import Record
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.schemas import BillCreated, BillSubmitted
 from billing_api.events.service import emit
-from billing_api.models import Bill, BillLine, BillStatus
+from billing_api.models import Bill, BillLine, BillStatus, EncounterLine
 from billing_api.patients import repository as patients_repository
 from billing_api.patients import service as patients_service
-from billing_api.patients.schemas import ServiceLineCreate, ServiceLineRead
+from billing_api.patients.schemas import ServiceLineRead
 
 
 async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRead]:
@@ -30,8 +31,8 @@ async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRea
             id=bill.id, company_id=bill.company_id, provider_id=bill.provider_id, patient_id=bill.patient_id,
             encounter_id=bill.encounter_id, visit_id=bill.visit_id, coverage=bill.coverage, status=bill.status,
             source=bill.source, service_date=bill.service_date, total_cents=bill.total_cents,
-            balance_cents=bill.balance_cents, created_at=bill.created_at, updated_at=bill.updated_at,
-            submitted_at=bill.submitted_at,
+            balance_cents=bill.balance_cents, diagnoses=bill.diagnoses, created_at=bill.created_at,
+            updated_at=bill.updated_at, submitted_at=bill.submitted_at,
             lines=[ServiceLineRead.model_validate(line) for line in lines.get(bill.id, [])],
         )
         for bill in bills
@@ -73,15 +74,21 @@ async def visible_bill(repository: BillRepository, bill_id: uuid.UUID) -> Bill:
     return bill
 
 
-def _lines(bill_id: uuid.UUID, lines: list[ServiceLineCreate]) -> list[BillLine]:
+def _lines(bill_id: uuid.UUID, lines: list[dict]) -> list[BillLine]:
+    """Checked lines (codes.service) as the bill's rows."""
     return [
-        BillLine(id=uuid.uuid4(), bill_id=bill_id, position=position, **line.model_dump())
-        for position, line in enumerate(lines)
+        BillLine(id=uuid.uuid4(), bill_id=bill_id, position=position, **columns)
+        for position, columns in enumerate(lines)
     ]
 
 
-def _total(lines: list[ServiceLineCreate]) -> int:
-    return sum(line.units * line.fee_cents for line in lines)
+def _total(lines: list[dict]) -> int:
+    return sum(line["units"] * line["fee_cents"] for line in lines)
+
+
+def _copied(line: EncounterLine) -> dict:
+    return {name: getattr(line, name) for name in ("code_system", "code", "modifiers", "diagnosis_pointers",
+                                                   "description", "units", "fee_cents")}
 
 
 async def create_bill(
@@ -97,7 +104,9 @@ async def create_bill(
     if not await save_repository.permits(data.provider_id, patient.company_id):
         raise Forbidden("You may not save bills for this provider.", code="permission_denied",
                         extra={"permission": save.permission.value})
-    lines = data.lines
+    systems = await codes.company_systems(session, patient.company_id)
+    diagnoses = codes.checked_diagnoses(data.diagnoses, systems) if data.diagnoses is not None else None
+    lines = None
     service_date = data.service_date
     if data.encounter_id is not None:
         encounter = await patients_repository.get_encounter(session, data.encounter_id)
@@ -105,13 +114,18 @@ async def create_bill(
             raise Unprocessable("The encounter is of another patient or provider.", code="encounter_mismatch",
                                 extra={"field": "encounter_id"})
         service_date = service_date or encounter.service_date
-        if lines is None:
-            lines = [
-                ServiceLineCreate(cpt_code=line.cpt_code, description=line.description, units=line.units,
-                                  fee_cents=line.fee_cents)
-                for line in await patients_repository.encounter_lines(session, encounter.id)
-                if line.cpt_code is not None
-            ]
+        if diagnoses is None:
+            diagnoses = list(encounter.diagnoses)
+        if data.lines is None:
+            # The encounter's lines were checked when it was recorded; only their pointers are checked again
+            # (against the diagnoses sent, when some were).
+            copied = [line for line in await patients_repository.encounter_lines(session, encounter.id)
+                      if line.code is not None]
+            codes.check_pointers(copied, len(diagnoses))
+            lines = [_copied(line) for line in copied]
+    diagnoses = diagnoses if diagnoses is not None else []
+    if data.lines is not None:
+        lines = codes.checked_lines(data.lines, systems, len(diagnoses), codes_required=False)
     if data.visit_id is not None:
         visit = await patients_repository.get_visit(session, data.visit_id)
         if visit is None or visit.patient_id != patient.id or visit.provider_id != data.provider_id:
@@ -119,7 +133,7 @@ async def create_bill(
                                 extra={"field": "visit_id"})
         service_date = service_date or visit.scheduled_at.date()
     if not lines:
-        raise Unprocessable("A bill needs at least one line with a CPT code.", code="bill_lines_required",
+        raise Unprocessable("A bill needs at least one line with a code.", code="bill_lines_required",
                             extra={"field": "lines"})
     if service_date is None:
         raise Unprocessable("`service_date` is required without an encounter or visit.",
@@ -127,7 +141,7 @@ async def create_bill(
     total = _total(lines)
     bill = Bill(id=uuid.uuid4(), company_id=patient.company_id, provider_id=data.provider_id, patient_id=patient.id,
                 encounter_id=data.encounter_id, visit_id=data.visit_id, coverage=data.coverage,
-                service_date=service_date, total_cents=total, balance_cents=total)
+                service_date=service_date, total_cents=total, balance_cents=total, diagnoses=diagnoses)
     await save_repository.add(bill, _lines(bill.id, lines))
     record(session, principal, "bill.created", company_id=bill.company_id, target_type="bill", target_id=bill.id,
            details={"provider_id": str(bill.provider_id)})
@@ -156,14 +170,24 @@ async def update_bill(session: AsyncSession, principal: Principal, view: BillSco
                       bill_id: uuid.UUID, data: BillUpdate) -> Bill:
     bill = await _for_change(session, view, save, bill_id)
     _require_draft(bill)
-    changes = data.changes("coverage", "service_date", "lines")
+    changes = data.changes("coverage", "service_date", "diagnoses", "lines")
+    systems = await codes.company_systems(session, bill.company_id)
+    diagnoses = codes.checked_diagnoses(data.diagnoses, systems) if data.diagnoses is not None else bill.diagnoses
+    lines = None
+    if data.lines is not None:
+        lines = codes.checked_lines(data.lines, systems, len(diagnoses), codes_required=False)
+    elif data.diagnoses is not None:
+        kept = (await BillRepository(session, save).lines([bill.id])).get(bill.id, [])
+        codes.check_pointers(kept, len(diagnoses))
     if data.coverage is not None:
         bill.coverage = data.coverage
     if data.service_date is not None:
         bill.service_date = data.service_date
-    if data.lines is not None:
-        await BillRepository(session, save).replace_lines(bill, _lines(bill.id, data.lines))
-        bill.total_cents = bill.balance_cents = _total(data.lines)
+    if data.diagnoses is not None:
+        bill.diagnoses = diagnoses
+    if lines is not None:
+        await BillRepository(session, save).replace_lines(bill, _lines(bill.id, lines))
+        bill.total_cents = bill.balance_cents = _total(lines)
     await session.flush()
     record(session, principal, "bill.updated", company_id=bill.company_id, target_type="bill", target_id=bill.id,
            details={"fields": sorted(changes)})

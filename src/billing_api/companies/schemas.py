@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from billing_api.models import DiagnosisCodeSystem, ServiceCodeSystem
 from billing_api.schemas import NOT_BLANK, InputModel, ReadModel, example
 
 
@@ -28,6 +29,13 @@ def _time_zones() -> set[str]:
 TimeZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
 CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 
+# What a company may choose: `legacy` is what a company that never chose keeps, not a system to choose.
+ChosenServiceSystem = Literal["cpt", "hcpcs", "ohip", "ahcip", "msp"]
+_SERVICE_SYSTEMS = ("The service code systems the company's people bill in (`cpt`, `hcpcs`, `ohip`, `ahcip`, `msp`): "
+                    "a line with a code of another system is refused (422 `code_system_not_used`).")
+_DIAGNOSIS_SYSTEMS = ("The diagnosis code systems the company's people use (`icd10cm`, `ohip_dx`): a diagnosis of "
+                      "another system is refused (422 `code_system_not_used`).")
+
 
 class CompanyCreate(InputModel):
     """A child company under a parent that the caller administers."""
@@ -42,10 +50,18 @@ class CompanyCreate(InputModel):
 
 
 class CompanyUpdate(InputModel):
-    model_config = example(name="Maple Street Clinic", time_zone="America/Toronto")
+    model_config = example(name="Maple Street Clinic", time_zone="America/Toronto", service_code_systems=["ohip"],
+                           diagnosis_code_systems=["ohip_dx"])
 
     name: CompanyName | None = None
     time_zone: TimeZone | None = None
+    service_code_systems: list[ChosenServiceSystem] | None = Field(
+        default=None, min_length=1, max_length=5, description=_SERVICE_SYSTEMS + " Once chosen, it can be changed "
+        "but not unset; until then every system is accepted, and the five characters [0-9A-Z] lines took before "
+        "code systems (`legacy`).")
+    diagnosis_code_systems: list[DiagnosisCodeSystem] | None = Field(
+        default=None, min_length=1, max_length=2, description=_DIAGNOSIS_SYSTEMS + " Until chosen, both are "
+        "accepted.")
     parent_id: uuid.UUID | None = Field(
         default=None,
         description="Move a company under another top-level company, or null to detach a child company. Two "
@@ -62,6 +78,10 @@ class CompanyRead(ReadModel):
     parent_id: uuid.UUID | None
     time_zone: str
     billing_segregation_enabled: bool
+    service_code_systems: list[ServiceCodeSystem] | None = Field(
+        description=_SERVICE_SYSTEMS + " Null: never chosen (every system, and `legacy`).")
+    diagnosis_code_systems: list[DiagnosisCodeSystem] | None = Field(
+        description=_DIAGNOSIS_SYSTEMS + " Null: never chosen (both).")
     created_at: datetime
 
 

@@ -65,7 +65,10 @@ async def update_company(
     company = await visible_company(session, actor, company_id)
     if not may_administer_company(actor, company.id):
         raise Forbidden("Only a company administrator may change the company.", code="company_admin_required")
-    changes = data.changes("name", "time_zone")
+    changes = data.changes("name", "time_zone", "service_code_systems", "diagnosis_code_systems")
+    for field in ("service_code_systems", "diagnosis_code_systems"):
+        if field in changes:  # stored once each, in a stable order
+            changes[field] = sorted(set(changes[field]))
     details = {field: str(value) if isinstance(value, uuid.UUID) else value for field, value in changes.items()}
     if "parent_id" in changes:
         parent_id = changes.pop("parent_id")

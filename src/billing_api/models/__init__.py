@@ -26,10 +26,13 @@ from billing_api.models.billing import (
     BillSource,
     BillStatus,
     Coverage,
+    CPT_CODE_SYSTEMS,
+    DiagnosisCodeSystem,
     Encounter,
     EncounterLine,
     Patient,
     ProviderBillCount,
+    ServiceCodeSystem,
     Visit,
 )
 from billing_api.models.delegation import DelegationEntry, DelegationList
@@ -58,6 +61,9 @@ __all__ = [
     "StatementItem",
     "Bill",
     "BillLine",
+    "CPT_CODE_SYSTEMS",
+    "DiagnosisCodeSystem",
+    "ServiceCodeSystem",
     "BillSource",
     "BillStatus",
     "Coverage",

@@ -15,10 +15,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from billing_api.models.base import Base, CreatedAtMixin, IdMixin, pg_enum, utcnow
@@ -39,6 +40,36 @@ class BillStatus(enum.StrEnum):
 class BillSource(enum.StrEnum):
     manual = "manual"
     automation = "automation"
+
+
+class ServiceCodeSystem(enum.StrEnum):
+    """The schedule a service line's code comes from (each system's rule: billing_api/codes/rules.py)."""
+
+    cpt = "cpt"
+    hcpcs = "hcpcs"
+    ohip = "ohip"
+    ahcip = "ahcip"
+    msp = "msp"
+    # Five characters [0-9A-Z] of no known system: what lines held before code systems, kept as they were.
+    legacy = "legacy"
+
+
+class DiagnosisCodeSystem(enum.StrEnum):
+    icd10cm = "icd10cm"
+    ohip_dx = "ohip_dx"
+
+
+# The systems whose codes the deprecated `cpt_code` field shows (and, on input, can name).
+CPT_CODE_SYSTEMS = frozenset({ServiceCodeSystem.cpt, ServiceCodeSystem.hcpcs, ServiceCodeSystem.legacy})
+
+
+def _diagnoses_column() -> Mapped[list[dict]]:
+    # [{"code_system", "code"}, ...] in order (lines point to them by position, from 1). In the row itself: the bill
+    # page reads them with the bill, with no join, and nothing ever looks a bill up by diagnosis.
+    return mapped_column(JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb"))
+
+
+_DIAGNOSES_CHECK = "jsonb_typeof(diagnoses) = 'array' AND jsonb_array_length(diagnoses) <= 12"
 
 
 def _company_fk() -> Mapped[uuid.UUID]:
@@ -89,18 +120,33 @@ class Encounter(IdMixin, CreatedAtMixin, Base):
         UUID(as_uuid=True), ForeignKey("visit.id", ondelete="RESTRICT"), index=True
     )
     service_date: Mapped[date] = mapped_column(Date, nullable=False)
-    # Imported from another system: may lack CPT codes, and automation never picks it up.
+    # Imported from another system: may lack codes, and automation never picks it up.
     imported: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    diagnoses: Mapped[list[dict]] = _diagnoses_column()
+
+    __table_args__ = (CheckConstraint(_DIAGNOSES_CHECK, name="diagnoses_at_most_12"),)
 
 
 class ServiceLineColumns:
     """What a service line carries, on an encounter and on a bill made from it."""
 
     position: Mapped[int] = mapped_column(Integer, nullable=False)
-    cpt_code: Mapped[str | None] = mapped_column(String(10))
+    # Both or neither: only an imported encounter's lines may lack a code.
+    code_system: Mapped[ServiceCodeSystem | None] = mapped_column(pg_enum(ServiceCodeSystem, "service_code_system"))
+    code: Mapped[str | None] = mapped_column(String(10))
+    modifiers: Mapped[list[str]] = mapped_column(ARRAY(String(2)), nullable=False, default=list,
+                                                 server_default=text("'{}'"))
+    # 1-based positions in the bill's (the encounter's) `diagnoses`.
+    diagnosis_pointers: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger), nullable=False, default=list,
+                                                          server_default=text("'{}'"))
     description: Mapped[str] = mapped_column(String(200), nullable=False)
     units: Mapped[int] = mapped_column(Integer, nullable=False)
     fee_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    @property
+    def cpt_code(self) -> str | None:
+        """The deprecated field's value: the code, when its system is one `cpt_code` ever held."""
+        return self.code if self.code_system in CPT_CODE_SYSTEMS else None
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
@@ -108,6 +154,9 @@ class ServiceLineColumns:
         return (
             CheckConstraint("units > 0", name="units_positive"),
             CheckConstraint("fee_cents >= 0", name="fee_not_negative"),
+            CheckConstraint("(code IS NULL) = (code_system IS NULL)", name="code_with_system"),
+            CheckConstraint("cardinality(modifiers) <= 4", name="modifiers_at_most_4"),
+            CheckConstraint("cardinality(diagnosis_pointers) <= 4", name="diagnosis_pointers_at_most_4"),
         )
 
 
@@ -142,6 +191,7 @@ class Bill(IdMixin, CreatedAtMixin, Base):
     )
     service_date: Mapped[date] = mapped_column(Date, nullable=False)
     total_cents: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    diagnoses: Mapped[list[dict]] = _diagnoses_column()
     balance_cents: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
@@ -159,6 +209,7 @@ class Bill(IdMixin, CreatedAtMixin, Base):
         Index("ix_bill_encounter", "encounter_id", postgresql_where=text("encounter_id IS NOT NULL")),
         Index("ix_bill_visit", "visit_id", postgresql_where=text("visit_id IS NOT NULL")),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
+        CheckConstraint(_DIAGNOSES_CHECK, name="diagnoses_at_most_12"),
     )
 
 

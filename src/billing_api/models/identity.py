@@ -52,8 +52,18 @@ class Company(IdMixin, CreatedAtMixin, Base):
     billing_segregation_enabled_by: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="SET NULL", use_alter=True)
     )
+    # The code systems the company's people bill in (values of ServiceCodeSystem / DiagnosisCodeSystem). Null:
+    # never set, and every system is accepted, with the five characters lines took before code systems.
+    service_code_systems: Mapped[list[str] | None] = mapped_column(ARRAY(String(10)))
+    diagnosis_code_systems: Mapped[list[str] | None] = mapped_column(ARRAY(String(10)))
 
-    __table_args__ = (CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
+    __table_args__ = (
+        CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
+        CheckConstraint("service_code_systems <@ ARRAY['cpt', 'hcpcs', 'ohip', 'ahcip', 'msp']::varchar[]",
+                        name="service_code_systems_known"),
+        CheckConstraint("diagnosis_code_systems <@ ARRAY['icd10cm', 'ohip_dx']::varchar[]",
+                        name="diagnosis_code_systems_known"),
+    )
 
     @property
     def billing_segregation_enabled(self) -> bool:

@@ -81,9 +81,11 @@ def _encounter_read(encounter, lines, *, fees_shown: bool) -> EncounterRead:
     return EncounterRead(
         id=encounter.id, company_id=encounter.company_id, patient_id=encounter.patient_id,
         provider_id=encounter.provider_id, visit_id=encounter.visit_id, service_date=encounter.service_date,
-        imported=encounter.imported, created_at=encounter.created_at,
-        lines=[EncounterLineRead(cpt_code=line.cpt_code, description=line.description, units=line.units,
-                                 fee_cents=line.fee_cents if fees_shown else None) for line in lines],
+        imported=encounter.imported, created_at=encounter.created_at, diagnoses=encounter.diagnoses,
+        lines=[EncounterLineRead(code_system=line.code_system, code=line.code, modifiers=line.modifiers,
+                                 diagnosis_pointers=line.diagnosis_pointers, description=line.description,
+                                 units=line.units, fee_cents=line.fee_cents if fees_shown else None,
+                                 cpt_code=line.cpt_code) for line in lines],
     )
 
 
@@ -92,7 +94,8 @@ def _encounter_read(encounter, lines, *, fees_shown: bool) -> EncounterRead:
              tags=["encounters"], responses=WRITE_ERRORS)
 async def create_encounter(data: EncounterCreate, session: Session, principal: CurrentPrincipal,
                            actor: CurrentActor, reader: BillsReader) -> EncounterRead:
-    """Record an encounter (session) with its service lines. Only imported ones may lack CPT codes. The answer
+    """Record an encounter (session) with its service lines. Only imported ones may lack codes. Each line's code
+    follows its system's rule and the company's systems; lines point to the encounter's `diagnoses`. The answer
     shows the fees only to a caller who may view the provider's bills in the encounter's company (`bills:view`);
     for anyone else they are null."""
     encounter, lines = await service.create_encounter(session, principal, actor, data)

@@ -6,6 +6,10 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, StringConstraints
 
+from billing_api.codes.schemas import (
+    SERVICE_SYSTEMS_TEXT, Diagnoses, DiagnosisPointers, DiagnosisRead, Modifiers, ServiceCode,
+)
+from billing_api.models import ServiceCodeSystem
 from billing_api.schemas import NOT_BLANK, Day, InputModel, Moment, Page, ReadModel, example, json_int
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK)]
@@ -61,30 +65,55 @@ class VisitRead(ReadModel):
 
 
 class ServiceLineCreate(InputModel):
-    cpt_code: CptCode | None = Field(default=None, description="Five characters; imported encounters may lack it.")
+    code_system: ServiceCodeSystem | None = Field(default=None, description=(
+        "The schedule the code comes from: " + SERVICE_SYSTEMS_TEXT + ". Only the company's own systems are "
+        "accepted once it has chosen them (`service_code_systems`)."))
+    code: ServiceCode | None = Field(default=None, description=(
+        "The service code, by its system's rule (422 `service_code_invalid` names the line and the rule). With "
+        "`code_system`; imported encounters' lines may have neither."))
+    modifiers: Modifiers = Field(default_factory=list, description=(
+        "Up to four two-character modifiers (25, 59, GT), for `cpt` and `hcpcs` codes only."))
+    diagnosis_pointers: DiagnosisPointers = Field(default_factory=list, description=(
+        "The diagnoses this line treats: 1-based positions in the bill's (the encounter's) `diagnoses`, at most "
+        "four, each once."))
+    cpt_code: CptCode | None = Field(default=None, deprecated=True, description=(
+        "Deprecated: send `code_system` and `code`. A CPT (99213) or HCPCS (A0427) code by its shape, else five "
+        "characters of no known system (`legacy`); not with `code`."))
     description: Description
     units: Units = 1
     fee_cents: FeeCents
 
 
+_CPT_CODE_READ = ("Deprecated: read `code_system` and `code`. The code when its system is `cpt`, `hcpcs` or "
+                  "`legacy`, else null.")
+
+
 class ServiceLineRead(ReadModel):
-    cpt_code: str | None
+    code_system: ServiceCodeSystem | None
+    code: str | None
+    modifiers: list[str]
+    diagnosis_pointers: list[int] = Field(description="1-based positions in the bill's `diagnoses`.")
     description: str
     units: int
     fee_cents: int
+    cpt_code: str | None = Field(deprecated=True, description=_CPT_CODE_READ)
 
 
 class EncounterLineRead(ReadModel):
     """A service line of an encounter. Its fee is billing information: shown only to callers who may view the
     encounter provider's bills in the encounter's company (the bill scope decides, as for the bills themselves)."""
 
-    cpt_code: str | None
+    code_system: ServiceCodeSystem | None
+    code: str | None
+    modifiers: list[str]
+    diagnosis_pointers: list[int] = Field(description="1-based positions in the encounter's `diagnoses`.")
     description: str
     units: int
     fee_cents: int | None = Field(description=(
         "Fee per unit, in cents. Null when the caller may not view this provider's bills in the encounter's "
         "company: the fee is withheld, the rest of the line is not. Null rather than left out, so that every "
         "line has the same fields and a withheld fee never reads as a fee of 0."))
+    cpt_code: str | None = Field(deprecated=True, description=_CPT_CODE_READ)
 
 
 class EncounterCreate(InputModel):
@@ -92,8 +121,10 @@ class EncounterCreate(InputModel):
         patient_id="3f2a8e4d-1c6b-4b8e-a2f1-6d0c9e7b5a12", provider_id="9b1c3c62-5f0e-4f7a-9d55-0a4c1c2b7e01",
         visit_id="8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f", service_date="2026-11-20",
         lines=[
-            {"cpt_code": "99213", "description": "Office visit, established patient", "units": 1, "fee_cents": 9500},
+            {"code_system": "cpt", "code": "90837", "diagnosis_pointers": [1],
+             "description": "Psychotherapy, 60 minutes", "units": 1, "fee_cents": 15000},
         ],
+        diagnoses=[{"code_system": "icd10cm", "code": "F41.1"}],
     )
 
     patient_id: uuid.UUID
@@ -101,6 +132,8 @@ class EncounterCreate(InputModel):
     visit_id: uuid.UUID | None = None
     service_date: Day
     imported: StrictBool = False
+    diagnoses: Diagnoses = Field(default_factory=list, description=(
+        "Up to twelve diagnoses, in order; lines point to them by position (from 1)."))
     lines: list[ServiceLineCreate] = Field(default_factory=list, max_length=100)
 
 
@@ -112,6 +145,7 @@ class EncounterRead(ReadModel):
     visit_id: uuid.UUID | None
     service_date: date
     imported: bool
+    diagnoses: list[DiagnosisRead]
     lines: list[EncounterLineRead] = Field(description=(
         "The service lines in order. Their `fee_cents` are null when the caller may not view the provider's "
         "bills; codes, units and descriptions are shown to everyone who sees the encounter."))

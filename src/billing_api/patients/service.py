@@ -12,6 +12,7 @@ from billing_api.authz import repository as authz_repository
 from billing_api.authz.actor import Actor
 from billing_api.authz.policies import may_view_company
 from billing_api.automation import repository as automation_repository
+from billing_api.codes import service as codes
 from billing_api.errors import Forbidden, NotFound, Unprocessable
 from billing_api.identity import repository as identity_repository
 from billing_api.models import Encounter, EncounterLine, Patient, User, UserStatus, Visit
@@ -94,17 +95,17 @@ async def create_encounter(
         if visit.patient_id != patient.id or visit.provider_id != data.provider_id:
             raise Unprocessable("The visit is of another patient or provider.", code="visit_mismatch",
                                 extra={"field": "visit_id"})
-    if not data.imported and any(line.cpt_code is None for line in data.lines):
-        raise Unprocessable("Every service line needs a CPT code (only imported encounters may lack them).",
-                            code="cpt_code_required", extra={"field": "lines"})
+    systems = await codes.company_systems(session, patient.company_id)
+    diagnoses = codes.checked_diagnoses(data.diagnoses, systems)
+    checked = codes.checked_lines(data.lines, systems, len(diagnoses), codes_required=not data.imported)
     encounter = Encounter(id=uuid.uuid4(), company_id=patient.company_id, patient_id=patient.id,
                           provider_id=data.provider_id, visit_id=data.visit_id, service_date=data.service_date,
-                          imported=data.imported)
+                          imported=data.imported, diagnoses=diagnoses)
     session.add(encounter)
     await session.flush()
     lines = [
-        EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=position, **line.model_dump())
-        for position, line in enumerate(data.lines)
+        EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=position, **columns)
+        for position, columns in enumerate(checked)
     ]
     session.add_all(lines)
     await session.flush()

@@ -9,14 +9,14 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     Date, DateTime, Executable, Integer, Text, and_, any_, bindparam, case, cast, column, exists, func, insert, literal,
-    null, select, update,
+    null, select, text, update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billing_api.bills.repository.scoped import ScopedRepository
 from billing_api.models import (
-    AutomatedEncounter, Bill, BillLine, BillSource, BillStatus, Coverage, Encounter, EncounterLine, Payment,
+    AutomatedEncounter, Bill, BillSource, BillStatus, Coverage, Encounter, EncounterLine, Payment,
 )
 
 
@@ -37,8 +37,11 @@ class AutomationBillRepository(ScopedRepository):
             statement, company_id=company_id, provider_id=self.scope.actor_id, date_from=date_from, date_to=date_to,
             now=now)).all()]
         if rows:
+            bill_ids = [r[0] for r in rows]
+            diagnoses = self._statement("automated_bill_diagnoses", build=_automated_diagnoses_statement)
+            await self._run(diagnoses, bill_ids=bill_ids)
             lines = self._statement("automated_bill_lines", build=_automated_lines_statement)
-            await self._run(lines, bill_ids=[r[0] for r in rows])
+            await self._run(lines, bill_ids=bill_ids)
         return rows
 
     def _automated_bills_statement(self, per_patient: bool) -> Executable:
@@ -51,7 +54,7 @@ class AutomationBillRepository(ScopedRepository):
         company_id = bindparam("company_id", type_=UUID(as_uuid=True))
         provider_id = bindparam("provider_id", type_=UUID(as_uuid=True))
         now = bindparam("now", type_=DateTime(timezone=True))
-        billable = and_(line.c.encounter_id == encounter.c.id, line.c.cpt_code.is_not(None))
+        billable = and_(line.c.encounter_id == encounter.c.id, line.c.code.is_not(None))
         candidates = (
             select(encounter.c.id, encounter.c.patient_id, encounter.c.visit_id, encounter.c.service_date,
                    select(func.sum(line.c.units * line.c.fee_cents)).where(billable).scalar_subquery().label("total"))
@@ -190,18 +193,55 @@ class AutomationBillRepository(ScopedRepository):
         )
 
 
+# The diagnoses of each new automated bill: those of its encounters, each once, in order of first appearance (by
+# service date, encounter, position), twelve at most; `pointer` maps an encounter's pointer to the bill's.
+_MERGED_DIAGNOSES = """
+    WITH occurrence AS (
+        SELECT link.bill_id, link.encounter_id, d.n, d.value,
+               row_number() OVER (PARTITION BY link.bill_id ORDER BY encounter.service_date, encounter.id, d.n)
+                   AS seen
+        FROM automated_encounter AS link
+        JOIN encounter ON encounter.id = link.encounter_id
+        CROSS JOIN LATERAL jsonb_array_elements(encounter.diagnoses) WITH ORDINALITY AS d(value, n)
+        WHERE link.bill_id = ANY(:bill_ids)
+    ), merged AS (
+        SELECT bill_id, value, row_number() OVER (PARTITION BY bill_id ORDER BY min(seen)) AS position
+        FROM occurrence GROUP BY bill_id, value
+    ), pointer AS (
+        SELECT occurrence.encounter_id, occurrence.n, merged.position
+        FROM occurrence JOIN merged USING (bill_id, value)
+        WHERE merged.position <= 12
+    )
+"""
+
+
+def _automated_diagnoses_statement() -> Executable:
+    """The new automated bills' diagnoses (only bills whose encounters have some are written)."""
+    return text(_MERGED_DIAGNOSES + """
+        UPDATE bill SET diagnoses = merged_of_bill.diagnoses
+        FROM (SELECT bill_id, jsonb_agg(value ORDER BY position) AS diagnoses FROM merged WHERE position <= 12
+              GROUP BY bill_id) AS merged_of_bill
+        WHERE bill.id = merged_of_bill.bill_id
+    """).bindparams(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
 def _automated_lines_statement() -> Executable:
     """The new automated bills' lines: their encounters' billable lines, numbered per bill by service date,
-    encounter and line position (the bills were created by this scope in the same transaction)."""
-    encounter, line, link = Encounter.__table__, EncounterLine.__table__, AutomatedEncounter.__table__
-    position = func.row_number().over(partition_by=link.c.bill_id,
-                                      order_by=(encounter.c.service_date, encounter.c.id, line.c.position))
-    return insert(BillLine.__table__).from_select(
-        ["id", "bill_id", "position", "cpt_code", "description", "units", "fee_cents"],
-        select(func.gen_random_uuid(), link.c.bill_id, position, line.c.cpt_code, line.c.description, line.c.units,
-               line.c.fee_cents)
-        .select_from(link.join(encounter, encounter.c.id == link.c.encounter_id)
-                     .join(line, and_(line.c.encounter_id == encounter.c.id, line.c.cpt_code.is_not(None))))
-        .where(link.c.bill_id == any_(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))))),
-        include_defaults=False,
-    )
+    encounter and line position (the bills were created by this scope in the same transaction), with their codes,
+    modifiers, and pointers to the bill's diagnoses (the same as the encounter's when a bill has one encounter)."""
+    return text(_MERGED_DIAGNOSES + """
+        INSERT INTO bill_line (id, bill_id, position, code_system, code, modifiers, diagnosis_pointers, description,
+                               units, fee_cents)
+        SELECT gen_random_uuid(), link.bill_id,
+               row_number() OVER (PARTITION BY link.bill_id
+                                  ORDER BY encounter.service_date, encounter.id, line.position),
+               line.code_system, line.code, line.modifiers,
+               ARRAY(SELECT pointer.position FROM unnest(line.diagnosis_pointers) WITH ORDINALITY AS p(n, k)
+                     JOIN pointer ON pointer.encounter_id = line.encounter_id AND pointer.n = p.n
+                     ORDER BY p.k)::smallint[],
+               line.description, line.units, line.fee_cents
+        FROM automated_encounter AS link
+        JOIN encounter ON encounter.id = link.encounter_id
+        JOIN encounter_line AS line ON line.encounter_id = encounter.id AND line.code IS NOT NULL
+        WHERE link.bill_id = ANY(:bill_ids)
+    """).bindparams(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))))

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import (
-    ColumnElement, DateTime, Integer, Select, bindparam, case, func, literal_column, or_, select, text, true, tuple_,
+    ColumnElement, DateTime, Integer, Select, bindparam, case, column, func, literal_column, or_, select, text, true, tuple_,
     union, union_all,
 )
-from sqlalchemy.dialects.postgresql import UUID, aggregate_order_by
+from sqlalchemy.dialects.postgresql import JSONB, UUID, aggregate_order_by
 from sqlalchemy.orm import aliased
 
 from billing_api.authz.scope import BillScope
-from billing_api.models import Bill, BillLine, BillStatus, Coverage, ProviderBillCount
+from billing_api.models import CPT_CODE_SYSTEMS, Bill, BillLine, BillStatus, Coverage, ProviderBillCount
 
 # The dashboard's choice of access path (see _mode); measured with bench/run.py.
 NARROW_SOURCE_LIMIT = 200
@@ -77,12 +77,19 @@ def newest_first(table) -> tuple:
     return table.created_at.desc(), table.id.desc()
 
 
+def _shown_as_cpt_code() -> ColumnElement[bool]:
+    # Literals, not a bound list: the statement is compiled once for `db.fetch`, which binds no expanding lists.
+    return or_(*(BillLine.code_system == literal_column(f"'{system.value}'") for system in sorted(CPT_CODE_SYSTEMS)))
+
+
 def lines_json() -> ColumnElement[str]:
     """The bill's lines as a JSON array in position order, built by PostgreSQL in the bill's own row: one
     statement for the page and its lines, and no second look at the scope (each bill of the page is visible)."""
     line = func.json_build_object(  # json, not jsonb: it keeps these keys in the order the API shows them
-        "cpt_code", BillLine.cpt_code, "description", BillLine.description, "units", BillLine.units,
-        "fee_cents", BillLine.fee_cents,
+        "code_system", BillLine.code_system, "code", BillLine.code, "modifiers", BillLine.modifiers,
+        "diagnosis_pointers", BillLine.diagnosis_pointers, "description", BillLine.description,
+        "units", BillLine.units, "fee_cents", BillLine.fee_cents,
+        "cpt_code", case((_shown_as_cpt_code(), BillLine.code)),
     )
     return (
         select(func.coalesce(func.json_agg(aggregate_order_by(line, BillLine.position)), text("'[]'::json")))
@@ -92,17 +99,36 @@ def lines_json() -> ColumnElement[str]:
     )
 
 
+def diagnoses_json() -> ColumnElement[str]:
+    """The bill's diagnoses with their keys in the API's order (jsonb, the column, orders keys by length): rebuilt
+    only for bills that have some, so a page of bills without diagnoses pays one comparison per bill."""
+    element = (func.jsonb_array_elements(Bill.diagnoses)
+               .table_valued(column("value", JSONB), with_ordinality="n").alias("dx"))
+    rebuilt = (
+        select(func.json_agg(aggregate_order_by(
+            func.json_build_object("code_system", element.c.value.op("->")("code_system"),
+                                   "code", element.c.value.op("->")("code")),
+            element.c.n)))
+        .select_from(element)
+        .scalar_subquery()
+    )
+    return case((Bill.diagnoses == text("'[]'::jsonb"), text("'[]'::json")), else_=rebuilt).label("diagnoses")
+
+
+_COMPUTED = {"lines": lines_json, "diagnoses": diagnoses_json}
+
+
 def page_select(presented: bool) -> Select:
     """A page's bills as ORM entities, or as rows of what the API shows of each bill (`BILL_FIELDS`)."""
     if not presented:
         return select(Bill)
-    return select(*(lines_json() if name == "lines" else getattr(Bill, name) for name in BILL_FIELDS))
+    return select(*(_COMPUTED[name]() if name in _COMPUTED else getattr(Bill, name) for name in BILL_FIELDS))
 
 
 # What the API shows of a bill, in its order (BillRead's fields).
 BILL_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "coverage", "status",
-               "source", "service_date", "total_cents", "balance_cents", "lines", "created_at", "updated_at",
-               "submitted_at")
+               "source", "service_date", "total_cents", "balance_cents", "diagnoses", "lines", "created_at",
+               "updated_at", "submitted_at")
 
 
 def dashboard_statement(scope: BillScope, used: tuple[str, ...], keyset: bool, presented: bool = False) -> Select:
