@@ -185,7 +185,7 @@ async def test_a_cursor_the_dashboard_returned_pages_on(client, factory):
                     balance_cents=5000)
         factory.session.add(bill)
         await factory.session.flush()
-        factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code="99213",
+        factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, code_system="cpt", code="99213",
                                      description="Office visit", units=1, fee_cents=5000))
     await factory.session.flush()
     headers = factory.headers(provider)

@@ -78,7 +78,7 @@ async def _bill(factory: Factory, company: Company, provider: User, patient: Pat
                 coverage=Coverage.insured, service_date=date(2026, 11, 2), total_cents=5000, balance_cents=5000)
     factory.session.add(bill)
     await factory.session.flush()
-    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code="A0427",
+    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, code_system="hcpcs", code="A0427",
                                  description="ALS emergency transport", units=1, fee_cents=5000))
     await factory.session.flush()
     return bill

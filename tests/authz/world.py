@@ -100,7 +100,7 @@ async def _bill(factory: Factory, company: Company, provider: User, patient: Pat
                 coverage=coverage, service_date=date(2026, 11, 2), total_cents=12000, balance_cents=12000)
     factory.session.add(bill)
     await factory.session.flush()
-    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code="99213",
+    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, code_system="cpt", code="99213",
                                  description="Office visit", units=1, fee_cents=12000))
     await factory.session.flush()
     return bill
@@ -162,7 +162,7 @@ async def build_world(factory: Factory, *, segregated: bool) -> World:
                           visit_id=visit.id, service_date=date(2026, 11, 2))
     session.add(encounter)
     await session.flush()
-    session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0, cpt_code="99213",
+    session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0, code_system="cpt", code="99213",
                               description="Office visit", units=1, fee_cents=ENCOUNTER_FEE))
     await session.flush()
     insured = await _bill(factory, clinic, u["owner"], patient, Coverage.insured, encounter=encounter, visit=visit)

@@ -59,7 +59,7 @@ async def test_daily_creation_one_bill_per_encounter_with_billable_services(clie
     assert {r[1] for r in rows} == {first, second}
     assert {(r[2], r[3]) for r in rows} == {("automation", "submitted")}
     assert sorted((r[4], r[5]) for r in rows) == [(9000, 9000), (12000, 12000)]
-    lines = (await session.execute(text("SELECT cpt_code, fee_cents FROM bill_line WHERE bill_id = ANY(:ids)"),
+    lines = (await session.execute(text("SELECT code, fee_cents FROM bill_line WHERE bill_id = ANY(:ids)"),
                                    {"ids": [r[0] for r in rows]})).all()
     assert sorted(lines) == [("90837", 9000), ("90837", 12000)]
     assert no_cpt not in {r[1] for r in rows} and imported not in {r[1] for r in rows} and today

@@ -19,7 +19,8 @@ from tests.helpers import assert_problem
 
 SEGREGATION = [pytest.param(False, id="segregation-off"), pytest.param(True, id="segregation-on")]
 ROUTE = "/v1/encounters/{encounter_id}"
-LINE = {"cpt_code": "99213", "description": "Office visit", "units": 1}
+LINE = {"code_system": "cpt", "code": "99213", "modifiers": [], "diagnosis_pointers": [], "description": "Office visit",
+        "units": 1, "cpt_code": "99213"}
 # Who sees the world's encounter at all (its company's people, the parent's administrator, support).
 SEES_ENCOUNTER = set(CALLERS) - {"outsider", "deactivated_delegate"}
 
@@ -88,7 +89,9 @@ async def test_with_the_bills_the_answer_is_unchanged(client, factory):
     expected = {
         "id": str(encounter.id), "company_id": str(world.clinic.id), "patient_id": str(world.patient.id),
         "provider_id": str(world.owner.id), "visit_id": str(world.visit.id), "service_date": "2026-11-02",
-        "imported": False, "lines": [{**LINE, "fee_cents": ENCOUNTER_FEE}],
+        "imported": False, "diagnoses": [],
+        "lines": [{**{key: value for key, value in LINE.items() if key != "cpt_code"}, "fee_cents": ENCOUNTER_FEE,
+                   "cpt_code": "99213"}],
         "created_at": owner.json()["created_at"],
     }
     assert owner.content == json.dumps(expected, separators=(",", ":")).encode()
@@ -183,7 +186,11 @@ async def test_the_create_answer_shows_fees_by_the_same_rule(client, factory, se
         "lines": lines})
     assert response.status_code == 201, response.text
     body = response.json()
-    assert clinical(body) == [{k: v for k, v in line.items() if k != "fee_cents"} for line in lines]
+    # Sent as the deprecated `cpt_code`: stored as CPT codes, and shown both ways.
+    assert [{key: line[key] for key in ("code_system", "code", "cpt_code", "description", "units")}
+            for line in clinical(body)] == [
+        {"code_system": "cpt", "code": line["cpt_code"], **{k: v for k, v in line.items() if k != "fee_cents"}}
+        for line in lines]
     assert fees_of(body) == ([9000, 0] if shown else [None, None])
     assert await fee_entries(session, user) == []
     # The fees were recorded whoever sent them: the owner reads them back.

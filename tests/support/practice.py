@@ -23,7 +23,7 @@ async def add_bill(factory: Factory, company: Company, provider: User, patient: 
                 balance_cents=total if balance is None else balance)
     factory.session.add(bill)
     await factory.session.flush()
-    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, cpt_code="99213",
+    factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, code_system="cpt", code="99213",
                                  description="Office visit", units=1, fee_cents=total))
     await factory.session.flush()
     return bill

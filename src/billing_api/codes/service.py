@@ -86,11 +86,12 @@ def _checked_line(index: int, line: ServiceLineCreate, systems: CodeSystems, dia
     field = f"lines[{index}]"
     name = f"Line {index + 1}"
     system, code = line.code_system, line.code
-    if line.cpt_code is not None:
+    cpt_code = line.__dict__["cpt_code"]  # not `line.cpt_code`: its deprecation warning is for clients
+    if cpt_code is not None:
         if system is not None or code is not None:
             raise _refuse(f"{name}: give `code_system` and `code`, or the deprecated `cpt_code`, not both.",
                           "cpt_code_and_code", f"{field}.cpt_code")
-        system, code = infer_from_cpt_code(line.cpt_code), line.cpt_code
+        system, code = infer_from_cpt_code(cpt_code), cpt_code
     if (system is None) != (code is None):
         missing = "code" if code is None else "code_system"
         raise _refuse(f"{name}: `code_system` and `code` go together; `{missing}` is missing.",

@@ -103,7 +103,7 @@ def diagnoses_json() -> ColumnElement[str]:
     """The bill's diagnoses with their keys in the API's order (jsonb, the column, orders keys by length): rebuilt
     only for bills that have some, so a page of bills without diagnoses pays one comparison per bill."""
     element = (func.jsonb_array_elements(Bill.diagnoses)
-               .table_valued(column("value", JSONB), with_ordinality="n").alias("dx"))
+               .table_valued(column("value", JSONB), with_ordinality="n").render_derived(name="dx"))
     rebuilt = (
         select(func.json_agg(aggregate_order_by(
             func.json_build_object("code_system", element.c.value.op("->")("code_system"),
