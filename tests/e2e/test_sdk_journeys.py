@@ -194,8 +194,9 @@ def test_main_journeys_through_the_generated_sdk(sdk_and_service):
     ok(api("encounters", "create_encounter").sync_detailed(client=admin, body=models.EncounterCreate.from_dict({
         "patient_id": str(patient.id), "provider_id": str(wu_id),
         "service_date": (tonight - timedelta(days=1)).isoformat(),
-        "lines": [{"cpt_code": "90837", "description": "Psychotherapy, 60 minutes", "units": 1,
-                   "fee_cents": 16000}]})), 201)
+        "diagnoses": [{"code_system": "icd10cm", "code": "F41.1"}],
+        "lines": [{"code_system": "cpt", "code": "90837", "diagnosis_pointers": [1],
+                   "description": "Psychotherapy, 60 minutes", "units": 1, "fee_cents": 16000}]})), 201)
     run = ok(api("billing_automation", "run_billing_automation").sync_detailed(
         clinic_id, client=admin, body=models.RunRequest.from_dict({"date": tonight.isoformat(), "stages": ["bills"]})))
     (result,) = run.results
@@ -205,6 +206,8 @@ def test_main_journeys_through_the_generated_sdk(sdk_and_service):
     assert again.results[0].outcome == "already_run"
     created = [b for b in j.bills(wu) if b.patient_id == patient.id]
     assert [(b.source, b.status, b.total_cents) for b in created] == [("automation", "submitted", 16000)]
+    assert [(d.code_system, d.code) for d in created[0].diagnoses] == [("icd10cm", "F41.1")]
+    assert [(x.code_system, x.code, x.diagnosis_pointers) for x in created[0].lines] == [("cpt", "90837", [1])]
     refused(j.bill(clara, created[0].id), 404, "bill_not_found")  # automation's bills follow the same rules
     runs = ok(api("billing_automation", "list_billing_automation_runs").sync_detailed(clinic_id, client=admin))
     assert [(r.stage, r.local_date) for r in runs.items] == [("bills", tonight)]
