@@ -78,6 +78,8 @@ SURFACE = "billing_dashboard"
 # The response's fields, in the schema's order (so the body follows BillRead when it changes).
 BILL_FIELDS = list(BillRead.model_fields)
 LINE_FIELDS = list(ServiceLineRead.model_fields)
+# The fields the page's statement builds as JSON (the others are columns).
+JSON_FIELDS = {"lines", "diagnoses"}
 
 
 # The statements: the service's own functions, run on a stand-in session.
@@ -218,8 +220,8 @@ async def dashboard(conn: asyncpg.Connection, user_id: uuid.UUID, token_version:
     if LINES == "folded":
         rows = await repository.presented_page(BillFilters(), limit, after)
         bills = rows[:limit]
-        # The lines arrive as JSON text from PostgreSQL: passed through as they are.
-        items = [{name: orjson.Fragment(bill[name]) if name == "lines" else bill[name] for name in BILL_FIELDS}
+        # The lines and diagnoses arrive as JSON text from PostgreSQL: passed through as they are.
+        items = [{name: orjson.Fragment(bill[name]) if name in JSON_FIELDS else bill[name] for name in BILL_FIELDS}
                  for bill in bills]
     else:
         rows = await repository.page(BillFilters(), limit, after)
