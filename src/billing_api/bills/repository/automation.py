@@ -8,15 +8,17 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
-    Date, DateTime, Executable, Integer, Text, and_, any_, bindparam, case, cast, column, exists, func, insert, literal,
-    null, select, text, update,
+    ColumnElement, Date, DateTime, Executable, Integer, SmallInteger, Text, and_, any_, bindparam, case, cast, column,
+    exists, func, insert, literal, null, select, true, update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, aggregate_order_by
+from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billing_api.bills.repository.scoped import ScopedRepository
+from billing_api.codes.schemas import MAX_DIAGNOSES
 from billing_api.models import (
-    AutomatedEncounter, Bill, BillSource, BillStatus, Coverage, Encounter, EncounterLine, Payment,
+    AutomatedEncounter, Bill, BillLine, BillSource, BillStatus, Coverage, Encounter, EncounterLine, Payment,
 )
 
 
@@ -38,7 +40,8 @@ class AutomationBillRepository(ScopedRepository):
             now=now)).all()]
         if rows:
             bill_ids = [r[0] for r in rows]
-            diagnoses = self._statement("automated_bill_diagnoses", build=_automated_diagnoses_statement)
+            diagnoses = self._statement("automated_bill_diagnoses",
+                                        build=lambda: _automated_diagnoses_statement(self._visible()))
             await self._run(diagnoses, bill_ids=bill_ids)
             lines = self._statement("automated_bill_lines", build=_automated_lines_statement)
             await self._run(lines, bill_ids=bill_ids)
@@ -193,55 +196,85 @@ class AutomationBillRepository(ScopedRepository):
         )
 
 
-# The diagnoses of each new automated bill: those of its encounters, each once, in order of first appearance (by
-# service date, encounter, position), twelve at most; `pointer` maps an encounter's pointer to the bill's.
-_MERGED_DIAGNOSES = """
-    WITH occurrence AS (
-        SELECT link.bill_id, link.encounter_id, d.n, d.value,
-               row_number() OVER (PARTITION BY link.bill_id ORDER BY encounter.service_date, encounter.id, d.n)
-                   AS seen
-        FROM automated_encounter AS link
-        JOIN encounter ON encounter.id = link.encounter_id
-        CROSS JOIN LATERAL jsonb_array_elements(encounter.diagnoses) WITH ORDINALITY AS d(value, n)
-        WHERE link.bill_id = ANY(:bill_ids)
-    ), merged AS (
-        SELECT bill_id, value, row_number() OVER (PARTITION BY bill_id ORDER BY min(seen)) AS position
-        FROM occurrence GROUP BY bill_id, value
-    ), pointer AS (
-        SELECT occurrence.encounter_id, occurrence.n, merged.position
-        FROM occurrence JOIN merged USING (bill_id, value)
-        WHERE merged.position <= 12
+def _merged_diagnoses() -> tuple:
+    """The diagnoses of the new automated bills (`bill_ids`): those of each bill's encounters, each once, in order
+    of first appearance (by service date, encounter, position), numbered from 1 (`merged`); and for each
+    encounter's diagnosis its position on the bill, among the first twelve (`pointer`)."""
+    encounter, link = Encounter.__table__, AutomatedEncounter.__table__
+    element = (func.jsonb_array_elements(encounter.c.diagnoses)
+               .table_valued(column("value", JSONB), with_ordinality="n").render_derived(name="element"))
+    occurrence = (
+        select(link.c.bill_id, link.c.encounter_id, element.c.n, element.c.value,
+               func.row_number().over(partition_by=link.c.bill_id,
+                                      order_by=(encounter.c.service_date, encounter.c.id, element.c.n)).label("seen"))
+        # A function in FROM sees the items before it (LATERAL is implied): each encounter's own diagnoses.
+        .select_from(link.join(encounter, encounter.c.id == link.c.encounter_id).join(element, true()))
+        .where(link.c.bill_id == any_(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True)))))
+        .cte("occurrence")
     )
-"""
+    merged = (
+        select(occurrence.c.bill_id, occurrence.c.value,
+               func.row_number().over(partition_by=occurrence.c.bill_id,
+                                      order_by=func.min(occurrence.c.seen)).label("position"))
+        .group_by(occurrence.c.bill_id, occurrence.c.value)
+        .cte("merged")
+    )
+    pointer = (
+        select(occurrence.c.encounter_id, occurrence.c.n, merged.c.position)
+        .select_from(occurrence.join(merged, and_(merged.c.bill_id == occurrence.c.bill_id,
+                                                  merged.c.value == occurrence.c.value)))
+        .where(merged.c.position <= MAX_DIAGNOSES)
+        .cte("pointer")
+    )
+    return merged, pointer
 
 
-def _automated_diagnoses_statement() -> Executable:
+def _automated_diagnoses_statement(visible: ColumnElement[bool]) -> Executable:
     """The new automated bills' diagnoses (only bills whose encounters have some are written)."""
-    return text(_MERGED_DIAGNOSES + """
-        UPDATE bill SET diagnoses = merged_of_bill.diagnoses
-        FROM (SELECT bill_id, jsonb_agg(value ORDER BY position) AS diagnoses FROM merged WHERE position <= 12
-              GROUP BY bill_id) AS merged_of_bill
-        WHERE bill.id = merged_of_bill.bill_id
-    """).bindparams(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))))
+    merged, _ = _merged_diagnoses()
+    of_bill = (
+        select(merged.c.bill_id, func.jsonb_agg(aggregate_order_by(merged.c.value, merged.c.position))
+               .label("diagnoses"))
+        .where(merged.c.position <= MAX_DIAGNOSES)
+        .group_by(merged.c.bill_id)
+        .subquery("of_bill")
+    )
+    return (
+        update(Bill)
+        .where(Bill.id == of_bill.c.bill_id, visible)
+        # Part of the bill's creation, not a change to it: `updated_at` stays the creation's.
+        .values(diagnoses=of_bill.c.diagnoses, updated_at=Bill.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# What a bill line takes from its encounter's line, besides its pointers.
+_COPIED = ("code_system", "code", "modifiers", "description", "units", "fee_cents")
 
 
 def _automated_lines_statement() -> Executable:
-    """The new automated bills' lines: their encounters' billable lines, numbered per bill by service date,
-    encounter and line position (the bills were created by this scope in the same transaction), with their codes,
-    modifiers, and pointers to the bill's diagnoses (the same as the encounter's when a bill has one encounter)."""
-    return text(_MERGED_DIAGNOSES + """
-        INSERT INTO bill_line (id, bill_id, position, code_system, code, modifiers, diagnosis_pointers, description,
-                               units, fee_cents)
-        SELECT gen_random_uuid(), link.bill_id,
-               row_number() OVER (PARTITION BY link.bill_id
-                                  ORDER BY encounter.service_date, encounter.id, line.position),
-               line.code_system, line.code, line.modifiers,
-               ARRAY(SELECT pointer.position FROM unnest(line.diagnosis_pointers) WITH ORDINALITY AS p(n, k)
-                     JOIN pointer ON pointer.encounter_id = line.encounter_id AND pointer.n = p.n
-                     ORDER BY p.k)::smallint[],
-               line.description, line.units, line.fee_cents
-        FROM automated_encounter AS link
-        JOIN encounter ON encounter.id = link.encounter_id
-        JOIN encounter_line AS line ON line.encounter_id = encounter.id AND line.code IS NOT NULL
-        WHERE link.bill_id = ANY(:bill_ids)
-    """).bindparams(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))))
+    """The new automated bills' lines: their encounters' lines with a code, numbered per bill by service date,
+    encounter and line position (the bills were created by this scope in the same transaction), with their codes
+    and modifiers, and their pointers moved to their diagnoses' positions on the bill (the same as on the
+    encounter when a bill has one encounter)."""
+    encounter, line, link = Encounter.__table__, EncounterLine.__table__, AutomatedEncounter.__table__
+    _, pointer = _merged_diagnoses()
+    position = func.row_number().over(partition_by=link.c.bill_id,
+                                      order_by=(encounter.c.service_date, encounter.c.id, line.c.position))
+    sent = (func.unnest(line.c.diagnosis_pointers)
+            .table_valued(column("n", SmallInteger), with_ordinality="k").render_derived(name="sent"))
+    pointers = (
+        select(func.coalesce(func.array_agg(aggregate_order_by(cast(pointer.c.position, SmallInteger), sent.c.k)),
+                             cast(postgresql_array([], type_=SmallInteger), ARRAY(SmallInteger))))
+        .select_from(sent.join(pointer, and_(pointer.c.encounter_id == line.c.encounter_id,
+                                             pointer.c.n == sent.c.n)))
+        .scalar_subquery()
+    )
+    return insert(BillLine.__table__).from_select(
+        ["id", "bill_id", "position", *_COPIED, "diagnosis_pointers"],
+        select(func.gen_random_uuid(), link.c.bill_id, position, *(line.c[name] for name in _COPIED), pointers)
+        .select_from(link.join(encounter, encounter.c.id == link.c.encounter_id)
+                     .join(line, and_(line.c.encounter_id == encounter.c.id, line.c.code.is_not(None))))
+        .where(link.c.bill_id == any_(bindparam("bill_ids", type_=ARRAY(UUID(as_uuid=True))))),
+        include_defaults=False,
+    )

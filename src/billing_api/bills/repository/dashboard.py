@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import (
-    ColumnElement, DateTime, Integer, Select, bindparam, case, column, func, literal_column, or_, select, text, true, tuple_,
-    union, union_all,
+    ColumnElement, DateTime, Integer, Select, bindparam, case, column, func, literal_column, or_, select, text, true,
+    tuple_, union, union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID, aggregate_order_by
 from sqlalchemy.orm import aliased
@@ -112,7 +112,7 @@ def diagnoses_json() -> ColumnElement[str]:
         .select_from(element)
         .scalar_subquery()
     )
-    return case((Bill.diagnoses == text("'[]'::jsonb"), text("'[]'::json")), else_=rebuilt).label("diagnoses")
+    return case((func.jsonb_array_length(Bill.diagnoses) == 0, text("'[]'::json")), else_=rebuilt).label("diagnoses")
 
 
 _COMPUTED = {"lines": lines_json, "diagnoses": diagnoses_json}
