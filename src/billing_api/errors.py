@@ -209,6 +209,11 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "facility_not_found": (404, "No such facility in the company."),
     "payer_name_taken": (409, "The company has a payer of that name."),
     "facility_name_taken": (409, "The company has a facility of that name."),
+    "payer_in_use": (409, "Bills or patients name this payer; it can no longer be deleted."),
+    "payer_required": (422, "An insured bill names its payer (given, or the patient's payer of record)."),
+    "payer_not_allowed": (422, "A private bill is paid by the patient and names no payer."),
+    "payer_not_in_company": (422, "The payer is not one of the company's own (a parent's payer: name its copy)."),
+    "payer_not_copied_down": (422, "The parent company's payer was not copied down to this company: copy it first."),
     # Reports, invoices, payments.
     "invalid_date_range": (422, "`date_from` is after `date_to`."),
     "bill_not_payable": (409, "Payments are recorded on submitted bills only."),

@@ -61,7 +61,8 @@ async def test_every_read_of_billing_data_adds_its_access_log_row(client, factor
     bill = world.insured_bill
     await emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
                                                      patient_id=bill.patient_id, status=BillStatus.draft,
-                                                     source=bill.source, total_cents=bill.total_cents))
+                                                     source=bill.source, coverage=bill.coverage,
+                                                     payer_id=bill.payer_id, total_cents=bill.total_cents))
     await session.flush()
     headers = factory.headers(world.owner)
     ids = {"bill_id": bill.id, "encounter_id": world.encounter.id, "patient_id": world.patient.id,

@@ -238,6 +238,7 @@ ROWS: list[Row] = [
         json={"company_id": "{clinic}", "first_name": "New", "last_name": "Patient"}),
     Row("GET", "/v1/patients", EVERYONE, reveals={"patient": CLINIC | {"support"}}),
     Row("GET", "/v1/patients/{patient_id}", CLINIC_RECORD),
+    Row("PATCH", "/v1/patients/{patient_id}", statuses(CLINIC, forbidden={"support"}), json={"first_name": "Renamed"}),
     Row("POST", "/v1/visits", statuses(CLINIC, 201, forbidden={"support"}),
         json={"patient_id": "{patient}", "provider_id": "{owner}", "scheduled_at": "2026-11-20T15:00:00Z"}),
     Row("POST", "/v1/encounters", statuses(CLINIC, 201, forbidden={"support"}),

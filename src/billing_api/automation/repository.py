@@ -189,7 +189,7 @@ async def documents(session: AsyncSession, patient_id: uuid.UUID, shared_only: b
 
 
 async def add_bill_documents(session: AsyncSession, company_id: uuid.UUID,
-                             rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime]]) -> int:
+                             rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime, Any, Any]]) -> int:
     """One `bill` document per new bill, scheduled for sharing by the patient's own settings.
     No BillScope: automation runs as the system; the bills were made under their provider's scope
     (AutomationBillRepository.create_automated_bills), and this only writes documents for them, as it always has."""
