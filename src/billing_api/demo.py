@@ -76,7 +76,8 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     clara = await user(clinic, "clara.clerk", "Clara Clerk")
     bob = await user(clinic, "bob.clerk", "Bob Clerk")
     clerks = await ensure_group(session, clinic, "Billing clerks", [clara, bob])
-    await ensure_billing(session, clinic, [lovelace, carter, wu])
+    ohip = await ensure_record(session, Payer, clinic, "OHIP", payer_code="ON")
+    await ensure_billing(session, clinic, [lovelace, carter, wu], ohip)
     # Dr. Lovelace delegates to the clerks' group; Dr. Carter to Clara alone; Dr. Wu's list stays empty
     # (so the segregation readiness check has something to show).
     await ensure_delegation(session, lovelace, group=clerks, role=RolePreset.DATA_ENTRY)
@@ -94,19 +95,23 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     biller = await ensure_group(session, west, "Biller", [barney],
                                 permissions=[Permission.BILLS_VIEW, Permission.BILLS_SAVE, Permission.BILLS_SUBMIT])
     await ensure_group_companies(session, biller, [children["West EMS North"], children["West EMS South"]])
+    # Medicare Part B is copied down to North and South only (the walk-through copies it to East); every child has
+    # its copy of Colorado Medicaid, its patients' payer of record.
+    medicare = await ensure_record(session, Payer, west, "Medicare Part B", payer_code="04412")
+    medicaid = await ensure_record(session, Payer, west, "Colorado Medicaid", payer_code="COMCD")
+    station = await ensure_record(session, Facility, west, "West EMS Station 1", address="1 Station Rd, Denver CO")
+    for child in (children["West EMS North"], children["West EMS South"]):
+        await ensure_record(session, Payer, child, medicare.name, payer_code=medicare.payer_code, copy_of=medicare)
+        await ensure_record(session, Facility, child, station.name, address=station.address, copy_of=station)
     for username, child, number in (("dr.north", "West EMS North", "CO-200101"),
                                     ("dr.south", "West EMS South", "CO-200202"),
                                     ("dr.east", "West EMS East", "CO-200303"),
                                     ("dr.mountain", "West EMS Mountain", "CO-200404")):
         medic = await user(children[child], username, f"{child.removeprefix('West EMS ')} Medic",
                            billing_number=number)
-        await ensure_billing(session, children[child], [medic])
-    medicare = await ensure_record(session, Payer, west, "Medicare Part B", payer_code="04412")
-    await ensure_record(session, Payer, west, "Colorado Medicaid", payer_code="COMCD")
-    station = await ensure_record(session, Facility, west, "West EMS Station 1", address="1 Station Rd, Denver CO")
-    for child in (children["West EMS North"], children["West EMS South"]):
-        await ensure_record(session, Payer, child, medicare.name, payer_code=medicare.payer_code, copy_of=medicare)
-        await ensure_record(session, Facility, child, station.name, address=station.address, copy_of=station)
+        local_medicaid = await ensure_record(session, Payer, children[child], medicaid.name,
+                                             payer_code=medicaid.payer_code, copy_of=medicaid)
+        await ensure_billing(session, children[child], [medic], local_medicaid)
 
     vendor = await ensure_company(session, "billing-api Support")
     await user(vendor, "support", "Sam Support", account_type=AccountType.support)
@@ -120,8 +125,9 @@ DEMO_SERVICES = [("99213", "Office visit, established patient", 1, 9500),
                  ("90837", "Psychotherapy, 60 minutes", 1, 16000)]
 
 
-async def ensure_billing(session: AsyncSession, company: Company, providers: list[User]) -> None:
-    """Patients, and for each provider a visit, an encounter and a bill per patient (once)."""
+async def ensure_billing(session: AsyncSession, company: Company, providers: list[User], payer: Payer) -> None:
+    """Patients (`payer` their payer of record), and for each provider a visit, an encounter and a bill per patient
+    (once): every other one insured, to the patient's payer."""
     patients = []
     for first, last, born in DEMO_PATIENTS:
         patient = (await session.execute(select(Patient).where(
@@ -129,7 +135,7 @@ async def ensure_billing(session: AsyncSession, company: Company, providers: lis
         ))).scalar_one_or_none()
         if patient is None:
             patient = Patient(id=uuid.uuid4(), company_id=company.id, first_name=first, last_name=last,
-                              date_of_birth=born)
+                              date_of_birth=born, payer_id=payer.id)
             session.add(patient)
             await session.flush()
         patients.append(patient)
@@ -143,9 +149,11 @@ async def ensure_billing(session: AsyncSession, company: Company, providers: lis
                           provider_id=provider.id, scheduled_at=when)
             encounter = Encounter(id=uuid.uuid4(), company_id=company.id, patient_id=patient.id,
                                   provider_id=provider.id, visit_id=visit.id, service_date=when.date())
+            insured = day % 2 == 0
             bill = Bill(id=uuid.uuid4(), company_id=company.id, provider_id=provider.id, patient_id=patient.id,
                         encounter_id=encounter.id, visit_id=visit.id,
-                        coverage=Coverage.insured if day % 2 == 0 else Coverage.private,
+                        coverage=Coverage.insured if insured else Coverage.private,
+                        payer_id=patient.payer_id if insured else None,
                         service_date=when.date(), total_cents=units * fee, balance_cents=units * fee)
             session.add(visit)
             await session.flush()
