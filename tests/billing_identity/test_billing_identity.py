@@ -379,3 +379,31 @@ async def test_identity_for_documents(client, factory, session, world):
     other = await identity_for_documents(session, provider_id=world.users["other_provider"].id,
                                          company_id=world.clinic.id)
     assert other.provider == ProviderIdentity() and other.practice == found.practice
+
+
+async def test_a_value_postgresql_cannot_store_is_422_and_nothing_is_saved(client, factory, session, world):
+    response = await client.put(company_path(world), json={"legal_name": "Clinic\u0000PC"},
+                                headers=factory.headers(world.users["company_admin"]))
+    assert_problem(response, 422, "invalid_value")
+    assert await identity_rows(session) == 0
+
+
+async def test_the_demo_identities_pass_the_rules_they_would_be_saved_by(session, settings):
+    from billing_api.billing_identity import numbers
+    from billing_api.demo import load_demo
+    from billing_api.models import CompanyBillingIdentity, ProviderBillingIdentity
+
+    await load_demo(session, settings)
+    providers = (await session.execute(select(ProviderBillingIdentity))).scalars().all()
+    practices = (await session.execute(select(CompanyBillingIdentity))).scalars().all()
+    assert len(providers) == 7 and len(practices) == 5
+    for row in providers:
+        assert row.npi is None or numbers.npi(row.npi) == row.npi
+        assert numbers.provincial_billing_number(row.province, row.provincial_billing_number) == (
+            row.province, row.provincial_billing_number)
+        assert row.npi or row.provincial_billing_number
+    for row in practices:
+        assert row.tax_id is None or numbers.tax_id(row.tax_id) == row.tax_id
+        assert row.business_number is None or numbers.business_number(row.business_number) == row.business_number
+        assert numbers.phone(row.phone) == row.phone
+        assert numbers.place_of_service(row.place_of_service) == row.place_of_service
