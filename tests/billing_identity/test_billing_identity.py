@@ -4,6 +4,7 @@ world), the rules of every number (a table each), normalisation, nothing written
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -18,7 +19,7 @@ from billing_api.billing_identity.service import (
 )
 from billing_api.models import AuditEvent
 from tests.authz.world import CALLERS, build_world
-from tests.helpers import assert_problem, count
+from tests.helpers import ADMIN, assert_problem, count
 
 # Who knows the owner as a provider: everyone of the clinic (and its parent's administrator), support.
 KNOWS_OWNER = {"owner", "delegate_user", "group_delegate", "removed_member", "expired_delegate", "other_provider",
@@ -407,3 +408,24 @@ async def test_the_demo_identities_pass_the_rules_they_would_be_saved_by(session
         assert row.business_number is None or numbers.business_number(row.business_number) == row.business_number
         assert numbers.phone(row.phone) == row.phone
         assert numbers.place_of_service(row.place_of_service) == row.place_of_service
+
+
+async def test_two_first_saves_at_once_both_land_one_after_the_other(live):
+    """Two saves of a never-saved identity at once (real commits): one row, each save audited, one of the
+    saves' values kept, and no 409 or 500 from the race to create the row."""
+    http, factory = live
+    company = await factory.company()
+    provider = await factory.user(company, provider=True)
+    admin = await factory.user(company, account_type=ADMIN)
+    await factory.session.commit()
+    path = f"/v1/providers/{provider.id}/billing-identity"
+    bodies = [{"npi": "1234567893", "credentials": "MD"}, {"npi": "1245319599", "credentials": "DO"}]
+    responses = await asyncio.gather(*(http.put(path, json=body, headers=factory.headers(who))
+                                       for body, who in zip(bodies, (provider, admin), strict=True)))
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    final = (await http.get(path, headers=factory.headers(provider))).json()
+    assert {k: final[k] for k in ("npi", "credentials")} in bodies
+    session = factory.session
+    assert await count(session, "provider_billing_identity", "provider_id = :p", p=provider.id) == 1
+    assert await count(session, "audit_event", "action = 'provider_billing_identity.updated' AND target_id = :p",
+                       p=provider.id) == 2
