@@ -19,6 +19,7 @@ from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
 from billing_api.auth.router import router as auth_router
+from billing_api.billing_identity.router import router as billing_identity_router
 from billing_api.bills.router import router as bills_router
 from billing_api.body_limit import BodyLimitMiddleware
 from billing_api.companies.router import router as companies_router
@@ -51,6 +52,7 @@ ROUTERS += [automation_router]  # billing automation
 ROUTERS += [metrics_router]  # Prometheus metrics
 ROUTERS += [events_router]  # the integrators' events feed
 ROUTERS += [access_log_router]  # the access log
+ROUTERS += [billing_identity_router]  # what claims and superbills name for the provider and the practice
 
 
 def operation_id(route: APIRoute) -> str:

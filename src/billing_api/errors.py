@@ -214,6 +214,25 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "payer_not_allowed": (422, "A private bill is paid by the patient and names no payer."),
     "payer_not_in_company": (422, "The payer is not one of the company's own (a parent's payer: name its copy)."),
     "payer_not_copied_down": (422, "The parent company's payer was not copied down to this company: copy it first."),
+    # Billing identity.
+    "billing_identity_edit_forbidden": (403, "Only the provider and company administrators change a provider's "
+                                             "billing identity."),
+    "npi_format": (422, "An NPI is ten digits."),
+    "npi_check_digit": (422, "The NPI's last digit is not its check digit (Luhn over 80840 and the first nine)."),
+    "province_required": (422, "A provincial billing number needs its province."),
+    "provincial_billing_number_required": (422, "A province needs the billing number it names."),
+    "provincial_billing_number_format": (422, "The billing number is not of its province's shape (ON six digits, "
+                                              "AB nine digits, BC five characters)."),
+    "taxonomy_code_format": (422, "A taxonomy code is three digits, six letters or digits, and X."),
+    "tax_id_format": (422, "A US EIN is nine digits, 12-3456789."),
+    "tax_id_prefix": (422, "The EIN starts with a prefix the IRS assigns to no one."),
+    "business_number_format": (422, "A business number is nine digits, optionally a program account (RT0001)."),
+    "business_number_check_digit": (422, "The business number's ninth digit is not its check digit."),
+    "business_number_program": (422, "The program account is not RC, RM, RP, RR, RT or RZ with a reference from "
+                                     "0001."),
+    "phone_format": (422, "A phone number is 10 to 15 digits with the usual separators."),
+    "place_of_service_format": (422, "A place of service is a two-digit CMS code."),
+    "place_of_service_unknown": (422, "The two digits are not a code of the CMS place-of-service code set."),
     # Reports, invoices, payments.
     "invalid_date_range": (422, "`date_from` is after `date_to`."),
     "bill_not_payable": (409, "Payments are recorded on submitted bills only."),

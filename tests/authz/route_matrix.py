@@ -322,6 +322,17 @@ ROWS: list[Row] = [
     Row("DELETE", "/v1/patients/{patient_id}/payment-methods/{payment_method_id}",
         statuses(PATIENT_SAVE, 204, forbidden=CLINIC | {"support"})),
     Row("GET", "/v1/patients/{patient_id}/documents", statuses(PATIENT_VIEW, forbidden=CLINIC)),
+    # Billing identity (what claims and superbills name)
+    Row("GET", "/v1/providers/{provider_id}/billing-identity", statuses(KNOWS_OWNER),
+        note="whoever knows the provider, their delegates and invited team included: it is printed on every "
+             "document they prepare"),
+    Row("PUT", "/v1/providers/{provider_id}/billing-identity",
+        statuses({"owner"} | COMPANY_ADMINS, forbidden=KNOWS_OWNER),
+        json={"npi": "1234567893", "credentials": "MD"}),
+    Row("GET", "/v1/companies/{company_id}/billing-identity", CLINIC_RECORD),
+    Row("PUT", "/v1/companies/{company_id}/billing-identity",
+        statuses(COMPANY_ADMINS, forbidden=CLINIC | {"support"}),
+        json={"legal_name": "Clinic PC", "tax_id": "12-3456789", "place_of_service": "11"}),
     # Audit
     Row("GET", "/v1/audit-events", EVERYONE),
 ]

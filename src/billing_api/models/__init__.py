@@ -32,6 +32,7 @@ from billing_api.models.billing import (
     ProviderBillCount,
     Visit,
 )
+from billing_api.models.billing_identity import CompanyBillingIdentity, ProviderBillingIdentity
 from billing_api.models.delegation import DelegationEntry, DelegationList
 from billing_api.models.identity import AccountType, Company, Group, GroupMember, User, UserKind, UserStatus
 from billing_api.models.integration import IdempotencyKey, IntegrationEvent
@@ -61,6 +62,8 @@ __all__ = [
     "BillSource",
     "BillStatus",
     "Coverage",
+    "CompanyBillingIdentity",
+    "ProviderBillingIdentity",
     "DelegationEntry",
     "DelegationList",
     "Encounter",
