@@ -321,6 +321,11 @@ ROWS: list[Row] = [
     Row("DELETE", "/v1/patients/{patient_id}/payment-methods/{payment_method_id}",
         statuses(PATIENT_SAVE, 204, forbidden=CLINIC | {"support"})),
     Row("GET", "/v1/patients/{patient_id}/documents", statuses(PATIENT_VIEW, forbidden=CLINIC)),
+    Row("POST", "/v1/patients/{patient_id}/documents",
+        statuses(SAVE - INVITED, 201, forbidden=(CLINIC | {"support"}) - {"other_provider"} - COMPANY_ADMINS),
+        json={"kind": "superbill", "encounter_ids": ["{encounter}"]},
+        note="a superbill of the owner's session: who may save the owner's bills; those who see the patient but "
+             "not the owner's bills (another provider billing them, company admins) 404 on the encounter"),
     # Audit
     Row("GET", "/v1/audit-events", EVERYONE),
 ]
