@@ -31,7 +31,7 @@ from billing_api.automation.schemas import (
     StatementItemRead,
     SuperbillItemRead,
 )
-from billing_api.bills.repository import BillRepository, DocumentBillRepository, PatientBillAccess
+from billing_api.bills.repository import BillRepository, PatientBillAccess
 from billing_api.companies import service as company_service
 from billing_api.config import Settings
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -511,7 +511,7 @@ async def create_document(session: AsyncSession, principal: Principal, actor: Ac
                                     code="no_billable_sessions", extra={"field": "period_start"})
         total = sum(int(e[6]) for e in encounters)
     else:
-        bills, others = await DocumentBillRepository(session, save).open_bills_of_patient(
+        bills, others = await PatientBillAccess(session, save).open_bills_of_patient(
             patient.company_id, patient.id, period[1])
         if others:
             raise Forbidden("The patient owes on bills you may not save: the statement would list them.",

@@ -4,9 +4,7 @@ every statement carries (`scoped.py`)."""
 from billing_api.bills.repository.automation import AutomationBillRepository
 from billing_api.bills.repository.bills import BillRepository
 from billing_api.bills.repository.dashboard import BillFilters
-from billing_api.bills.repository.documents import DocumentBillRepository
 from billing_api.bills.repository.ledger import LedgerRepository
 from billing_api.bills.repository.patients import PatientBillAccess
 
-__all__ = ["AutomationBillRepository", "BillFilters", "BillRepository", "DocumentBillRepository", "LedgerRepository",
-           "PatientBillAccess"]
+__all__ = ["AutomationBillRepository", "BillFilters", "BillRepository", "LedgerRepository", "PatientBillAccess"]
