@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from billing_api.automation import repository
+from billing_api.db import make_sessionmaker
+from billing_api.models import BillingDocument, DocumentKind, ShareState
 from tests.automation.conftest import (
     build_clinic,
     by_stage,
@@ -153,6 +155,34 @@ async def test_concurrent_duplicates_one_wins_the_other_is_409(live, live_engine
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
     winner = next(a.json()["id"] for a in answers if a.status_code == 201)
     assert {a.json()["existing_id"] for a in answers if a.status_code == 409} == {winner}
+
+
+async def test_the_unique_index_decides_between_two_transactions_not_a_read_before(live, live_engine):
+    """The insert itself is the arbiter: a second transaction's insert waits for the first and then writes
+    nothing, whatever either read before."""
+    http, factory = live
+    clinic = await build_clinic(factory)
+    await factory.session.commit()
+    patient = await new_patient(http, clinic)
+    maker = make_sessionmaker(live_engine)
+
+    def superbill() -> BillingDocument:
+        return BillingDocument(id=uuid.uuid4(), company_id=clinic.company.id, patient_id=patient,
+                               kind=DocumentKind.superbill, period_start=date(2026, 3, 1),
+                               period_end=date(2026, 3, 31), total_cents=1, share_state=ShareState.not_shared,
+                               created_at=datetime.now(UTC))
+
+    first, second = superbill(), superbill()
+    async with maker() as one, maker() as two:
+        assert await repository.add_manual_document(one, first)
+        waiting = asyncio.create_task(repository.add_manual_document(two, second))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # held by the first transaction's row
+        await one.commit()
+        assert await waiting is False
+        assert await repository.document_for_period(two, patient, DocumentKind.superbill,
+                                                    date(2026, 3, 1)) == first.id
+        await two.rollback()
 
 
 async def test_who_may_make_one(client, session, clinic):

@@ -454,10 +454,12 @@ async def _chosen_encounters(session: AsyncSession, actor: Actor, view: BillScop
     """The chosen encounters: 404 for one the caller may not see (its company, or its provider's bills),
     422 for another patient's or one without a CPT code."""
     rows = {r[0]: r for r in await repository.encounters_for_superbill(session, patient.id, encounter_ids=ids)}
+    seen: dict[tuple[uuid.UUID, uuid.UUID], bool] = {}  # (provider, company) -> may the caller see their bills
     for index, encounter_id in enumerate(ids):
         row = rows.get(encounter_id)
-        if (row is None or not may_view_company(actor, row[1])
-                or not await BillRepository(session, view).permits(row[3], row[1])):
+        if row is not None and (row[3], row[1]) not in seen:
+            seen[row[3], row[1]] = await BillRepository(session, view).permits(row[3], row[1])
+        if row is None or not may_view_company(actor, row[1]) or not seen[row[3], row[1]]:
             raise NotFound("No such encounter.", code="encounter_not_found",
                            extra={"field": f"encounter_ids[{index}]"})
     for index, encounter_id in enumerate(ids):
@@ -469,6 +471,17 @@ async def _chosen_encounters(session: AsyncSession, actor: Actor, view: BillScop
             raise Unprocessable("The encounter has no service line with a CPT code: nothing to put on a superbill.",
                                 code="encounter_not_billable", extra={"field": f"encounter_ids[{index}]"})
     return [rows[i] for i in sorted(ids, key=lambda i: (rows[i][4], i))]
+
+
+async def _no_document_yet(session: AsyncSession, patient_id: uuid.UUID, kind: DocumentKind,
+                           period: tuple[date, date]) -> None:
+    """409 naming the patient's document of this kind for the period, if there is one."""
+    existing = await repository.document_for_period(session, patient_id, kind, period[0])
+    if existing is not None:
+        raise Conflict(f"The patient already has a {kind.value} for {period[0]:%Y-%m}: one per patient and period.",
+                       code="document_exists_for_period",
+                       extra={"existing_id": str(existing), "period_start": period[0].isoformat(),
+                              "period_end": period[1].isoformat()})
 
 
 def _share(row: PatientBillingSettings, kind: DocumentKind, now: datetime) -> tuple[ShareState, datetime | None]:
@@ -506,10 +519,6 @@ async def create_document(session: AsyncSession, principal: Principal, actor: Ac
         if data.encounter_ids is None:
             encounters = await repository.encounters_for_superbill(session, patient.id, period=period)
             await _may_save_providers(session, view, save, patient.company_id, {e[3] for e in encounters})
-            if not encounters:
-                raise Unprocessable("The patient has no session with a CPT code in the period.",
-                                    code="no_billable_sessions", extra={"field": "period_start"})
-        total = sum(int(e[6]) for e in encounters)
     else:
         bills, others = await PatientBillAccess(session, save).open_bills_of_patient(
             patient.company_id, patient.id, period[1])
@@ -517,6 +526,14 @@ async def create_document(session: AsyncSession, principal: Principal, actor: Ac
             raise Forbidden("The patient owes on bills you may not save: the statement would list them.",
                             code="permission_denied", extra={"permission": save.permission.value})
         await _may_save_providers(session, view, save, patient.company_id, {b[2] for b in bills})
+    # Said first, as it is the answer whatever the month holds now; the insert below is what enforces it.
+    await _no_document_yet(session, patient.id, kind, period)
+    if kind == DocumentKind.superbill:
+        if not encounters:
+            raise Unprocessable("The patient has no session with a CPT code in the period.",
+                                code="no_billable_sessions", extra={"field": "period_start"})
+        total = sum(int(e[6]) for e in encounters)
+    else:
         if not bills:
             raise Unprocessable("The patient owes nothing for services up to the end of the period: no statement.",
                                 code="nothing_owed", extra={"field": "period_end"})
@@ -527,12 +544,9 @@ async def create_document(session: AsyncSession, principal: Principal, actor: Ac
     document = BillingDocument(id=uuid.uuid4(), company_id=patient.company_id, patient_id=patient.id, kind=kind,
                                period_start=period[0], period_end=period[1], total_cents=total,
                                share_state=share_state, share_at=share_at, created_at=now, created_by=principal.id)
-    if not await repository.add_manual_document(session, document):
-        existing = await repository.document_for_period(session, patient.id, kind, period[0])
-        raise Conflict(f"The patient already has a {kind.value} for {period[0]:%Y-%m}: one per patient and period.",
-                       code="document_exists_for_period",
-                       extra={"existing_id": str(existing) if existing else None,
-                              "period_start": period[0].isoformat(), "period_end": period[1].isoformat()})
+    if not await repository.add_manual_document(session, document):  # made meanwhile (the index decided)
+        await _no_document_yet(session, patient.id, kind, period)
+        raise Conflict("A document for the period was being written at the same time; try again.", code="conflict")
     if kind == DocumentKind.superbill:
         await repository.add_superbill_items(session, document.id, encounters)
     else:
