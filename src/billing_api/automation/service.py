@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -396,15 +397,14 @@ async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, 
 # Documents made by hand
 
 
+def _month_containing(day: date) -> tuple[date, date]:
+    # monthrange, not "the 1st of the next month minus a day": December 9999 has no next month.
+    return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
 def _month_of(start: date, end: date) -> tuple[date, date] | None:
     """(first, last) day of the month `start`..`end` is exactly, or None."""
-    last = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-    return (start, end) if start.day == 1 and end == last else None
-
-
-def _month_containing(day: date) -> tuple[date, date]:
-    first = day.replace(day=1)
-    return first, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return (start, end) if (start, end) == _month_containing(start) else None
 
 
 def _requested_period(data: DocumentCreate) -> tuple[date, date] | None:
