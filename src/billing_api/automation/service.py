@@ -499,6 +499,7 @@ async def create_document(session: AsyncSession, principal: Principal, actor: Ac
     """A superbill or statement made by hand, under the nightly run's once-per-patient-and-period rule."""
     kind = DocumentKind(data.kind)
     period = _requested_period(data)
+    encounters: list[tuple] = []
     patient = await _patient_for(session, actor, view, patient_id, write=True)
     if data.encounter_ids is not None:
         encounters = await _chosen_encounters(session, actor, view, patient, data.encounter_ids)
