@@ -244,6 +244,20 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "payment_method_not_found": (404, "No such payment method for the patient."),
     "automation_not_configured": (422, "The company has no billing automation settings yet."),
     "run_date_in_future": (422, "A run cannot be for a date that has not started in the company's time zone."),
+    # Superbills and statements made by hand.
+    "document_exists_for_period": (409, "The patient has a document of that kind for the month (made by hand or "
+                                        "by the nightly run); `existing_id` names it."),
+    "period_or_encounters_required": (422, "Send a period or, for a superbill, `encounter_ids`: one of them."),
+    "period_incomplete": (422, "A period needs both `period_start` and `period_end`."),
+    "period_end_before_start": (422, "`period_end` is before `period_start`."),
+    "period_not_a_month": (422, "A document's period is one calendar month, from its first day to its last."),
+    "period_not_ended": (422, "The month has not ended yet in the company's time zone."),
+    "encounters_for_superbill_only": (422, "Only a superbill lists chosen sessions; a statement takes a period."),
+    "encounter_repeated": (422, "The same encounter is listed twice."),
+    "encounters_span_months": (422, "The chosen sessions are in more than one month; make one superbill per month."),
+    "encounter_not_billable": (422, "The encounter has no service line with a CPT code."),
+    "no_billable_sessions": (422, "The patient has no session with a CPT code in the month."),
+    "nothing_owed": (422, "The patient owes nothing for services up to the end of the month: no statement."),
     "access_log_forbidden": (403, "The patient's access log is for company administrators and the patient's "
                                   "providers."),
     # Integrators.

@@ -333,6 +333,11 @@ ROWS: list[Row] = [
     Row("PUT", "/v1/companies/{company_id}/billing-identity",
         statuses(COMPANY_ADMINS, forbidden=CLINIC | {"support"}),
         json={"legal_name": "Clinic PC", "tax_id": "12-3456789", "place_of_service": "11"}),
+    Row("POST", "/v1/patients/{patient_id}/documents",
+        statuses(SAVE - INVITED, 201, forbidden=(CLINIC | {"support"}) - {"other_provider"} - COMPANY_ADMINS),
+        json={"kind": "superbill", "encounter_ids": ["{encounter}"]},
+        note="a superbill of the owner's session: who may save the owner's bills; those who see the patient but "
+             "not the owner's bills (another provider billing them, company admins) 404 on the encounter"),
     # Audit
     Row("GET", "/v1/audit-events", EVERYONE),
 ]

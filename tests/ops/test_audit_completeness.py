@@ -176,6 +176,7 @@ NOT_ACCESS_CONTROL = {
     "DELETE /v1/patients/{patient_id}/payment-methods/{payment_method_id}",
     "PUT /v1/providers/{provider_id}/billing-identity", "PUT /v1/companies/{company_id}/billing-identity",
     "PATCH /v1/patients/{patient_id}",
+    "POST /v1/patients/{patient_id}/documents",
 }
 
 

@@ -18,6 +18,7 @@ from billing_api.models.automation import (
     PaymentCard,
     ShareState,
     StatementItem,
+    SuperbillItem,
 )
 from billing_api.models.base import Base
 from billing_api.models.billing import (
@@ -57,6 +58,7 @@ __all__ = [
     "PaymentCard",
     "ShareState",
     "StatementItem",
+    "SuperbillItem",
     "Bill",
     "BillLine",
     "BillSource",
