@@ -16,6 +16,7 @@ from billing_api.automation.schemas import (
     CompanyAutomationRead,
     CompanyAutomationUpdate,
     DocumentPage,
+    DocumentRead,
     EffectiveSettingsRead,
     PatientSettingsRead,
     PatientSettingsUpdate,
@@ -147,3 +148,10 @@ async def list_patient_documents(
     items, rows = await service.list_documents(session, actor, scope, log, patient_id,
                                                not include_unshared, paging.limit, paging.after)
     return DocumentPage(items=items, next_cursor=next_cursor(rows, paging.limit))
+
+
+@router.get("/patients/{patient_id}/documents/{document_id}", response_model=DocumentRead, responses=READ_ERRORS)
+async def get_patient_document(patient_id: uuid.UUID, document_id: uuid.UUID, session: Session, actor: CurrentActor,
+                               scope: BillsView, log: AccessLog) -> DocumentRead:
+    """One of the patient's billing documents, shared or not, under the list's rules (its PDF: `/pdf`)."""
+    return await service.get_document(session, actor, scope, log, patient_id, document_id)

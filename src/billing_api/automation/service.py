@@ -385,3 +385,29 @@ async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, 
     items = await repository.statement_items(session, [d.id for d in shown if d.kind == DocumentKind.statement])
     return [DocumentRead.model_validate(d).model_copy(update={
         "items": [StatementItemRead.model_validate(i) for i in items.get(d.id, [])]}) for d in shown], rows
+
+
+async def visible_document(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID,
+                           document_id: uuid.UUID) -> tuple[Patient, BillingDocument]:
+    """One of the patient's documents, under the list's rules (the patient 404, their billing data 403); a
+    document that is not this patient's is not found. Nothing recorded yet: `record_document_read` does."""
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    document = await repository.document(session, patient.id, document_id)
+    if document is None:
+        raise NotFound("No such document for this patient.", code="document_not_found")
+    return patient, document
+
+
+async def record_document_read(actor: Actor, scope: BillScope, log: ReadLog, patient: Patient,
+                               document: BillingDocument, surface: str) -> None:
+    await _record_shown(actor, scope, log, patient, surface, surface, document_ids=[str(document.id)])
+
+
+async def get_document(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog, patient_id: uuid.UUID,
+                       document_id: uuid.UUID) -> DocumentRead:
+    """One document as the list shows it (a statement with its bills), its read recorded."""
+    patient, document = await visible_document(session, actor, scope, patient_id, document_id)
+    await record_document_read(actor, scope, log, patient, document, "patient_document")
+    items = await repository.statement_items(session, [document.id] if document.kind == DocumentKind.statement else [])
+    return DocumentRead.model_validate(document).model_copy(update={
+        "items": [StatementItemRead.model_validate(i) for i in items.get(document.id, [])]})
