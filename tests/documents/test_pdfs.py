@@ -69,6 +69,7 @@ async def test_a_bills_pdf_names_the_practice_provider_patient_codes_and_totals(
     assert "Total 195.00" in words and "Paid 50.00" in words and "Balance 145.00" in words
     assert response.headers["content-disposition"] == (
         f'inline; filename="bill-2026-10-14-{bill["id"].split("-")[0]}.pdf"')
+    assert response.headers["cache-control"] == "no-store"  # billing data, kept by no browser or proxy
     # Dated by the bill, and the same bytes on every read.
     created = datetime.fromisoformat(bill["created_at"]).astimezone(UTC).replace(microsecond=0)
     assert PdfReader(io.BytesIO(response.content)).metadata.creation_date.astimezone(UTC) == created
