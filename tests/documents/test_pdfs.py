@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from pypdf import PdfReader
 from sqlalchemy import select, text
 
-from billing_api.models import AccessLogEntry, BillingDocument, DocumentKind
-from tests.authz.world import build_world
+from billing_api.models import AccessLogEntry, BillingDocument, DocumentKind, Encounter, EncounterLine
+from tests.authz.world import ENCOUNTER_FEE, build_world
 from tests.automation.conftest import build_clinic, configure, encounter, patch_patient, run
 from tests.helpers import assert_problem
 
@@ -208,3 +208,33 @@ async def test_each_pdf_read_leaves_its_access_log_row(client, session, factory)
     assert (await client.get(f"/v1/bills/{world.insured_bill.id}/pdf", headers=other)).status_code == 404
     assert (await session.execute(select(AccessLogEntry.id).where(
         AccessLogEntry.actor_id == world.users["other_provider"].id))).all() == []
+
+
+async def test_a_superbill_pdf_shows_only_the_sessions_whose_fees_the_reader_may_see(client, session, factory):
+    """Under segregation a superbill spans providers, while its JSON gives only the total: each reader's PDF shows
+    the sessions of providers whose bills they may view (as an encounter shows its fees), and counts the rest."""
+    world = await build_world(factory, segregated=True)  # the owner's session of 2026-11-02: 99213
+    other = world.users["other_provider"]
+    theirs = Encounter(id=uuid.uuid4(), company_id=world.clinic.id, patient_id=world.patient.id,
+                       provider_id=other.id, service_date=date(2026, 11, 9))
+    session.add(theirs)
+    await session.flush()
+    session.add(EncounterLine(id=uuid.uuid4(), encounter_id=theirs.id, position=0, cpt_code="90834",
+                              description="Psychotherapy, 45 min", units=1, fee_cents=11100))
+    superbill = BillingDocument(id=uuid.uuid4(), company_id=world.clinic.id, patient_id=world.patient.id,
+                                kind=DocumentKind.superbill, period_start=date(2026, 11, 1),
+                                period_end=date(2026, 11, 30), total_cents=ENCOUNTER_FEE + 11100)
+    session.add(superbill)
+    await session.flush()
+    path = f"/v1/patients/{world.patient.id}/documents/{superbill.id}/pdf"
+
+    owners = pdf_text(await client.get(path, headers=factory.headers(world.owner)))
+    assert "2026-11-02 99213" in owners and "90834" not in owners and "111.00" not in owners
+    assert "Not shown: 1 session of this period" in owners
+    assert f"Total {ENCOUNTER_FEE // 100}.00" in owners
+    others = pdf_text(await client.get(path, headers=factory.headers(other)))
+    assert "2026-11-09 90834" in others and "99213" not in others and "Total 111.00" in others
+    # The company's administrator manages its automation but, segregated, views neither provider's bills.
+    admins = pdf_text(await client.get(path, headers=factory.headers(world.users["company_admin"])))
+    assert "99213" not in admins and "90834" not in admins and "Not shown: 2 sessions" in admins
+    assert "Total 0.00" in admins

@@ -69,6 +69,11 @@ def render(view: DocumentView) -> bytes:
     _diagnoses(pdf, view)
     if view.lines:
         _lines(pdf, view)
+    if view.omitted_sessions:
+        sessions = "1 session" if view.omitted_sessions == 1 else f"{view.omitted_sessions} sessions"
+        _text(pdf, f"Not shown: {sessions} of this period with providers whose bills the requester may not view.",
+              size=8, style="I")
+        pdf.ln(2)
     if view.items:
         _items(pdf, view.items)
     _totals(pdf, view)

@@ -60,14 +60,14 @@ async def get_patient_document_pdf(patient_id: uuid.UUID, document_id: uuid.UUID
                                    actor: CurrentActor, scope: BillsView, log: AccessLog,
                                    reader: BillsReader) -> Response:
     """One of the patient's documents as PDF, under the documents list's rules. A superbill lists the sessions of
-    its period (dates, codes, diagnoses, fees) with what was paid; a statement the open bills it was made with and
-    the amount due. A `bill` document is its bill's PDF, under the bill's own rules: 404 for whoever may not see
-    that bill."""
+    its period (dates, codes, diagnoses, fees) with what was paid, those of providers whose bills the caller may
+    view (the others are counted, not shown); a statement the open bills it was made with and the amount due. A
+    `bill` document is its bill's PDF, under the bill's own rules: 404 for whoever may not see that bill."""
     patient, document = await automation_service.visible_document(session, actor, scope, patient_id, document_id)
     if document.kind == DocumentKind.bill:
         bill, lines = await reader.bill_rows(document.bill_id, "patient_document_pdf")
         return _pdf(await service.bill_document(session, bill, lines))
     await automation_service.record_document_read(actor, scope, log, patient, document, "patient_document_pdf")
     if document.kind == DocumentKind.superbill:
-        return _pdf(await service.superbill_document(session, document))
+        return _pdf(await service.superbill_document(session, document, reader.may_show_fees))
     return _pdf(await service.statement_document(session, document))

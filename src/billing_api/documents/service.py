@@ -4,7 +4,7 @@ Access is decided before any of this: by the BillReader for a bill, by automatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,7 +83,8 @@ def bill_view(bill: Bill, lines: Sequence[BillLine], *, patient: Patient, provid
 
 
 def superbill_view(document: BillingDocument, sessions: Sequence[tuple[Encounter, Sequence[EncounterLine]]], *,
-                   paid_cents: int, patient: Patient, providers: dict, company: Company) -> DocumentView:
+                   paid_cents: int, patient: Patient, providers: dict, company: Company,
+                   omitted_sessions: int = 0) -> DocumentView:
     """The sessions of the period, each line dated and (when several treat the patient) naming its provider. The
     diagnoses are those of all the sessions, once each; a line's pointers are renumbered into that list."""
     diagnoses: list[DiagnosisView] = []
@@ -105,7 +106,7 @@ def superbill_view(document: BillingDocument, sessions: Sequence[tuple[Encounter
         practice=practice_view(company), patient=patient_view(patient),
         providers=tuple(provider_view(providers[p]) for p in provider_ids), period_start=document.period_start,
         period_end=document.period_end, diagnoses=tuple(diagnoses), lines=tuple(lines), total_cents=total,
-        paid_cents=paid_cents, balance_cents=total - paid_cents)
+        paid_cents=paid_cents, balance_cents=total - paid_cents, omitted_sessions=omitted_sessions)
 
 
 def statement_view(document: BillingDocument, items: Sequence[StatementItem], *, patient: Patient,
@@ -134,11 +135,20 @@ async def bill_document(session: AsyncSession, bill: Bill, lines: Sequence[BillL
                      provider=providers[bill.provider_id], company=await repository.company(session, bill.company_id))
 
 
-async def superbill_document(session: AsyncSession, document: BillingDocument) -> DocumentView:
-    sessions = await repository.superbill_sessions(session, document.company_id, document.patient_id,
-                                                   document.period_start, document.period_end)
+async def superbill_document(session: AsyncSession, document: BillingDocument,
+                             may_show_fees: Callable[[Encounter], Awaitable[bool]]) -> DocumentView:
+    """The superbill's sessions that the reader may see the fees of (`BillReader.may_show_fees`: the bill scope
+    decides, as on an encounter); the others are counted, not shown. The JSON gives only the document's total,
+    so its PDF shows no more of a provider's charges than their bills would."""
+    every = await repository.superbill_sessions(session, document.company_id, document.patient_id,
+                                                document.period_start, document.period_end)
+    permitted = {}
+    for encounter, _ in every:
+        if encounter.provider_id not in permitted:
+            permitted[encounter.provider_id] = await may_show_fees(encounter)
+    sessions = [(encounter, lines) for encounter, lines in every if permitted[encounter.provider_id]]
     return superbill_view(
-        document, sessions,
+        document, sessions, omitted_sessions=len(every) - len(sessions),
         paid_cents=await repository.paid_for_encounters(session, [encounter.id for encounter, _ in sessions]),
         patient=await repository.patient(session, document.patient_id),
         providers=await repository.users(session, {encounter.provider_id for encounter, _ in sessions}),

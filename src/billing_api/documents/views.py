@@ -106,3 +106,5 @@ class DocumentView:
     paid_cents: int = 0
     balance_cents: int = 0
     amount_due_cents: int | None = None  # a statement's
+    # A superbill's sessions with providers whose bills the reader may not view: left out, and said so.
+    omitted_sessions: int = 0
