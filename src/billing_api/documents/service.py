@@ -5,6 +5,7 @@ Access is decided before any of this: by the BillReader for a bill, by automatio
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,7 +100,7 @@ def superbill_view(document: BillingDocument, sessions: Sequence[tuple[Encounter
             view = line_view(line, service_date=encounter.service_date,
                              provider=providers[encounter.provider_id].display_name)
             pointers = tuple(diagnoses.index(own[p - 1]) + 1 for p in view.diagnosis_pointers if 0 < p <= len(own))
-            lines.append(LineView(**{**view.__dict__, "diagnosis_pointers": pointers}))
+            lines.append(replace(view, diagnosis_pointers=pointers))
     total = sum(line.amount_cents for line in lines)
     return DocumentView(
         kind=DocumentKind.superbill, reference=str(document.id), issued_at=document.created_at,
