@@ -242,6 +242,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "automation_manage_required": (403, "Needs a company administrator or `billing:automation_manage`."),
     "patient_billing_forbidden": (403, "The caller may not change this patient's billing settings."),
     "payment_method_not_found": (404, "No such payment method for the patient."),
+    "document_not_found": (404, "No such billing document for the patient."),
     "automation_not_configured": (422, "The company has no billing automation settings yet."),
     "run_date_in_future": (422, "A run cannot be for a date that has not started in the company's time zone."),
     # Superbills and statements made by hand.

@@ -139,6 +139,7 @@ DEFAULT_TARGETS = {
     "payer_id": "payer",
     "facility_id": "facility",
     "payment_method_id": "card",
+    "document_id": "superbill",        # a superbill of the patient's
 }
 
 LINE = {"cpt_code": "99214", "description": "Longer visit", "units": 1, "fee_cents": 9000}
@@ -253,6 +254,7 @@ ROWS: list[Row] = [
         json={"provider_id": "{owner}", "patient_id": "{patient}", "coverage": "private",
               "service_date": "2026-11-03", "lines": [LINE]}),
     Row("GET", "/v1/bills/{bill_id}", statuses(VIEW)),
+    Row("GET", "/v1/bills/{bill_id}/pdf", statuses(VIEW), note="exactly the bill's JSON read"),
     Row("PATCH", "/v1/bills/{bill_id}", statuses(SAVE, forbidden=VIEW), json={"lines": [LINE]}),
     Row("POST", "/v1/bills/{bill_id}/submit", statuses(SUBMIT, forbidden=VIEW)),
     Row("DELETE", "/v1/bills/{bill_id}", statuses(DELETE, 204, forbidden=VIEW)),
@@ -338,6 +340,9 @@ ROWS: list[Row] = [
         json={"kind": "superbill", "encounter_ids": ["{encounter}"]},
         note="a superbill of the owner's session: who may save the owner's bills; those who see the patient but "
              "not the owner's bills (another provider billing them, company admins) 404 on the encounter"),
+    Row("GET", "/v1/patients/{patient_id}/documents/{document_id}", statuses(PATIENT_VIEW, forbidden=CLINIC)),
+    Row("GET", "/v1/patients/{patient_id}/documents/{document_id}/pdf", statuses(PATIENT_VIEW, forbidden=CLINIC),
+        note="the list's rules; a `bill` document's PDF is its bill's, under the bill's rules"),
     # Audit
     Row("GET", "/v1/audit-events", EVERYONE),
 ]

@@ -20,12 +20,14 @@ from billing_api.mail.secrets import fingerprint
 from billing_api.models import (
     AccountType,
     Bill,
+    BillingDocument,
     BillLine,
     BillStatus,
     Company,
     CompanyBillingAutomation,
     Coverage,
     DelegationEntry,
+    DocumentKind,
     Encounter,
     EncounterLine,
     Facility,
@@ -219,8 +221,8 @@ def _invitation(world: World, email: str, secret: str) -> Invitation:
 async def build_route_world(factory: Factory) -> World:
     """The segregated world plus what every route needs a target for: the owner's invited team (one member
     per preset), a pending invitation and one waiting for a newcomer, a submitted bill (payments), payers and
-    facilities at the parent level (copy-down), a card on the patient's file and the clinic's automation
-    settings. Kept in `extra`."""
+    facilities at the parent level (copy-down), a card on the patient's file, a superbill of the patient and the
+    clinic's automation settings. Kept in `extra`."""
     world = await build_world(factory, segregated=True)
     session = factory.session
     for name, role in INVITED.items():
@@ -240,7 +242,12 @@ async def build_route_world(factory: Factory) -> World:
     await session.flush()
     submitted = await _bill(factory, world.clinic, world.owner, world.patient, Coverage.insured)
     submitted.status = BillStatus.submitted
+    # October's: November's is left for the route matrix's manual superbill of the owner's session.
+    superbill = BillingDocument(id=uuid.uuid4(), company_id=world.clinic.id, patient_id=world.patient.id,
+                                kind=DocumentKind.superbill, period_start=date(2026, 10, 1),
+                                period_end=date(2026, 10, 31), total_cents=ENCOUNTER_FEE)
+    session.add(superbill)
     await session.flush()
     world.extra.update(pending_invitation=pending, payer=payer, facility=facility, card=card,
-                       submitted_bill=submitted)
+                       submitted_bill=submitted, superbill=superbill)
     return world

@@ -189,6 +189,12 @@ async def documents(session: AsyncSession, patient_id: uuid.UUID, shared_only: b
     return list((await session.execute(statement)).scalars())
 
 
+async def document(session: AsyncSession, patient_id: uuid.UUID, document_id: uuid.UUID) -> BillingDocument | None:
+    """One of the patient's documents (another patient's is none)."""
+    return (await session.execute(select(BillingDocument).where(
+        BillingDocument.id == document_id, BillingDocument.patient_id == patient_id))).scalar_one_or_none()
+
+
 async def add_bill_documents(session: AsyncSession, company_id: uuid.UUID,
                              rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime, Any, Any]]) -> int:
     """One `bill` document per new bill, scheduled for sharing by the patient's own settings.

@@ -151,7 +151,6 @@ async def list_patient_documents(
     return DocumentPage(items=items, next_cursor=next_cursor(rows, paging.limit))
 
 
-
 # Superbills and statements made by hand
 
 
@@ -171,3 +170,10 @@ async def create_patient_document(patient_id: uuid.UUID, data: DocumentCreate, s
     the `existing_id`. Shared as the nightly run's documents are: by the patient's own sharing of the kind,
     after its delay."""
     return await service.create_document(session, principal, actor, view, save, log, patient_id, data)
+
+
+@router.get("/patients/{patient_id}/documents/{document_id}", response_model=DocumentRead, responses=READ_ERRORS)
+async def get_patient_document(patient_id: uuid.UUID, document_id: uuid.UUID, session: Session, actor: CurrentActor,
+                               scope: BillsView, log: AccessLog) -> DocumentRead:
+    """One of the patient's billing documents, shared or not, under the list's rules (its PDF: `/pdf`)."""
+    return await service.get_document(session, actor, scope, log, patient_id, document_id)

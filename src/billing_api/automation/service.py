@@ -387,11 +387,17 @@ async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, 
     shown = rows[:limit]
     await _record_shown(actor, scope, log, patient, "patient_documents", "patient_documents" if shown else None,
                         document_ids=[str(d.id) for d in shown])
-    items = await repository.statement_items(session, [d.id for d in shown if d.kind == DocumentKind.statement])
-    sessions = await repository.superbill_items(session, [d.id for d in shown if d.kind == DocumentKind.superbill])
+    return await _presented(session, shown), rows
+
+
+async def _presented(session: AsyncSession, documents: list[BillingDocument]) -> list[DocumentRead]:
+    """Documents as the API shows them: statements with their bills, manual superbills with their sessions."""
+    items = await repository.statement_items(session, [d.id for d in documents if d.kind == DocumentKind.statement])
+    sessions = await repository.superbill_items(session,
+                                                [d.id for d in documents if d.kind == DocumentKind.superbill])
     return [DocumentRead.model_validate(d).model_copy(update={
         "items": [StatementItemRead.model_validate(i) for i in items.get(d.id, [])],
-        "encounters": [SuperbillItemRead.model_validate(i) for i in sessions.get(d.id, [])]}) for d in shown], rows
+        "encounters": [SuperbillItemRead.model_validate(i) for i in sessions.get(d.id, [])]}) for d in documents]
 
 
 # Documents made by hand
@@ -560,9 +566,28 @@ async def create_document(session: AsyncSession, principal: Principal, actor: Ac
                   {"bill_ids": [str(b[0]) for b in bills]})})
     await _record_shown(actor, view, log, patient, "patient_document", "patient_document",
                         document_ids=[str(document.id)])
-    return DocumentRead.model_validate(document).model_copy(update={
-        "items": [StatementItemRead(bill_id=b[0], provider_id=b[2], service_date=b[3], total_cents=b[4],
-                                    balance_cents=b[5]) for b in bills],
-        "encounters": [SuperbillItemRead(encounter_id=e[0], provider_id=e[3], service_date=e[4], imported=e[5],
-                                         total_cents=int(e[6])) for e in encounters]
-        if kind == DocumentKind.superbill else []})
+    return (await _presented(session, [document]))[0]
+
+
+async def visible_document(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID,
+                           document_id: uuid.UUID) -> tuple[Patient, BillingDocument]:
+    """One of the patient's documents, under the list's rules (the patient 404, their billing data 403); a
+    document that is not this patient's is not found. Nothing recorded yet: `record_document_read` does."""
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    document = await repository.document(session, patient.id, document_id)
+    if document is None:
+        raise NotFound("No such document for this patient.", code="document_not_found")
+    return patient, document
+
+
+async def record_document_read(actor: Actor, scope: BillScope, log: ReadLog, patient: Patient,
+                               document: BillingDocument, surface: str) -> None:
+    await _record_shown(actor, scope, log, patient, surface, surface, document_ids=[str(document.id)])
+
+
+async def get_document(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog, patient_id: uuid.UUID,
+                       document_id: uuid.UUID) -> DocumentRead:
+    """One document as the list shows it, its read recorded."""
+    patient, document = await visible_document(session, actor, scope, patient_id, document_id)
+    await record_document_read(actor, scope, log, patient, document, "patient_document")
+    return (await _presented(session, [document]))[0]
