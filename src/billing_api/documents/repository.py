@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.models import (
@@ -18,6 +18,7 @@ from billing_api.models import (
     Encounter,
     EncounterLine,
     Patient,
+    SuperbillItem,
     User,
 )
 
@@ -41,14 +42,18 @@ async def billing_contact(session: AsyncSession, patient_id: uuid.UUID) -> Billi
         select(BillingContact).where(BillingContact.patient_id == patient_id))).scalar_one_or_none()
 
 
-async def superbill_sessions(session: AsyncSession, company_id: uuid.UUID, patient_id: uuid.UUID, period_start: date,
+async def superbill_sessions(session: AsyncSession, document_id: uuid.UUID, company_id: uuid.UUID,
+                             patient_id: uuid.UUID, period_start: date,
                              period_end: date) -> list[tuple[Encounter, list[EncounterLine]]]:
-    """The sessions a superbill of the period covers, oldest first, with their billable lines: those the nightly
-    run totals (automation/repository.py `add_superbills`): not imported, lines with a code."""
+    """The sessions a superbill covers, oldest first, with their billable lines: those it lists when it was made
+    by hand (`superbill_item`, imported sessions included), else those of the period the nightly run totals
+    (automation/repository.py `add_superbills`): not imported, lines with a code."""
+    listed = select(SuperbillItem.encounter_id).where(SuperbillItem.document_id == document_id)
+    in_period = (Encounter.company_id == company_id) & (Encounter.patient_id == patient_id) & ~Encounter.imported \
+        & Encounter.service_date.between(period_start, period_end)
     encounters = list((await session.execute(
         select(Encounter)
-        .where(Encounter.company_id == company_id, Encounter.patient_id == patient_id, ~Encounter.imported,
-               Encounter.service_date.between(period_start, period_end))
+        .where(Encounter.id.in_(listed) | (~exists(listed) & in_period))
         .order_by(Encounter.service_date, Encounter.created_at, Encounter.id))).scalars())
     lines: dict[uuid.UUID, list[EncounterLine]] = defaultdict(list)
     if encounters:

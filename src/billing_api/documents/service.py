@@ -141,7 +141,7 @@ async def superbill_document(session: AsyncSession, document: BillingDocument,
     """The superbill's sessions that the reader may see the fees of (`BillReader.may_show_fees`: the bill scope
     decides, as on an encounter); the others are counted, not shown. The JSON gives only the document's total,
     so its PDF shows no more of a provider's charges than their bills would."""
-    every = await repository.superbill_sessions(session, document.company_id, document.patient_id,
+    every = await repository.superbill_sessions(session, document.id, document.company_id, document.patient_id,
                                                 document.period_start, document.period_end)
     permitted = {}
     for encounter, _ in every:
