@@ -120,6 +120,11 @@ async def generate(url: str, scale: float) -> None:
         CREATE UNIQUE INDEX ON bench_patient (company_n, j);
         INSERT INTO patient (id, company_id, first_name, last_name, created_at)
         SELECT id, company_id, 'Patient', 'No ' || company_n || '-' || j, now() FROM bench_patient;""")
+    await step(conn, "a payer per company", """
+        ALTER TABLE bench_company ADD COLUMN payer_id uuid;
+        UPDATE bench_company SET payer_id = gen_random_uuid();
+        INSERT INTO payer (id, company_id, name, created_at) SELECT payer_id, id, 'Mutual ' || n, now()
+        FROM bench_company;""")
 
     index_definitions = [row["indexdef"] for row in await conn.fetch(
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'bill' AND indexname NOT LIKE 'pk_%'")]
@@ -128,10 +133,11 @@ async def generate(url: str, scale: float) -> None:
             "SELECT indexname FROM pg_indexes WHERE tablename = 'bill' AND indexname NOT LIKE 'pk_%'")))
     # Skewed like a real network: a few providers bill a lot, most a few hundred.
     await step(conn, f"{bills:,} bills", f"""
-        INSERT INTO bill (id, company_id, provider_id, patient_id, coverage, status, source, service_date,
+        INSERT INTO bill (id, company_id, provider_id, patient_id, coverage, payer_id, status, source, service_date,
                           total_cents, balance_cents, created_at, updated_at)
         SELECT gen_random_uuid(), pt.company_id, p.id, pt.id,
                CASE WHEN x.r2 < 0.7 THEN 'insured'::bill_coverage ELSE 'private'::bill_coverage END,
+               CASE WHEN x.r2 < 0.7 THEN c.payer_id END,
                (ARRAY['draft', 'submitted', 'submitted', 'paid', 'paid', 'paid', 'void'])[1 + (x.r2 * 7)::int % 7]
                    ::bill_status,
                'manual', (x.at)::date, 5000 + (x.r2 * 20000)::int, (x.r2 * 5000)::int, x.at, x.at
@@ -139,7 +145,8 @@ async def generate(url: str, scale: float) -> None:
                      now() - random() * interval '730 days' AS at
               FROM generate_series(1, {bills})) x
         JOIN bench_provider p ON p.i = x.pi
-        JOIN bench_patient pt ON pt.company_n = p.company_n AND pt.j = floor(x.r1 * {per_company})::int;""")
+        JOIN bench_patient pt ON pt.company_n = p.company_n AND pt.j = floor(x.r1 * {per_company})::int
+        JOIN bench_company c ON c.n = p.company_n;""")
     await step(conn, "bill indexes", "; ".join(index_definitions))
 
     await step(conn, "caller classes", f"""

@@ -7,7 +7,7 @@ gain `diagnoses`; companies gain the code systems they bill in (null: never chos
 code back in `cpt_code` and drops what the old schema cannot hold (modifiers, pointers, diagnoses, the settings).
 
 Revision ID: codes
-Revises: 0011
+Revises: manual_documents
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "codes"
-down_revision: str | None = "0011"
+down_revision: str | None = "manual_documents"
 branch_labels = None
 depends_on = None
 

@@ -19,12 +19,14 @@ from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
 from billing_api.audit.router import router as audit_router
 from billing_api.auth.router import router as auth_router
+from billing_api.billing_identity.router import router as billing_identity_router
 from billing_api.bills.router import router as bills_router
 from billing_api.body_limit import BodyLimitMiddleware
 from billing_api.companies.router import router as companies_router
 from billing_api.config import Settings, get_settings
 from billing_api.contract import TAGS, document_contract
 from billing_api.delegation.router import router as delegation_router
+from billing_api.documents.router import router as documents_router
 from billing_api.db import engine_for, make_sessionmaker
 from billing_api.docs_page import install_docs
 from billing_api.errors import install_error_handlers, problem_response
@@ -51,6 +53,8 @@ ROUTERS += [automation_router]  # billing automation
 ROUTERS += [metrics_router]  # Prometheus metrics
 ROUTERS += [events_router]  # the integrators' events feed
 ROUTERS += [access_log_router]  # the access log
+ROUTERS += [billing_identity_router]  # what claims and superbills name for the provider and the practice
+ROUTERS += [documents_router]  # bills, superbills and statements as PDF
 
 
 def operation_id(route: APIRoute) -> str:

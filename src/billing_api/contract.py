@@ -35,6 +35,9 @@ TAGS: list[dict[str, str]] = [
     {"name": "audit", "description": "The audit trail of access-control changes and audited reads."},
     {"name": "billing customer assignments",
      "description": "Which child companies a user or group works for (billing companies with customers)."},
+    {"name": "billing identity",
+     "description": "What claims and superbills name: a provider's NPI or provincial billing number and credentials, "
+                    "the practice's billing name, tax id or business number, address and place of service."},
     {"name": "payers", "description": "Insurance payers of a company, copied down to child companies."},
     {"name": "facilities", "description": "Facilities of a company, copied down to child companies."},
     {"name": "team", "description": "A provider's team: role presets, invitations by email, acceptance."},

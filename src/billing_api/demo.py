@@ -20,6 +20,7 @@ from billing_api.models import (
     Bill,
     BillLine,
     Company,
+    CompanyBillingIdentity,
     Coverage,
     DelegationEntry,
     DelegationList,
@@ -30,6 +31,7 @@ from billing_api.models import (
     GroupCompanyAssignment,
     Patient,
     Payer,
+    ProviderBillingIdentity,
     ServiceCodeSystem,
     User,
     Visit,
@@ -77,11 +79,19 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     clara = await user(clinic, "clara.clerk", "Clara Clerk")
     bob = await user(clinic, "bob.clerk", "Bob Clerk")
     clerks = await ensure_group(session, clinic, "Billing clerks", [clara, bob])
-    await ensure_billing(session, clinic, [lovelace, carter, wu])
+    ohip = await ensure_record(session, Payer, clinic, "OHIP", payer_code="ON")
+    await ensure_billing(session, clinic, [lovelace, carter, wu], ohip)
     # Dr. Lovelace delegates to the clerks' group; Dr. Carter to Clara alone; Dr. Wu's list stays empty
     # (so the segregation readiness check has something to show).
     await ensure_delegation(session, lovelace, group=clerks, role=RolePreset.DATA_ENTRY)
     await ensure_delegation(session, carter, user=clara, role=RolePreset.FINANCIAL_VIEWER)
+    # What the clinic's claims and documents name (an Ontario practice: OHIP billing numbers, a CRA business number).
+    await ensure_identity(session, CompanyBillingIdentity, company_id=clinic.id, legal_name="Maple Street Clinic",
+                          business_number="876543216RP0001", address_lines=["200 Maple Street", "Toronto ON M5V 1A1"],
+                          phone="+1 416 555 0142", place_of_service="11")
+    for provider, number in ((lovelace, "100234"), (carter, "100871"), (wu, "101560")):
+        await ensure_identity(session, ProviderBillingIdentity, provider_id=provider.id, province="ON",
+                              provincial_billing_number=number, credentials="MD")
 
     # The EMS seed: West EMS Transport with four children. The Biller role selects two of them, so Barney (a
     # standard user with that role) reaches those two; Betty, a company administrator, reaches all four and
@@ -95,23 +105,39 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     biller = await ensure_group(session, west, "Biller", [barney],
                                 permissions=[Permission.BILLS_VIEW, Permission.BILLS_SAVE, Permission.BILLS_SUBMIT])
     await ensure_group_companies(session, biller, [children["West EMS North"], children["West EMS South"]])
-    for username, child, number in (("dr.north", "West EMS North", "CO-200101"),
-                                    ("dr.south", "West EMS South", "CO-200202"),
-                                    ("dr.east", "West EMS East", "CO-200303"),
-                                    ("dr.mountain", "West EMS Mountain", "CO-200404")):
-        medic = await user(children[child], username, f"{child.removeprefix('West EMS ')} Medic",
-                           billing_number=number)
-        await ensure_billing(session, children[child], [medic])
+    # Medicare Part B is copied down to North and South only (the walk-through copies it to East); every child has
+    # its copy of Colorado Medicaid, its patients' payer of record.
     medicare = await ensure_record(session, Payer, west, "Medicare Part B", payer_code="04412")
-    await ensure_record(session, Payer, west, "Colorado Medicaid", payer_code="COMCD")
+    medicaid = await ensure_record(session, Payer, west, "Colorado Medicaid", payer_code="COMCD")
     station = await ensure_record(session, Facility, west, "West EMS Station 1", address="1 Station Rd, Denver CO")
     for child in (children["West EMS North"], children["West EMS South"]):
         await ensure_record(session, Payer, child, medicare.name, payer_code=medicare.payer_code, copy_of=medicare)
         await ensure_record(session, Facility, child, station.name, address=station.address, copy_of=station)
+    for username, child, number, npi in (("dr.north", "West EMS North", "CO-200101", "1548723018"),
+                                         ("dr.south", "West EMS South", "CO-200202", "1548723026"),
+                                         ("dr.east", "West EMS East", "CO-200303", "1548723034"),
+                                         ("dr.mountain", "West EMS Mountain", "CO-200404", "1548723042")):
+        medic = await user(children[child], username, f"{child.removeprefix('West EMS ')} Medic",
+                           billing_number=number)
+        local_medicaid = await ensure_record(session, Payer, children[child], medicaid.name,
+                                             payer_code=medicaid.payer_code, copy_of=medicaid)
+        await ensure_billing(session, children[child], [medic], local_medicaid)
+        await ensure_identity(session, ProviderBillingIdentity, provider_id=medic.id, npi=npi, credentials="NRP")
+        await ensure_identity(session, CompanyBillingIdentity, company_id=children[child].id,
+                              legal_name=f"{child} LLC", tax_id="84-1234567",
+                              address_lines=["1 Station Rd", "Denver CO 80202"], phone="+1 303 555 0100",
+                              place_of_service="41")
 
     vendor = await ensure_company(session, "billing-api Support")
     await user(vendor, "support", "Sam Support", account_type=AccountType.support)
     return DEMO_LOGINS
+
+
+async def ensure_identity(session: AsyncSession, model: type[ProviderBillingIdentity | CompanyBillingIdentity],
+                          **values: object) -> None:
+    """A billing identity, unless one was saved already (the demo never overwrites what someone entered). The
+    values pass billing_identity/numbers.py's rules (tests/billing_identity checks the demo's)."""
+    await session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
 DEMO_PATIENTS = [("Grace", "Hopper", date(1956, 12, 9)), ("Alan", "Turing", date(1962, 6, 23)),
@@ -121,8 +147,9 @@ DEMO_SERVICES = [("99213", "Office visit, established patient", 1, 9500),
                  ("90837", "Psychotherapy, 60 minutes", 1, 16000)]
 
 
-async def ensure_billing(session: AsyncSession, company: Company, providers: list[User]) -> None:
-    """Patients, and for each provider a visit, an encounter and a bill per patient (once)."""
+async def ensure_billing(session: AsyncSession, company: Company, providers: list[User], payer: Payer) -> None:
+    """Patients (`payer` their payer of record), and for each provider a visit, an encounter and a bill per patient
+    (once): every other one insured, to the patient's payer."""
     patients = []
     for first, last, born in DEMO_PATIENTS:
         patient = (await session.execute(select(Patient).where(
@@ -130,7 +157,7 @@ async def ensure_billing(session: AsyncSession, company: Company, providers: lis
         ))).scalar_one_or_none()
         if patient is None:
             patient = Patient(id=uuid.uuid4(), company_id=company.id, first_name=first, last_name=last,
-                              date_of_birth=born)
+                              date_of_birth=born, payer_id=payer.id)
             session.add(patient)
             await session.flush()
         patients.append(patient)
@@ -144,9 +171,11 @@ async def ensure_billing(session: AsyncSession, company: Company, providers: lis
                           provider_id=provider.id, scheduled_at=when)
             encounter = Encounter(id=uuid.uuid4(), company_id=company.id, patient_id=patient.id,
                                   provider_id=provider.id, visit_id=visit.id, service_date=when.date())
+            insured = day % 2 == 0
             bill = Bill(id=uuid.uuid4(), company_id=company.id, provider_id=provider.id, patient_id=patient.id,
                         encounter_id=encounter.id, visit_id=visit.id,
-                        coverage=Coverage.insured if day % 2 == 0 else Coverage.private,
+                        coverage=Coverage.insured if insured else Coverage.private,
+                        payer_id=patient.payer_id if insured else None,
                         service_date=when.date(), total_cents=units * fee, balance_cents=units * fee)
             session.add(visit)
             await session.flush()

@@ -217,6 +217,30 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "facility_not_found": (404, "No such facility in the company."),
     "payer_name_taken": (409, "The company has a payer of that name."),
     "facility_name_taken": (409, "The company has a facility of that name."),
+    "payer_in_use": (409, "Bills or patients name this payer; it can no longer be deleted."),
+    "payer_required": (422, "An insured bill names its payer (given, or the patient's payer of record)."),
+    "payer_not_allowed": (422, "A private bill is paid by the patient and names no payer."),
+    "payer_not_in_company": (422, "The payer is not one of the company's own (a parent's payer: name its copy)."),
+    "payer_not_copied_down": (422, "The parent company's payer was not copied down to this company: copy it first."),
+    # Billing identity.
+    "billing_identity_edit_forbidden": (403, "Only the provider and company administrators change a provider's "
+                                             "billing identity."),
+    "npi_format": (422, "An NPI is ten digits."),
+    "npi_check_digit": (422, "The NPI's last digit is not its check digit (Luhn over 80840 and the first nine)."),
+    "province_required": (422, "A provincial billing number needs its province."),
+    "provincial_billing_number_required": (422, "A province needs the billing number it names."),
+    "provincial_billing_number_format": (422, "The billing number is not of its province's shape (ON six digits, "
+                                              "AB nine digits, BC five characters)."),
+    "taxonomy_code_format": (422, "A taxonomy code is three digits, six letters or digits, and X."),
+    "tax_id_format": (422, "A US EIN is nine digits, 12-3456789."),
+    "tax_id_prefix": (422, "The EIN starts with a prefix the IRS assigns to no one."),
+    "business_number_format": (422, "A business number is nine digits, optionally a program account (RT0001)."),
+    "business_number_check_digit": (422, "The business number's ninth digit is not its check digit."),
+    "business_number_program": (422, "The program account is not RC, RM, RP, RR, RT or RZ with a reference from "
+                                     "0001."),
+    "phone_format": (422, "A phone number is 10 to 15 digits with the usual separators."),
+    "place_of_service_format": (422, "A place of service is a two-digit CMS code."),
+    "place_of_service_unknown": (422, "The two digits are not a code of the CMS place-of-service code set."),
     # Reports, invoices, payments.
     "invalid_date_range": (422, "`date_from` is after `date_to`."),
     "bill_not_payable": (409, "Payments are recorded on submitted bills only."),
@@ -226,8 +250,23 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     "automation_manage_required": (403, "Needs a company administrator or `billing:automation_manage`."),
     "patient_billing_forbidden": (403, "The caller may not change this patient's billing settings."),
     "payment_method_not_found": (404, "No such payment method for the patient."),
+    "document_not_found": (404, "No such billing document for the patient."),
     "automation_not_configured": (422, "The company has no billing automation settings yet."),
     "run_date_in_future": (422, "A run cannot be for a date that has not started in the company's time zone."),
+    # Superbills and statements made by hand.
+    "document_exists_for_period": (409, "The patient has a document of that kind for the month (made by hand or "
+                                        "by the nightly run); `existing_id` names it."),
+    "period_or_encounters_required": (422, "Send a period or, for a superbill, `encounter_ids`: one of them."),
+    "period_incomplete": (422, "A period needs both `period_start` and `period_end`."),
+    "period_end_before_start": (422, "`period_end` is before `period_start`."),
+    "period_not_a_month": (422, "A document's period is one calendar month, from its first day to its last."),
+    "period_not_ended": (422, "The month has not ended yet in the company's time zone."),
+    "encounters_for_superbill_only": (422, "Only a superbill lists chosen sessions; a statement takes a period."),
+    "encounter_repeated": (422, "The same encounter is listed twice."),
+    "encounters_span_months": (422, "The chosen sessions are in more than one month; make one superbill per month."),
+    "encounter_not_billable": (422, "The encounter has no service line with a CPT code."),
+    "no_billable_sessions": (422, "The patient has no session with a CPT code in the month."),
+    "nothing_owed": (422, "The patient owes nothing for services up to the end of the month: no statement."),
     "access_log_forbidden": (403, "The patient's access log is for company administrators and the patient's "
                                   "providers."),
     # Integrators.

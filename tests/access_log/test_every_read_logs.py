@@ -7,12 +7,15 @@ put in one list, and the second if it does not record what it shows."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
+
 from sqlalchemy import select
 
 from billing_api.app import create_app
 from billing_api.events.schemas import BillCreated
 from billing_api.events.service import emit
-from billing_api.models import AccessLogEntry, BillStatus
+from billing_api.models import AccessLogEntry, BillingDocument, BillStatus, DocumentKind
 from tests.authz.test_guards import _guards, _routes
 from tests.authz.world import build_world
 
@@ -27,6 +30,7 @@ SHOWS_NO_BILLING_DATA = {
 READS = {
     "/v1/bills": ("billing_dashboard", {}),
     "/v1/bills/{bill_id}": ("bill", {}),
+    "/v1/bills/{bill_id}/pdf": ("bill_pdf", {}),
     "/v1/encounters/{encounter_id}": ("encounter_fees", {}),
     "/v1/encounters/{encounter_id}/bills": ("encounter", {}),
     "/v1/patients/{patient_id}/bills": ("patient_chart", {}),
@@ -38,6 +42,8 @@ READS = {
     "/v1/patients/{patient_id}/billing-settings/effective": ("patient_effective_settings", {}),
     "/v1/patients/{patient_id}/payment-methods": ("patient_payment_methods", {}),
     "/v1/patients/{patient_id}/documents": ("patient_documents", {}),
+    "/v1/patients/{patient_id}/documents/{document_id}": ("patient_document", {}),
+    "/v1/patients/{patient_id}/documents/{document_id}/pdf": ("patient_document_pdf", {}),
     "/v1/events": ("events_feed", {}),
 }
 
@@ -61,11 +67,16 @@ async def test_every_read_of_billing_data_adds_its_access_log_row(client, factor
     bill = world.insured_bill
     await emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
                                                      patient_id=bill.patient_id, status=BillStatus.draft,
-                                                     source=bill.source, total_cents=bill.total_cents))
+                                                     source=bill.source, coverage=bill.coverage,
+                                                     payer_id=bill.payer_id, total_cents=bill.total_cents))
+    superbill = BillingDocument(id=uuid.uuid4(), company_id=bill.company_id, patient_id=bill.patient_id,
+                                kind=DocumentKind.superbill, period_start=date(2026, 11, 1),
+                                period_end=date(2026, 11, 30), total_cents=12000)
+    session.add(superbill)
     await session.flush()
     headers = factory.headers(world.owner)
     ids = {"bill_id": bill.id, "encounter_id": world.encounter.id, "patient_id": world.patient.id,
-           "provider_id": world.owner.id}
+           "provider_id": world.owner.id, "document_id": superbill.id}
     entries = select(AccessLogEntry.id, AccessLogEntry.route, AccessLogEntry.surface).where(
         AccessLogEntry.actor_id == world.owner.id)
     missing = []

@@ -139,6 +139,7 @@ DEFAULT_TARGETS = {
     "payer_id": "payer",
     "facility_id": "facility",
     "payment_method_id": "card",
+    "document_id": "superbill",        # a superbill of the patient's
 }
 
 LINE = {"cpt_code": "99214", "description": "Longer visit", "units": 1, "fee_cents": 9000}
@@ -238,6 +239,7 @@ ROWS: list[Row] = [
         json={"company_id": "{clinic}", "first_name": "New", "last_name": "Patient"}),
     Row("GET", "/v1/patients", EVERYONE, reveals={"patient": CLINIC | {"support"}}),
     Row("GET", "/v1/patients/{patient_id}", CLINIC_RECORD),
+    Row("PATCH", "/v1/patients/{patient_id}", statuses(CLINIC, forbidden={"support"}), json={"first_name": "Renamed"}),
     Row("POST", "/v1/visits", statuses(CLINIC, 201, forbidden={"support"}),
         json={"patient_id": "{patient}", "provider_id": "{owner}", "scheduled_at": "2026-11-20T15:00:00Z"}),
     Row("POST", "/v1/encounters", statuses(CLINIC, 201, forbidden={"support"}),
@@ -252,6 +254,7 @@ ROWS: list[Row] = [
         json={"provider_id": "{owner}", "patient_id": "{patient}", "coverage": "private",
               "service_date": "2026-11-03", "lines": [LINE]}),
     Row("GET", "/v1/bills/{bill_id}", statuses(VIEW)),
+    Row("GET", "/v1/bills/{bill_id}/pdf", statuses(VIEW), note="exactly the bill's JSON read"),
     Row("PATCH", "/v1/bills/{bill_id}", statuses(SAVE, forbidden=VIEW), json={"lines": [LINE]}),
     Row("POST", "/v1/bills/{bill_id}/submit", statuses(SUBMIT, forbidden=VIEW)),
     Row("DELETE", "/v1/bills/{bill_id}", statuses(DELETE, 204, forbidden=VIEW)),
@@ -321,6 +324,25 @@ ROWS: list[Row] = [
     Row("DELETE", "/v1/patients/{patient_id}/payment-methods/{payment_method_id}",
         statuses(PATIENT_SAVE, 204, forbidden=CLINIC | {"support"})),
     Row("GET", "/v1/patients/{patient_id}/documents", statuses(PATIENT_VIEW, forbidden=CLINIC)),
+    # Billing identity (what claims and superbills name)
+    Row("GET", "/v1/providers/{provider_id}/billing-identity", statuses(KNOWS_OWNER),
+        note="whoever knows the provider, their delegates and invited team included: it is printed on every "
+             "document they prepare"),
+    Row("PUT", "/v1/providers/{provider_id}/billing-identity",
+        statuses({"owner"} | COMPANY_ADMINS, forbidden=KNOWS_OWNER),
+        json={"npi": "1234567893", "credentials": "MD"}),
+    Row("GET", "/v1/companies/{company_id}/billing-identity", CLINIC_RECORD),
+    Row("PUT", "/v1/companies/{company_id}/billing-identity",
+        statuses(COMPANY_ADMINS, forbidden=CLINIC | {"support"}),
+        json={"legal_name": "Clinic PC", "tax_id": "12-3456789", "place_of_service": "11"}),
+    Row("POST", "/v1/patients/{patient_id}/documents",
+        statuses(SAVE - INVITED, 201, forbidden=(CLINIC | {"support"}) - {"other_provider"} - COMPANY_ADMINS),
+        json={"kind": "superbill", "encounter_ids": ["{encounter}"]},
+        note="a superbill of the owner's session: who may save the owner's bills; those who see the patient but "
+             "not the owner's bills (another provider billing them, company admins) 404 on the encounter"),
+    Row("GET", "/v1/patients/{patient_id}/documents/{document_id}", statuses(PATIENT_VIEW, forbidden=CLINIC)),
+    Row("GET", "/v1/patients/{patient_id}/documents/{document_id}/pdf", statuses(PATIENT_VIEW, forbidden=CLINIC),
+        note="the list's rules; a `bill` document's PDF is its bill's, under the bill's rules"),
     # Audit
     Row("GET", "/v1/audit-events", EVERYONE),
 ]

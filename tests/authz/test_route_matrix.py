@@ -47,6 +47,7 @@ async def stage(engine, settings):
                 clinic=str(world.clinic.id), network=str(world.network.id), clerks=str(world.group_id),
                 pending_invitation=str(extra["pending_invitation"].id), payer=str(extra["payer"].id),
                 facility=str(extra["facility"].id), card=str(extra["card"].id),
+                superbill=str(extra["superbill"].id),
                 encounter_fee=f'"fee_cents":{ENCOUNTER_FEE}',  # as the encounter's line shows it
             )
             # The deactivated delegate's token carries its current token version: only the status stops it.

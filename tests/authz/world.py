@@ -20,12 +20,14 @@ from billing_api.mail.secrets import fingerprint
 from billing_api.models import (
     AccountType,
     Bill,
+    BillingDocument,
     BillLine,
     BillStatus,
     Company,
     CompanyBillingAutomation,
     Coverage,
     DelegationEntry,
+    DocumentKind,
     Encounter,
     EncounterLine,
     Facility,
@@ -82,6 +84,7 @@ class World:
     other_provider_bill: Bill
     elsewhere_bill: Bill
     group_id: uuid.UUID
+    payer: Payer | None = None  # the clinic's payer: the patient's payer of record, named by its insured bills
     extra: dict = field(default_factory=dict)
 
     @property
@@ -94,10 +97,10 @@ class World:
 
 
 async def _bill(factory: Factory, company: Company, provider: User, patient: Patient, coverage: Coverage,
-                *, encounter: Encounter | None = None, visit: Visit | None = None) -> Bill:
+                *, encounter: Encounter | None = None, visit: Visit | None = None, payer: Payer | None = None) -> Bill:
     bill = Bill(id=uuid.uuid4(), company_id=company.id, provider_id=provider.id, patient_id=patient.id,
                 encounter_id=encounter.id if encounter else None, visit_id=visit.id if visit else None,
-                coverage=coverage, service_date=date(2026, 11, 2), total_cents=12000, balance_cents=12000)
+                coverage=coverage, payer_id=payer.id if payer else None, service_date=date(2026, 11, 2), total_cents=12000, balance_cents=12000)
     factory.session.add(bill)
     await factory.session.flush()
     factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, code_system="cpt", code="99213",
@@ -150,8 +153,13 @@ async def build_world(factory: Factory, *, segregated: bool) -> World:
     await session.execute(delete(GroupMember).where(GroupMember.group_id == clerks.id,
                                                     GroupMember.user_id == u["removed_member"].id))
 
-    patient = Patient(id=uuid.uuid4(), company_id=clinic.id, first_name="Pat", last_name="Ient")
-    far_patient = Patient(id=uuid.uuid4(), company_id=elsewhere.id, first_name="Far", last_name="Away")
+    payer = Payer(id=uuid.uuid4(), company_id=clinic.id, name="Clinic Mutual")
+    far_payer = Payer(id=uuid.uuid4(), company_id=elsewhere.id, name="Elsewhere Mutual")
+    session.add_all([payer, far_payer])
+    await session.flush()
+    patient = Patient(id=uuid.uuid4(), company_id=clinic.id, first_name="Pat", last_name="Ient", payer_id=payer.id)
+    far_patient = Patient(id=uuid.uuid4(), company_id=elsewhere.id, first_name="Far", last_name="Away",
+                          payer_id=far_payer.id)
     session.add_all([patient, far_patient])
     await session.flush()
     visit = Visit(id=uuid.uuid4(), company_id=clinic.id, patient_id=patient.id, provider_id=u["owner"].id,
@@ -165,14 +173,16 @@ async def build_world(factory: Factory, *, segregated: bool) -> World:
     session.add(EncounterLine(id=uuid.uuid4(), encounter_id=encounter.id, position=0, code_system="cpt", code="99213",
                               description="Office visit", units=1, fee_cents=ENCOUNTER_FEE))
     await session.flush()
-    insured = await _bill(factory, clinic, u["owner"], patient, Coverage.insured, encounter=encounter, visit=visit)
+    insured = await _bill(factory, clinic, u["owner"], patient, Coverage.insured, encounter=encounter, visit=visit,
+                          payer=payer)
     private = await _bill(factory, clinic, u["owner"], patient, Coverage.private, visit=visit)
-    other = await _bill(factory, clinic, u["other_provider"], patient, Coverage.insured)
-    far = await _bill(factory, elsewhere, far_provider, far_patient, Coverage.insured)
+    other = await _bill(factory, clinic, u["other_provider"], patient, Coverage.insured, payer=payer)
+    far = await _bill(factory, elsewhere, far_provider, far_patient, Coverage.insured, payer=far_payer)
     if segregated:
         clinic.billing_segregation_enabled_at = datetime.now(UTC)
         await session.flush()
-    return World(network, clinic, elsewhere, u, patient, encounter, visit, insured, private, other, far, clerks.id)
+    return World(network, clinic, elsewhere, u, patient, encounter, visit, insured, private, other, far, clerks.id,
+                 payer)
 
 
 # Who sees the owner's bills (bills:view), by segregation state. Everyone else gets 404.
@@ -211,8 +221,8 @@ def _invitation(world: World, email: str, secret: str) -> Invitation:
 async def build_route_world(factory: Factory) -> World:
     """The segregated world plus what every route needs a target for: the owner's invited team (one member
     per preset), a pending invitation and one waiting for a newcomer, a submitted bill (payments), payers and
-    facilities at the parent level (copy-down), a card on the patient's file and the clinic's automation
-    settings. Kept in `extra`."""
+    facilities at the parent level (copy-down), a card on the patient's file, a superbill of the patient and the
+    clinic's automation settings. Kept in `extra`."""
     world = await build_world(factory, segregated=True)
     session = factory.session
     for name, role in INVITED.items():
@@ -232,7 +242,12 @@ async def build_route_world(factory: Factory) -> World:
     await session.flush()
     submitted = await _bill(factory, world.clinic, world.owner, world.patient, Coverage.insured)
     submitted.status = BillStatus.submitted
+    # October's: November's is left for the route matrix's manual superbill of the owner's session.
+    superbill = BillingDocument(id=uuid.uuid4(), company_id=world.clinic.id, patient_id=world.patient.id,
+                                kind=DocumentKind.superbill, period_start=date(2026, 10, 1),
+                                period_end=date(2026, 10, 31), total_cents=ENCOUNTER_FEE)
+    session.add(superbill)
     await session.flush()
     world.extra.update(pending_invitation=pending, payer=payer, facility=facility, card=card,
-                       submitted_bill=submitted)
+                       submitted_bill=submitted, superbill=superbill)
     return world

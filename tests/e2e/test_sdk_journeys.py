@@ -46,7 +46,8 @@ async def sdk_and_service(start_live_service, tmp_path_factory):
     bin_dir = Path(sys.executable).parent
     generator = subprocess.Popen(
         [str(bin_dir / "openapi-python-client"), "generate", "--path", str(ROOT / "openapi" / "openapi.json"),
-         "--output-path", str(out / PACKAGE), "--meta", "none"],
+         "--output-path", str(out / PACKAGE), "--meta", "none",
+         "--config", str(ROOT / "openapi" / "python-client.yaml")],
         env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     controller, port = smtp.start(smtp.Collector())

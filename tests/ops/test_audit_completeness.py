@@ -174,6 +174,9 @@ NOT_ACCESS_CONTROL = {
     "POST /v1/companies/{company_id}/billing-automation/runs", "PATCH /v1/patients/{patient_id}/billing-settings",
     "POST /v1/patients/{patient_id}/payment-methods",
     "DELETE /v1/patients/{patient_id}/payment-methods/{payment_method_id}",
+    "PUT /v1/providers/{provider_id}/billing-identity", "PUT /v1/companies/{company_id}/billing-identity",
+    "PATCH /v1/patients/{patient_id}",
+    "POST /v1/patients/{patient_id}/documents",
 }
 
 

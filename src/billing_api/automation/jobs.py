@@ -129,8 +129,8 @@ async def _bills(session: AsyncSession, company_id: uuid.UUID, night: date, now:
         counts["bills_created"] += len(rows)
         await emit(session, company_id, *(
             BillCreated(bill_id=bill_id, provider_id=provider_id, patient_id=patient_id, status=BillStatus.submitted,
-                        source=BillSource.automation, total_cents=total)
-            for bill_id, patient_id, total, _ in rows))
+                        source=BillSource.automation, coverage=coverage, payer_id=payer_id, total_cents=total)
+            for bill_id, patient_id, total, _, coverage, payer_id in rows))
         counts["documents_created"] = counts.get("documents_created", 0) + await repository.add_bill_documents(
             session, company_id, rows)
     counts["encounters_billed"] = await repository.encounters_billed_at(session, company_id, now)

@@ -61,6 +61,7 @@ from billing_api.models import (
     ProviderBillCount,
     ShareState,
     StatementItem,
+    SuperbillItem,
 )
 
 _document = BillingDocument.__table__
@@ -188,8 +189,14 @@ async def documents(session: AsyncSession, patient_id: uuid.UUID, shared_only: b
     return list((await session.execute(statement)).scalars())
 
 
+async def document(session: AsyncSession, patient_id: uuid.UUID, document_id: uuid.UUID) -> BillingDocument | None:
+    """One of the patient's documents (another patient's is none)."""
+    return (await session.execute(select(BillingDocument).where(
+        BillingDocument.id == document_id, BillingDocument.patient_id == patient_id))).scalar_one_or_none()
+
+
 async def add_bill_documents(session: AsyncSession, company_id: uuid.UUID,
-                             rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime]]) -> int:
+                             rows: list[tuple[uuid.UUID, uuid.UUID, int, datetime, Any, Any]]) -> int:
     """One `bill` document per new bill, scheduled for sharing by the patient's own settings.
     No BillScope: automation runs as the system; the bills were made under their provider's scope
     (AutomationBillRepository.create_automated_bills), and this only writes documents for them, as it always has."""
@@ -511,3 +518,72 @@ async def encounters_billed_at(session: AsyncSession, company_id: uuid.UUID, at:
         select(func.count()).select_from(AutomatedEncounter)
         .where(AutomatedEncounter.company_id == company_id, AutomatedEncounter.created_at == at)
     )).scalar_one())
+
+
+# Documents made by hand (POST /v1/patients/{id}/documents)
+
+
+async def encounters_for_superbill(session: AsyncSession, patient_id: uuid.UUID, *,
+                                   encounter_ids: list[uuid.UUID] | None = None,
+                                   period: tuple[date, date] | None = None) -> list[tuple]:
+    """(id, company id, patient id, provider id, service date, imported, total of the lines with a CPT code or
+    None) of the chosen encounters (whoever's patient they are: the caller checks), or of the patient's
+    encounters in the period with a billable line, imported ones included; oldest first. Fees are summed as the
+    nightly superbills sum them. Read as the system; the caller decides who may see what."""
+    encounter, line = Encounter.__table__, EncounterLine.__table__
+    total = (select(func.sum(line.c.units * line.c.fee_cents))
+             .where(line.c.encounter_id == encounter.c.id, line.c.code.is_not(None))
+             .scalar_subquery())
+    statement = select(encounter.c.id, encounter.c.company_id, encounter.c.patient_id, encounter.c.provider_id,
+                       encounter.c.service_date, encounter.c.imported, total.label("total"))
+    if encounter_ids is not None:
+        statement = statement.where(encounter.c.id.in_(encounter_ids))
+    else:
+        assert period is not None
+        statement = statement.where(encounter.c.patient_id == patient_id,
+                                    encounter.c.service_date.between(*period), total.is_not(None))
+    return [tuple(r) for r in (await session.execute(
+        statement.order_by(encounter.c.service_date, encounter.c.id))).all()]
+
+
+async def add_manual_document(session: AsyncSession, document: BillingDocument) -> bool:
+    """Insert a document made by hand under the once-per-patient-and-period rule the nightly run relies on
+    (the same unique indexes, as arbiters): False, and nothing written, when the patient already has a document
+    of that kind for the period, committed or being committed (the insert waits for a concurrent one)."""
+    index = _INDEXES[f"uq_billing_document_{document.kind.value}_period"]
+    values = {c.name: getattr(document, c.key) for c in _document.columns if getattr(document, c.key) is not None}
+    statement = insert(_document).values(values).on_conflict_do_nothing(constraint=index).returning(_document.c.id)
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def document_for_period(session: AsyncSession, patient_id: uuid.UUID, kind: DocumentKind,
+                              period_start: date) -> uuid.UUID | None:
+    """The patient's document of this kind for the period (the one the unique index allows)."""
+    return (await session.execute(select(BillingDocument.id).where(
+        BillingDocument.patient_id == patient_id, BillingDocument.kind == kind,
+        BillingDocument.period_start == period_start))).scalar_one_or_none()
+
+
+async def add_superbill_items(session: AsyncSession, document_id: uuid.UUID, encounters: list[tuple]) -> None:
+    session.add_all(SuperbillItem(document_id=document_id, encounter_id=e[0], provider_id=e[3], service_date=e[4],
+                                  imported=e[5], total_cents=int(e[6])) for e in encounters)
+    await session.flush()
+
+
+async def add_statement_items(session: AsyncSession, document_id: uuid.UUID, bills: list[tuple]) -> None:
+    """The open bills a statement made by hand lists (read under the caller's scope), as they stand now."""
+    session.add_all(StatementItem(document_id=document_id, bill_id=b[0], provider_id=b[2], service_date=b[3],
+                                  total_cents=b[4], balance_cents=b[5]) for b in bills)
+    await session.flush()
+
+
+async def superbill_items(session: AsyncSession, document_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[SuperbillItem]]:
+    """The sessions listed on these superbills made by hand, oldest first."""
+    items: dict[uuid.UUID, list[SuperbillItem]] = {}
+    if document_ids:
+        for item in (await session.execute(
+                select(SuperbillItem).where(SuperbillItem.document_id.in_(document_ids))
+                .order_by(SuperbillItem.document_id, SuperbillItem.service_date,
+                          SuperbillItem.encounter_id))).scalars():
+            items.setdefault(item.document_id, []).append(item)
+    return items

@@ -15,7 +15,9 @@ from billing_api.automation.schemas import (
     ApplyDefaultsResult,
     CompanyAutomationRead,
     CompanyAutomationUpdate,
+    DocumentCreate,
     DocumentPage,
+    DocumentRead,
     EffectiveSettingsRead,
     PatientSettingsRead,
     PatientSettingsUpdate,
@@ -147,3 +149,31 @@ async def list_patient_documents(
     items, rows = await service.list_documents(session, actor, scope, log, patient_id,
                                                not include_unshared, paging.limit, paging.after)
     return DocumentPage(items=items, next_cursor=next_cursor(rows, paging.limit))
+
+
+# Superbills and statements made by hand
+
+
+@router.post("/patients/{patient_id}/documents", dependencies=[Idempotent], response_model=DocumentRead,
+             status_code=status.HTTP_201_CREATED, responses=WRITE_ERRORS)
+async def create_patient_document(patient_id: uuid.UUID, data: DocumentCreate, session: Session,
+                                  principal: CurrentPrincipal, actor: CurrentActor, view: BillsView,
+                                  save: BillsSave, log: AccessLog) -> DocumentRead:
+    """Make a superbill or statement by hand, for a past calendar month (`period_start` its first day,
+    `period_end` its last) or, for a superbill, for chosen sessions in one past month (imported ones included;
+    the nightly run never picks those up); the month is then the superbill's period. A superbill lists the
+    sessions with a CPT code (their fees summed, as the nightly run's); a statement lists the patient's issued
+    bills with a balance for services up to the period's end. Needs `bills:save` (and `bills:view`) on the
+    bills of every provider concerned: another provider's session you may not see is 404, a provider whose
+    bills you may see but not save 403. One per patient, kind and month, whoever made it (the nightly run
+    included, and it makes none for a month that has one): a second is 409 `document_exists_for_period` with
+    the `existing_id`. Shared as the nightly run's documents are: by the patient's own sharing of the kind,
+    after its delay."""
+    return await service.create_document(session, principal, actor, view, save, log, patient_id, data)
+
+
+@router.get("/patients/{patient_id}/documents/{document_id}", response_model=DocumentRead, responses=READ_ERRORS)
+async def get_patient_document(patient_id: uuid.UUID, document_id: uuid.UUID, session: Session, actor: CurrentActor,
+                               scope: BillsView, log: AccessLog) -> DocumentRead:
+    """One of the patient's billing documents, shared or not, under the list's rules (its PDF: `/pdf`)."""
+    return await service.get_document(session, actor, scope, log, patient_id, document_id)

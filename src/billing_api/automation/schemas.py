@@ -152,6 +152,16 @@ class StatementItemRead(ReadModel):
     balance_cents: int
 
 
+class SuperbillItemRead(ReadModel):
+    """A session listed on a superbill made by hand, as it stood when the superbill was made."""
+
+    encounter_id: uuid.UUID
+    provider_id: uuid.UUID
+    service_date: date
+    imported: bool
+    total_cents: int
+
+
 class DocumentRead(ReadModel):
     id: uuid.UUID
     patient_id: uuid.UUID
@@ -167,6 +177,11 @@ class DocumentRead(ReadModel):
     items: list[StatementItemRead] = Field(
         default_factory=list, description="A statement's open bills (its `total_cents` is their balance); "
                                           "empty for other kinds.")
+    encounters: list[SuperbillItemRead] = Field(
+        default_factory=list, description="The sessions a superbill made by hand lists (imported ones included); "
+                                          "empty for other kinds and for the nightly run's superbills, which "
+                                          "list the period's billable sessions.")
+    created_by: uuid.UUID | None = Field(default=None, description="Who made it by hand; null: the nightly run.")
 
 
 class DocumentPage(Page[DocumentRead]):
@@ -217,3 +232,18 @@ class ChargeRead(ReadModel):
     amount_cents: int
     status: ChargeStatus
     decline_reason: str | None
+
+
+class DocumentCreate(InputModel):
+    """A superbill or statement made by hand, for a period (one calendar month: the unit of the nightly run's
+    once-per-patient-and-period rule) or, for a superbill, for chosen sessions (all in one month, which is then
+    its period)."""
+
+    model_config = example(kind="superbill", encounter_ids=["6f1c1f04-3b7e-4a57-9c55-8d3f6a0b2e11"])
+
+    kind: Literal["superbill", "statement"] = Field(description="superbill | statement.")
+    period_start: Day | None = Field(default=None, description="The first day of a month (with `period_end`).")
+    period_end: Day | None = Field(default=None, description="The last day of the same month.")
+    encounter_ids: list[uuid.UUID] | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="A superbill's chosen sessions (imported ones included), instead of a period.")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,7 @@ from billing_api.audit.service import record
 from billing_api.auth.principal import Principal
 from billing_api.authz.actor import Actor
 from billing_api.authz.permissions import Permission
+from billing_api.authz.policies import may_view_company
 from billing_api.authz.scope import BillScope
 from billing_api.automation import jobs, repository
 from billing_api.automation.schemas import (
@@ -19,6 +21,7 @@ from billing_api.automation.schemas import (
     BillingContactRead,
     CompanyAutomationRead,
     CompanyAutomationUpdate,
+    DocumentCreate,
     DocumentRead,
     EffectiveSettingsRead,
     PatientSettingsRead,
@@ -27,11 +30,12 @@ from billing_api.automation.schemas import (
     PaymentMethodRead,
     SharingRead,
     StatementItemRead,
+    SuperbillItemRead,
 )
-from billing_api.bills.repository import PatientBillAccess
+from billing_api.bills.repository import BillRepository, PatientBillAccess
 from billing_api.companies import service as company_service
 from billing_api.config import Settings
-from billing_api.errors import Forbidden, NotFound, Unprocessable
+from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.models import (
     AutomationStage,
     BillCreation,
@@ -43,6 +47,7 @@ from billing_api.models import (
     Patient,
     PatientBillingSettings,
     PaymentCard,
+    ShareState,
 )
 from billing_api.patients import service as patient_service
 
@@ -382,6 +387,207 @@ async def list_documents(session: AsyncSession, actor: Actor, scope: BillScope, 
     shown = rows[:limit]
     await _record_shown(actor, scope, log, patient, "patient_documents", "patient_documents" if shown else None,
                         document_ids=[str(d.id) for d in shown])
-    items = await repository.statement_items(session, [d.id for d in shown if d.kind == DocumentKind.statement])
+    return await _presented(session, shown), rows
+
+
+async def _presented(session: AsyncSession, documents: list[BillingDocument]) -> list[DocumentRead]:
+    """Documents as the API shows them: statements with their bills, manual superbills with their sessions."""
+    items = await repository.statement_items(session, [d.id for d in documents if d.kind == DocumentKind.statement])
+    sessions = await repository.superbill_items(session,
+                                                [d.id for d in documents if d.kind == DocumentKind.superbill])
     return [DocumentRead.model_validate(d).model_copy(update={
-        "items": [StatementItemRead.model_validate(i) for i in items.get(d.id, [])]}) for d in shown], rows
+        "items": [StatementItemRead.model_validate(i) for i in items.get(d.id, [])],
+        "encounters": [SuperbillItemRead.model_validate(i) for i in sessions.get(d.id, [])]}) for d in documents]
+
+
+# Documents made by hand
+
+
+def _month_containing(day: date) -> tuple[date, date]:
+    # monthrange, not "the 1st of the next month minus a day": December 9999 has no next month.
+    return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _month_of(start: date, end: date) -> tuple[date, date] | None:
+    """(first, last) day of the month `start`..`end` is exactly, or None."""
+    return (start, end) if (start, end) == _month_containing(start) else None
+
+
+def _requested_period(data: DocumentCreate) -> tuple[date, date] | None:
+    """The period asked for (None: chosen encounters); 422 for a request that is neither or both, or a period
+    that is not one calendar month."""
+    dated = data.period_start is not None or data.period_end is not None
+    if dated == (data.encounter_ids is not None):
+        raise Unprocessable("Send either a period (`period_start` and `period_end`) or, for a superbill, "
+                            "`encounter_ids`.", code="period_or_encounters_required", extra={"field": "period_start"})
+    if data.encounter_ids is not None:
+        if data.kind == DocumentKind.statement:
+            raise Unprocessable("A statement is made for a period; only a superbill lists chosen sessions.",
+                                code="encounters_for_superbill_only", extra={"field": "encounter_ids"})
+        for index, encounter_id in enumerate(data.encounter_ids):
+            if encounter_id in data.encounter_ids[:index]:
+                raise Unprocessable("An encounter is listed twice.", code="encounter_repeated",
+                                    extra={"field": f"encounter_ids[{index}]"})
+        return None
+    for field in ("period_start", "period_end"):
+        if getattr(data, field) is None:
+            raise Unprocessable(f"`{field}` is required with a period.", code="period_incomplete",
+                                extra={"field": field})
+    if data.period_end < data.period_start:
+        raise Unprocessable("`period_end` is before `period_start`.", code="period_end_before_start",
+                            extra={"field": "period_end"})
+    period = _month_of(data.period_start, data.period_end)
+    if period is None:
+        raise Unprocessable("A period is one calendar month: `period_start` its first day, `period_end` its last "
+                            "(the unit of the once-per-patient-and-period rule).", code="period_not_a_month",
+                            extra={"field": "period_start" if data.period_start.day != 1 else "period_end"})
+    return period
+
+
+async def _may_save_providers(session: AsyncSession, view: BillScope, save: BillScope, company_id: uuid.UUID,
+                              providers: set[uuid.UUID]) -> None:
+    """403 unless the caller may see and save the bills of every provider the document is about (as
+    POST /v1/bills: seeing is not saving)."""
+    for provider_id in sorted(providers):
+        if not (await BillRepository(session, view).permits(provider_id, company_id)
+                and await BillRepository(session, save).permits(provider_id, company_id)):
+            raise Forbidden("You may not save the bills of every provider this document is about.",
+                            code="permission_denied", extra={"permission": save.permission.value})
+
+
+async def _chosen_encounters(session: AsyncSession, actor: Actor, view: BillScope, patient: Patient,
+                             ids: list[uuid.UUID]) -> list[tuple]:
+    """The chosen encounters: 404 for one the caller may not see (its company, or its provider's bills),
+    422 for another patient's or one without a CPT code."""
+    rows = {r[0]: r for r in await repository.encounters_for_superbill(session, patient.id, encounter_ids=ids)}
+    seen: dict[tuple[uuid.UUID, uuid.UUID], bool] = {}  # (provider, company) -> may the caller see their bills
+    for index, encounter_id in enumerate(ids):
+        row = rows.get(encounter_id)
+        if row is not None and (row[3], row[1]) not in seen:
+            seen[row[3], row[1]] = await BillRepository(session, view).permits(row[3], row[1])
+        if row is None or not may_view_company(actor, row[1]) or not seen[row[3], row[1]]:
+            raise NotFound("No such encounter.", code="encounter_not_found",
+                           extra={"field": f"encounter_ids[{index}]"})
+    for index, encounter_id in enumerate(ids):
+        row = rows[encounter_id]
+        if row[2] != patient.id:
+            raise Unprocessable("The encounter is another patient's.", code="encounter_mismatch",
+                                extra={"field": f"encounter_ids[{index}]"})
+        if row[6] is None:
+            raise Unprocessable("The encounter has no service line with a CPT code: nothing to put on a superbill.",
+                                code="encounter_not_billable", extra={"field": f"encounter_ids[{index}]"})
+    return [rows[i] for i in sorted(ids, key=lambda i: (rows[i][4], i))]
+
+
+async def _no_document_yet(session: AsyncSession, patient_id: uuid.UUID, kind: DocumentKind,
+                           period: tuple[date, date]) -> None:
+    """409 naming the patient's document of this kind for the period, if there is one."""
+    existing = await repository.document_for_period(session, patient_id, kind, period[0])
+    if existing is not None:
+        raise Conflict(f"The patient already has a {kind.value} for {period[0]:%Y-%m}: one per patient and period.",
+                       code="document_exists_for_period",
+                       extra={"existing_id": str(existing), "period_start": period[0].isoformat(),
+                              "period_end": period[1].isoformat()})
+
+
+def _share(row: PatientBillingSettings, kind: DocumentKind, now: datetime) -> tuple[ShareState, datetime | None]:
+    """As the nightly run's documents: the patient's own sharing of the kind, after its delay."""
+    on, delay = ("share_superbills", "superbill_delay_minutes") if kind == DocumentKind.superbill else \
+        ("share_statements", "statement_delay_minutes")
+    if not getattr(row, on):
+        return ShareState.not_shared, None
+    return ShareState.scheduled, now + timedelta(minutes=getattr(row, delay))
+
+
+async def create_document(session: AsyncSession, principal: Principal, actor: Actor, view: BillScope,
+                          save: BillScope, log: ReadLog, patient_id: uuid.UUID,
+                          data: DocumentCreate) -> DocumentRead:
+    """A superbill or statement made by hand, under the nightly run's once-per-patient-and-period rule."""
+    kind = DocumentKind(data.kind)
+    period = _requested_period(data)
+    encounters: list[tuple] = []
+    patient = await _patient_for(session, actor, view, patient_id, write=True)
+    if data.encounter_ids is not None:
+        encounters = await _chosen_encounters(session, actor, view, patient, data.encounter_ids)
+        await _may_save_providers(session, view, save, patient.company_id, {e[3] for e in encounters})
+        months = {_month_containing(e[4]) for e in encounters}
+        if len(months) > 1:
+            raise Unprocessable("The chosen sessions are in more than one month; a superbill covers one month "
+                                "(make one per month).", code="encounters_span_months",
+                                extra={"field": "encounter_ids"})
+        period = months.pop()
+    today = await _today(session, patient.company_id)
+    if period[1] >= today:
+        raise Unprocessable("The period has not ended yet (in the company's time zone): a document is made once "
+                            "per period, when it is over.", code="period_not_ended",
+                            extra={"field": "encounter_ids" if data.encounter_ids is not None else "period_end"})
+    bills: list[tuple] = []
+    if kind == DocumentKind.superbill:
+        if data.encounter_ids is None:
+            encounters = await repository.encounters_for_superbill(session, patient.id, period=period)
+            await _may_save_providers(session, view, save, patient.company_id, {e[3] for e in encounters})
+    else:
+        bills, others = await PatientBillAccess(session, save).open_bills_of_patient(
+            patient.company_id, patient.id, period[1])
+        if others:
+            raise Forbidden("The patient owes on bills you may not save: the statement would list them.",
+                            code="permission_denied", extra={"permission": save.permission.value})
+        await _may_save_providers(session, view, save, patient.company_id, {b[2] for b in bills})
+    # Said first, as it is the answer whatever the month holds now; the insert below is what enforces it.
+    await _no_document_yet(session, patient.id, kind, period)
+    if kind == DocumentKind.superbill:
+        if not encounters:
+            raise Unprocessable("The patient has no session with a CPT code in the period.",
+                                code="no_billable_sessions", extra={"field": "period_start"})
+        total = sum(int(e[6]) for e in encounters)
+    else:
+        if not bills:
+            raise Unprocessable("The patient owes nothing for services up to the end of the period: no statement.",
+                                code="nothing_owed", extra={"field": "period_end"})
+        total = sum(b[5] for b in bills)
+    now = datetime.now(UTC)
+    share_state, share_at = _share(_stored_or_off(patient, await repository.patient_settings(session, patient.id)),
+                                   kind, now)
+    document = BillingDocument(id=uuid.uuid4(), company_id=patient.company_id, patient_id=patient.id, kind=kind,
+                               period_start=period[0], period_end=period[1], total_cents=total,
+                               share_state=share_state, share_at=share_at, created_at=now, created_by=principal.id)
+    if not await repository.add_manual_document(session, document):  # made meanwhile (the index decided)
+        await _no_document_yet(session, patient.id, kind, period)
+        raise Conflict("A document for the period was being written at the same time; try again.", code="conflict")
+    if kind == DocumentKind.superbill:
+        await repository.add_superbill_items(session, document.id, encounters)
+    else:
+        await repository.add_statement_items(session, document.id, bills)
+    record(session, principal, "billing_document.created", company_id=patient.company_id, target_type="patient",
+           target_id=patient.id, details={
+               "document_id": str(document.id), "kind": kind.value, "period_start": period[0].isoformat(),
+               "period_end": period[1].isoformat(),
+               **({"encounter_ids": [str(e[0]) for e in encounters]} if kind == DocumentKind.superbill else
+                  {"bill_ids": [str(b[0]) for b in bills]})})
+    await _record_shown(actor, view, log, patient, "patient_document", "patient_document",
+                        document_ids=[str(document.id)])
+    return (await _presented(session, [document]))[0]
+
+
+async def visible_document(session: AsyncSession, actor: Actor, scope: BillScope, patient_id: uuid.UUID,
+                           document_id: uuid.UUID) -> tuple[Patient, BillingDocument]:
+    """One of the patient's documents, under the list's rules (the patient 404, their billing data 403); a
+    document that is not this patient's is not found. Nothing recorded yet: `record_document_read` does."""
+    patient = await _patient_for(session, actor, scope, patient_id, write=False)
+    document = await repository.document(session, patient.id, document_id)
+    if document is None:
+        raise NotFound("No such document for this patient.", code="document_not_found")
+    return patient, document
+
+
+async def record_document_read(actor: Actor, scope: BillScope, log: ReadLog, patient: Patient,
+                               document: BillingDocument, surface: str) -> None:
+    await _record_shown(actor, scope, log, patient, surface, surface, document_ids=[str(document.id)])
+
+
+async def get_document(session: AsyncSession, actor: Actor, scope: BillScope, log: ReadLog, patient_id: uuid.UUID,
+                       document_id: uuid.UUID) -> DocumentRead:
+    """One document as the list shows it, its read recorded."""
+    patient, document = await visible_document(session, actor, scope, patient_id, document_id)
+    await record_document_read(actor, scope, log, patient, document, "patient_document")
+    return (await _presented(session, [document]))[0]

@@ -15,7 +15,7 @@ from billing_api.bills import service
 from billing_api.bills.repository import BillFilters, BillRepository
 from billing_api.bills.schemas import BillRead
 from billing_api.db import Session
-from billing_api.models import Coverage
+from billing_api.models import Bill, BillLine, Coverage
 from billing_api.pagination import next_cursor
 
 
@@ -39,6 +39,14 @@ class BillReader:
         (presented,) = await service.present(self._repository, [bill])
         await self._shown("bill", [bill])
         return presented
+
+    async def bill_rows(self, bill_id: uuid.UUID, surface: str) -> tuple[Bill, list[BillLine]]:
+        """One bill the scope sees as its rows, with its lines (what a document is made of), its read recorded as
+        `surface`; any other bill is not found, as for `bill`."""
+        bill = await service.visible_bill(self._repository, bill_id)
+        lines = (await self._repository.lines([bill.id])).get(bill.id, [])
+        await self._shown(surface, [bill])
+        return bill, lines
 
     async def of_encounter(self, encounter_id: uuid.UUID) -> list[BillRead]:
         bills = await self._repository.for_encounter(encounter_id)

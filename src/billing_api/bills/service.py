@@ -18,10 +18,11 @@ from billing_api.db import Record
 from billing_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from billing_api.events.schemas import BillCreated, BillSubmitted
 from billing_api.events.service import emit
-from billing_api.models import Bill, BillLine, BillStatus, EncounterLine
+from billing_api.models import Bill, BillLine, BillStatus, Coverage, EncounterLine, Patient
 from billing_api.patients import repository as patients_repository
 from billing_api.patients import service as patients_service
 from billing_api.patients.schemas import ServiceLineRead
+from billing_api.payers_facilities.service import billable_payer
 
 
 async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRead]:
@@ -29,7 +30,8 @@ async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRea
     return [
         BillRead(
             id=bill.id, company_id=bill.company_id, provider_id=bill.provider_id, patient_id=bill.patient_id,
-            encounter_id=bill.encounter_id, visit_id=bill.visit_id, coverage=bill.coverage, status=bill.status,
+            encounter_id=bill.encounter_id, visit_id=bill.visit_id, coverage=bill.coverage, payer_id=bill.payer_id,
+            status=bill.status,
             source=bill.source, service_date=bill.service_date, total_cents=bill.total_cents,
             balance_cents=bill.balance_cents, diagnoses=bill.diagnoses, created_at=bill.created_at,
             updated_at=bill.updated_at, submitted_at=bill.submitted_at,
@@ -41,7 +43,7 @@ async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRea
 
 # asyncpg's own UUID type is not one pydantic_core encodes natively (its fallback cost more than the rest of the
 # page's encoding), so the ids go out as the strings they are in JSON.
-_ID_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id")
+_ID_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "payer_id")
 
 
 def presented_items(rows: list[Record]) -> list[dict]:
@@ -80,6 +82,22 @@ def _lines(bill_id: uuid.UUID, lines: list[dict]) -> list[BillLine]:
         BillLine(id=uuid.uuid4(), bill_id=bill_id, position=position, **columns)
         for position, columns in enumerate(lines)
     ]
+
+
+async def _payer_of(session: AsyncSession, coverage: Coverage, payer_id: uuid.UUID | None,
+                    patient: Patient) -> uuid.UUID | None:
+    """Who the bill is sent to: an insured bill names a payer of its company (the one given, else the patient's
+    payer of record); a private bill names none, the patient pays."""
+    if coverage == Coverage.private:
+        if payer_id is not None:
+            raise Unprocessable("A private bill is paid by the patient: it names no payer.",
+                                code="payer_not_allowed", extra={"field": "payer_id"})
+        return None
+    payer_id = payer_id or patient.payer_id
+    if payer_id is None:
+        raise Unprocessable("An insured bill names its payer: give `payer_id`, or set the patient's payer of "
+                            "record.", code="payer_required", extra={"field": "payer_id"})
+    return (await billable_payer(session, payer_id, patient.company_id)).id
 
 
 def _total(lines: list[dict]) -> int:
@@ -138,15 +156,17 @@ async def create_bill(
     if service_date is None:
         raise Unprocessable("`service_date` is required without an encounter or visit.",
                             code="service_date_required", extra={"field": "service_date"})
+    payer_id = await _payer_of(session, data.coverage, data.payer_id, patient)
     total = _total(lines)
     bill = Bill(id=uuid.uuid4(), company_id=patient.company_id, provider_id=data.provider_id, patient_id=patient.id,
-                encounter_id=data.encounter_id, visit_id=data.visit_id, coverage=data.coverage,
+                encounter_id=data.encounter_id, visit_id=data.visit_id, coverage=data.coverage, payer_id=payer_id,
                 service_date=service_date, total_cents=total, balance_cents=total, diagnoses=diagnoses)
     await save_repository.add(bill, _lines(bill.id, lines))
     record(session, principal, "bill.created", company_id=bill.company_id, target_type="bill", target_id=bill.id,
            details={"provider_id": str(bill.provider_id)})
     await emit(session, bill.company_id, BillCreated(bill_id=bill.id, provider_id=bill.provider_id,
                                                      patient_id=bill.patient_id, status=bill.status, source=bill.source,
+                                                     coverage=bill.coverage, payer_id=bill.payer_id,
                                                      total_cents=bill.total_cents))
     return bill
 
@@ -179,8 +199,11 @@ async def update_bill(session: AsyncSession, principal: Principal, view: BillSco
     elif data.diagnoses is not None:
         kept = (await BillRepository(session, save).lines([bill.id])).get(bill.id, [])
         codes.check_pointers(kept, len(diagnoses))
-    if data.coverage is not None:
-        bill.coverage = data.coverage
+    if "coverage" in changes or "payer_id" in changes:
+        coverage = data.coverage or bill.coverage
+        chosen = data.payer_id if "payer_id" in changes else (bill.payer_id if coverage == Coverage.insured else None)
+        patient = await patients_repository.get_patient(session, bill.patient_id)
+        bill.coverage, bill.payer_id = coverage, await _payer_of(session, coverage, chosen, patient)
     if data.service_date is not None:
         bill.service_date = data.service_date
     if data.diagnoses is not None:

@@ -65,3 +65,10 @@ def infer_from_cpt_code(cpt_code: str) -> ServiceCodeSystem:
         if SERVICE_RULES[system].matches(cpt_code):
             return system
     return ServiceCodeSystem.legacy
+
+
+# How documents name each system (a legacy code is shown alone: it names none).
+SERVICE_LABELS: dict[str, str | None] = {
+    "cpt": "CPT", "hcpcs": "HCPCS", "ohip": "OHIP", "ahcip": "AHCIP", "msp": "MSP", "legacy": None,
+}
+DIAGNOSIS_LABELS: dict[str, str] = {"icd10cm": "ICD-10-CM", "ohip_dx": "OHIP"}

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from billing_api.models import BillSource, BillStatus, PaymentMethod
+from billing_api.models import BillSource, BillStatus, Coverage, PaymentMethod
 from billing_api.schemas import ReadModel
 
 _BILL = "3f2a9a52-1d1c-4a55-9d43-0c6d1b7e8a01"
@@ -17,6 +17,7 @@ _PATIENT = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
 _USER = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
 _GROUP = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
 _COMPANY = "0d1e2f3a-4b5c-4d6e-9f7a-8b9c0d1e2f3a"
+_PAYER = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e"
 
 
 class EventData(BaseModel):
@@ -49,10 +50,13 @@ class BillCreated(BillEventData):
     TYPE = "bill.created"
     DESCRIPTION = "A bill was created, by a user (`source: manual`, a draft) or by the nightly automation " \
                   "(`source: automation`, issued as `submitted`)."
-    model_config = _examples({**_BILL_IDS, "status": "draft", "source": "manual", "total_cents": 12000})
+    model_config = _examples({**_BILL_IDS, "status": "draft", "source": "manual", "coverage": "insured",
+                              "payer_id": _PAYER, "total_cents": 12000})
 
     status: BillStatus
     source: BillSource
+    coverage: Coverage
+    payer_id: uuid.UUID | None = Field(description="The payer an insured bill is sent to; null for a private bill.")
     total_cents: int
 
 

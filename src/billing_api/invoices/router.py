@@ -50,12 +50,13 @@ async def list_invoices(
     invoices: InvoicesView,
     paging: Paging,
     outstanding: Annotated[bool, Query(description="Only invoices with a balance left.")] = False,
+    payer_id: Annotated[uuid.UUID | None, Query(description="Only invoices sent to this payer.")] = None,
 ) -> InvoicePage:
-    """What is owed on the provider's submitted bills, newest first: each with its total, payments and balance
-    (`invoices:view`)."""
-    items, rows = await service.invoice_page(session, log, view, invoices, provider_id, paging.limit,
-                                             paging.after, outstanding)
-    return InvoicePage(items=items, next_cursor=next_cursor([bill for bill, _ in rows], paging.limit))
+    """What is owed on the provider's submitted bills, newest first: each with its total, payments and balance,
+    and who owes it (`invoices:view`)."""
+    items, bills = await service.invoice_page(session, log, view, invoices, provider_id, paging.limit,
+                                              paging.after, outstanding, payer_id)
+    return InvoicePage(items=items, next_cursor=next_cursor(bills, paging.limit))
 
 
 @router.post("/bills/{bill_id}/payments",

@@ -15,8 +15,12 @@ from billing_api.schemas import InputModel, Page, ReadModel, example, json_int
 Payer = Literal["insurer", "patient"]
 
 PAYER_NOTE = (
-    "Bills carry no payer of their own yet, so the payer is the coverage class: an `insured` bill is owed by "
-    "the `insurer`, a `private` one by the `patient`."
+    "The payer class, from the coverage: an `insured` bill is owed by an `insurer` (its `payer_id`), a "
+    "`private` one by the `patient`."
+)
+PAYER_ID_NOTE = (
+    "The insurer: a payer of the bill's company. Null for the patient, and for insured bills recorded before "
+    "bills named a payer."
 )
 
 
@@ -36,7 +40,11 @@ class CoverageTotals(Totals):
 
 
 class PayerTotals(Totals):
+    """One payer's bills: an insurer (by `payer_id`), or the patients themselves."""
+
     payer: Payer = Field(description=PAYER_NOTE)
+    payer_id: uuid.UUID | None = Field(description=PAYER_ID_NOTE)
+    payer_name: str | None = Field(description="The payer's name; null for the patient.")
 
 
 class SummaryCell(Totals):
@@ -69,7 +77,9 @@ class BillingSummary(ReadModel):
     totals: Totals
     by_status: list[StatusTotals]
     by_coverage: list[CoverageTotals]
-    by_payer: list[PayerTotals] = Field(description=PAYER_NOTE)
+    by_payer: list[PayerTotals] = Field(
+        description="Per payer: each insurer by name, then insured bills that name no payer (recorded before "
+                    "bills named one), then the patients' own (private) bills.")
     cells: list[SummaryCell] = Field(description="Every status and coverage combination that has bills.")
     patients: list[PatientTotals] = Field(description="Per patient, by name. Personal health information.")
 
@@ -94,6 +104,8 @@ class InvoiceRead(ReadModel):
     patient_name: str
     coverage: Coverage
     payer: Payer = Field(description=PAYER_NOTE)
+    payer_id: uuid.UUID | None = Field(description=PAYER_ID_NOTE)
+    payer_name: str | None = Field(description="The payer's name; null for the patient.")
     status: BillStatus = Field(description="`submitted` while something is owed, `paid` at a zero balance.")
     service_date: date
     submitted_at: datetime | None

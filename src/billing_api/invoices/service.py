@@ -31,7 +31,7 @@ from billing_api.invoices.schemas import (
     SummaryCell,
     Totals,
 )
-from billing_api.models import Bill, BillStatus, Coverage, Patient, Payment, User
+from billing_api.models import Bill, BillStatus, Coverage, Patient, Payer, Payment, User
 
 PAYER_OF = {Coverage.insured: "insurer", Coverage.private: "patient"}
 
@@ -66,6 +66,7 @@ async def billing_summary(session: AsyncSession, log: ReadLog, view: BillScope,
     provider = await provider_in_scope(session, view, reports, provider_id)
     repository = LedgerRepository(session, reports)
     rows = await repository.summary_by_status_and_coverage(provider.id, date_from, date_to)
+    payers = await repository.summary_by_payer(provider.id, date_from, date_to)
     patients = await repository.summary_by_patient(provider.id, date_from, date_to)
 
     def grouped(key) -> dict:
@@ -84,7 +85,9 @@ async def billing_summary(session: AsyncSession, log: ReadLog, view: BillScope,
         generated_at=datetime.now(UTC), totals=Totals(**_totals(rows)),
         by_status=[StatusTotals(status=s, **_totals(g)) for s, g in grouped(lambda r: r[0]).items()],
         by_coverage=[CoverageTotals(coverage=c, **_totals(g)) for c, g in grouped(lambda r: r[1]).items()],
-        by_payer=[PayerTotals(payer=p, **_totals(g)) for p, g in grouped(lambda r: PAYER_OF[r[1]]).items()],
+        by_payer=[PayerTotals(payer=PAYER_OF[coverage], payer_id=payer_id, payer_name=name, bill_count=n,
+                              total_cents=total, paid_cents=total - balance, balance_cents=balance)
+                  for coverage, payer_id, name, n, total, balance in payers],
         cells=[SummaryCell(status=s, coverage=c, payer=PAYER_OF[c], **_totals([(s, c, n, t, b)]))
                for s, c, n, t, b in rows],
         patients=[PatientTotals(patient_id=p.id, first_name=p.first_name, last_name=p.last_name,
@@ -94,11 +97,11 @@ async def billing_summary(session: AsyncSession, log: ReadLog, view: BillScope,
     )
 
 
-def _invoice(bill: Bill, patient: Patient, payments: list[Payment]) -> InvoiceRead:
+def _invoice(bill: Bill, patient: Patient, payer_name: str | None, payments: list[Payment]) -> InvoiceRead:
     return InvoiceRead(
         bill_id=bill.id, provider_id=bill.provider_id, company_id=bill.company_id, patient_id=bill.patient_id,
         patient_name=f"{patient.first_name} {patient.last_name}", coverage=bill.coverage,
-        payer=PAYER_OF[bill.coverage], status=bill.status, service_date=bill.service_date,
+        payer=PAYER_OF[bill.coverage], payer_id=bill.payer_id, payer_name=payer_name, status=bill.status, service_date=bill.service_date,
         submitted_at=bill.submitted_at, total_cents=bill.total_cents,
         paid_cents=bill.total_cents - bill.balance_cents, balance_cents=bill.balance_cents,
         payments=[PaymentRead.model_validate(p) for p in payments], created_at=bill.created_at,
@@ -106,15 +109,17 @@ def _invoice(bill: Bill, patient: Patient, payments: list[Payment]) -> InvoiceRe
 
 
 async def invoice_page(session: AsyncSession, log: ReadLog, view: BillScope,
-                       invoices: BillScope, provider_id: uuid.UUID, limit: int, after, outstanding_only: bool
-                       ) -> tuple[list[InvoiceRead], list[tuple[Bill, Patient]]]:
+                       invoices: BillScope, provider_id: uuid.UUID, limit: int, after, outstanding_only: bool,
+                       payer_id: uuid.UUID | None = None) -> tuple[list[InvoiceRead], list[Bill]]:
     provider = await provider_in_scope(session, view, invoices, provider_id)
     repository = LedgerRepository(session, invoices)
-    rows = await repository.invoice_page(provider.id, limit, after, outstanding_only=outstanding_only)
+    rows = await repository.invoice_page(provider.id, limit, after, outstanding_only=outstanding_only,
+                                         payer_id=payer_id)
     shown = rows[:limit]
-    payments = await repository.payments([bill.id for bill, _ in shown])
-    await log.record(invoices, "invoices", bills_shown([bill for bill, _ in shown]))
-    return [_invoice(bill, patient, payments.get(bill.id, [])) for bill, patient in shown], rows
+    payments = await repository.payments([bill.id for bill, _, _ in shown])
+    await log.record(invoices, "invoices", bills_shown([bill for bill, _, _ in shown]))
+    return ([_invoice(bill, patient, payer, payments.get(bill.id, [])) for bill, patient, payer in shown],
+            [bill for bill, _, _ in rows])
 
 
 async def record_payment(session: AsyncSession, principal: Principal, view: BillScope, pay: BillScope,
@@ -142,5 +147,7 @@ async def record_payment(session: AsyncSession, principal: Principal, view: Bill
                                        "provider_id": str(bill.provider_id)})
     await emit(session, bill.company_id, *payment_events(bill, payment))
     patient = await session.get(Patient, bill.patient_id)
+    payer = await session.get(Payer, bill.payer_id) if bill.payer_id is not None else None
     payments = (await LedgerRepository(session, pay).payments([bill.id])).get(bill.id, [])
-    return PaymentResult(payment=PaymentRead.model_validate(payment), invoice=_invoice(bill, patient, payments))
+    return PaymentResult(payment=PaymentRead.model_validate(payment),
+                         invoice=_invoice(bill, patient, payer.name if payer else None, payments))

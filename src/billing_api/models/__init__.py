@@ -18,6 +18,7 @@ from billing_api.models.automation import (
     PaymentCard,
     ShareState,
     StatementItem,
+    SuperbillItem,
 )
 from billing_api.models.base import Base
 from billing_api.models.billing import (
@@ -35,6 +36,7 @@ from billing_api.models.billing import (
     ServiceCodeSystem,
     Visit,
 )
+from billing_api.models.billing_identity import CompanyBillingIdentity, ProviderBillingIdentity
 from billing_api.models.delegation import DelegationEntry, DelegationList
 from billing_api.models.identity import AccountType, Company, Group, GroupMember, User, UserKind, UserStatus
 from billing_api.models.integration import IdempotencyKey, IntegrationEvent
@@ -59,6 +61,7 @@ __all__ = [
     "PaymentCard",
     "ShareState",
     "StatementItem",
+    "SuperbillItem",
     "Bill",
     "BillLine",
     "CPT_CODE_SYSTEMS",
@@ -67,6 +70,8 @@ __all__ = [
     "BillSource",
     "BillStatus",
     "Coverage",
+    "CompanyBillingIdentity",
+    "ProviderBillingIdentity",
     "DelegationEntry",
     "DelegationList",
     "Encounter",

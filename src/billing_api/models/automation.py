@@ -183,6 +183,10 @@ class BillingDocument(IdMixin, CreatedAtMixin, Base):
     )
     share_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     shared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who made it by hand (POST /v1/patients/{id}/documents); NULL: the nightly run.
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         Index("ix_billing_document_patient_created", "patient_id", "created_at", "id"),
@@ -211,6 +215,26 @@ class StatementItem(Base):
     service_date: Mapped[date] = mapped_column(Date, nullable=False)
     total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
     balance_cents: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class SuperbillItem(Base):
+    """One session listed on a superbill made by hand, as it stood then (the nightly run's superbills list the
+    period's billable sessions and have no items)."""
+
+    __tablename__ = "superbill_item"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("billing_document.id", ondelete="CASCADE"), primary_key=True
+    )
+    encounter_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("encounter.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+    )
+    service_date: Mapped[date] = mapped_column(Date, nullable=False)
+    imported: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    total_cents: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class AutomationRun(IdMixin, CreatedAtMixin, Base):

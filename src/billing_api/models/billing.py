@@ -83,8 +83,13 @@ class Patient(IdMixin, CreatedAtMixin, Base):
     first_name: Mapped[str] = mapped_column(String(100), nullable=False)
     last_name: Mapped[str] = mapped_column(String(100), nullable=False)
     date_of_birth: Mapped[date | None] = mapped_column(Date)
+    # The payer of record: the nightly run's bills name it (insured), or are the patient's own (private).
+    payer_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("payer.id", ondelete="RESTRICT"))
 
-    __table_args__ = (Index("ix_patient_company_created", "company_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_patient_company_created", "company_id", "created_at", "id"),
+        Index("ix_patient_payer", "payer_id", postgresql_where=text("payer_id IS NOT NULL")),
+    )
 
 
 class Visit(IdMixin, CreatedAtMixin, Base):
@@ -183,6 +188,9 @@ class Bill(IdMixin, CreatedAtMixin, Base):
     )
     visit_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("visit.id", ondelete="RESTRICT"))
     coverage: Mapped[Coverage] = mapped_column(pg_enum(Coverage, "bill_coverage"), nullable=False)
+    # Who is billed: a payer of the bill's company for an insured bill, none (the patient) for a private one.
+    # Insured bills recorded before bills named a payer have none; every new or edited insured bill names one.
+    payer_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey("payer.id", ondelete="RESTRICT"))
     status: Mapped[BillStatus] = mapped_column(
         pg_enum(BillStatus, "bill_status"), nullable=False, default=BillStatus.draft
     )
@@ -208,7 +216,9 @@ class Bill(IdMixin, CreatedAtMixin, Base):
         Index("ix_bill_patient_created", "patient_id", text("created_at DESC"), text("id DESC")),
         Index("ix_bill_encounter", "encounter_id", postgresql_where=text("encounter_id IS NOT NULL")),
         Index("ix_bill_visit", "visit_id", postgresql_where=text("visit_id IS NOT NULL")),
+        Index("ix_bill_payer", "payer_id", postgresql_where=text("payer_id IS NOT NULL")),
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
+        CheckConstraint("coverage = 'insured' OR payer_id IS NULL", name="private_bill_has_no_payer"),
         CheckConstraint(_DIAGNOSES_CHECK, name="diagnoses_at_most_12"),
     )
 

@@ -24,6 +24,7 @@ from billing_api.patients.schemas import (
     PatientCreate,
     PatientPage,
     PatientRead,
+    PatientUpdate,
     VisitCreate,
     VisitRead,
 )
@@ -65,6 +66,14 @@ async def list_patients(
 async def get_patient(patient_id: uuid.UUID, session: Session, actor: CurrentActor) -> PatientRead:
     """A patient of a company the caller reaches; any other patient is not found."""
     return PatientRead.model_validate(await service.visible_patient(session, actor, patient_id))
+
+
+@router.patch("/patients/{patient_id}", response_model=PatientRead, tags=["patients"], responses=WRITE_ERRORS)
+async def update_patient(patient_id: uuid.UUID, data: PatientUpdate, session: Session, principal: CurrentPrincipal,
+                         actor: CurrentActor) -> PatientRead:
+    """Change a patient's name, date of birth or payer of record (those who may register patients in the
+    patient's company)."""
+    return PatientRead.model_validate(await service.update_patient(session, principal, actor, patient_id, data))
 
 
 @router.post("/visits",

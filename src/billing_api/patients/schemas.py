@@ -12,9 +12,14 @@ from billing_api.codes.schemas import (
 from billing_api.models import ServiceCodeSystem
 from billing_api.schemas import NOT_BLANK, Day, InputModel, Moment, Page, ReadModel, example, json_int
 
+PAYER_OF_RECORD = (
+    "The patient's payer of record, a payer of the patient's company: an insured bill is sent to it unless the "
+    "bill names another, and the nightly run's bills go to it (insured), or, without one, to the patient "
+    "(private)."
+)
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK)]
 CptCode = Annotated[str, StringConstraints(max_length=5, pattern=r"^[0-9A-Z]{5}$")]
-Description = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 Units = json_int(ge=1, le=1000)
 FeeCents = json_int(ge=0, le=10_000_000, description="Fee per unit, in cents.")
 
@@ -29,6 +34,16 @@ class PatientCreate(InputModel):
     first_name: Name
     last_name: Name
     date_of_birth: Day | None = None
+    payer_id: uuid.UUID | None = Field(default=None, description=PAYER_OF_RECORD)
+
+
+class PatientUpdate(InputModel):
+    model_config = example(payer_id="2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e")
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    date_of_birth: Day | None = None
+    payer_id: uuid.UUID | None = Field(default=None, description=PAYER_OF_RECORD + " Null removes it.")
 
 
 class PatientRead(ReadModel):
@@ -37,6 +52,7 @@ class PatientRead(ReadModel):
     first_name: str
     last_name: str
     date_of_birth: date | None
+    payer_id: uuid.UUID | None = Field(description=PAYER_OF_RECORD)
     created_at: datetime
 
 

@@ -17,7 +17,8 @@ from billing_api.errors import Forbidden, NotFound, Unprocessable
 from billing_api.identity import repository as identity_repository
 from billing_api.models import Encounter, EncounterLine, Patient, User, UserStatus, Visit
 from billing_api.patients import repository
-from billing_api.patients.schemas import EncounterCreate, PatientCreate, VisitCreate
+from billing_api.patients.schemas import EncounterCreate, PatientCreate, PatientUpdate, VisitCreate
+from billing_api.payers_facilities.service import billable_payer
 
 
 def _may_record(actor: Actor, company_id: uuid.UUID) -> None:
@@ -63,6 +64,8 @@ async def provider_working_in(session: AsyncSession, provider_id: uuid.UUID, com
 
 async def create_patient(session: AsyncSession, principal: Principal, actor: Actor, data: PatientCreate) -> Patient:
     _may_record(actor, data.company_id)
+    if data.payer_id is not None:
+        await billable_payer(session, data.payer_id, data.company_id)
     patient = Patient(id=uuid.uuid4(), **data.model_dump())
     session.add(patient)
     await session.flush()
@@ -70,6 +73,21 @@ async def create_patient(session: AsyncSession, principal: Principal, actor: Act
     await automation_repository.create_patient_settings(session, patient.id, patient.company_id)
     record(session, principal, "patient.created", company_id=patient.company_id, target_type="patient",
            target_id=patient.id)
+    return patient
+
+
+async def update_patient(session: AsyncSession, principal: Principal, actor: Actor, patient_id: uuid.UUID,
+                         data: PatientUpdate) -> Patient:
+    patient = await visible_patient(session, actor, patient_id)
+    _may_record(actor, patient.company_id)
+    changes = data.changes("first_name", "last_name")
+    if changes.get("payer_id") is not None:
+        await billable_payer(session, changes["payer_id"], patient.company_id)
+    for field, value in changes.items():
+        setattr(patient, field, value)
+    await session.flush()
+    record(session, principal, "patient.updated", company_id=patient.company_id, target_type="patient",
+           target_id=patient.id, details={"fields": sorted(changes)})
     return patient
 
 

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_api.models import Facility, Payer
+from billing_api.models import Bill, Facility, Patient, Payer
 
 Record = Payer | Facility
 RecordModel = type[Payer] | type[Facility]
@@ -64,3 +64,14 @@ async def add(session: AsyncSession, records: Sequence[Record]) -> None:
 async def remove(session: AsyncSession, record: Record) -> None:
     await session.delete(record)
     await session.flush()
+
+
+async def get_payer(session: AsyncSession, payer_id: uuid.UUID) -> Payer | None:
+    """Any company's payer: the caller decides what it may do with it."""
+    return await session.get(Payer, payer_id)
+
+
+async def payer_in_use(session: AsyncSession, payer_id: uuid.UUID) -> bool:
+    """Whether a bill names the payer or a patient has it as their payer of record."""
+    statement = select(exists().where(Bill.payer_id == payer_id) | exists().where(Patient.payer_id == payer_id))
+    return bool((await session.execute(statement)).scalar())

@@ -123,6 +123,8 @@ async def delete_record(session: AsyncSession, principal: Principal, actor: Acto
                         company_id: uuid.UUID, record_id: uuid.UUID) -> None:
     """Copies in child companies stay (they are the children's own now), unlinked from the source."""
     company, found = await _for_change(session, actor, kind, company_id, record_id)
+    if kind is PAYERS and await repository.payer_in_use(session, found.id):
+        raise Conflict("Bills or patients name this payer; it can no longer be deleted.", code="payer_in_use")
     await repository.remove(session, found)
     audit(session, principal, f"{kind.noun}.deleted", company_id=company.id, target_type=kind.noun,
           target_id=found.id, details={"name": found.name, "level": _level(company)})
@@ -172,3 +174,29 @@ async def copy_record(session: AsyncSession, principal: Principal, actor: Actor,
         for c in company_ids
     ]
     return CopyResult(source_id=source.id, items=items)
+
+
+async def billable_payer(session: AsyncSession, payer_id: uuid.UUID, company_id: uuid.UUID, *,
+                         field: str = "payer_id") -> Payer:
+    """The payer, if it is one of the company's own: a bill (or a patient's payer of record) names a payer of its
+    own company. A parent-level payer must be copied down first: the copy is the child's record, with the
+    child's own details, and a bill keeps pointing at it whatever happens to the parent's list."""
+    payer = await repository.get_payer(session, payer_id)
+    if payer is not None and payer.company_id == company_id:
+        return payer
+    company = await company_repository.get_company(session, company_id)
+    if payer is not None and company is not None and payer.company_id == company.parent_id:
+        copies = await repository.copies_of(session, Payer, payer.id, [company_id])
+        if company_id in copies:
+            raise Unprocessable(f"{payer.name!r} is the parent company's payer; name its copy in this company, "
+                                f"{copies[company_id].id}.", code="payer_not_in_company",
+                                extra={"field": field, "copy_id": str(copies[company_id].id)})
+        raise Unprocessable(f"{payer.name!r} is the parent company's payer and has not been copied down to this "
+                            f"company: copy it first (POST /v1/companies/{payer.company_id}/payers/{payer.id}/copy "
+                            f"with this company's id), then name the copy.", code="payer_not_copied_down",
+                            extra={"field": field, "copy_down": {
+                                "path": f"/v1/companies/{payer.company_id}/payers/{payer.id}/copy",
+                                "company_ids": [str(company_id)]}})
+    # Another company's payer, or none: the same answer, which says nothing of other companies.
+    raise Unprocessable("`payer_id` is not a payer of this company.", code="payer_not_in_company",
+                        extra={"field": field})

@@ -18,24 +18,25 @@ from sqlalchemy.orm.attributes import set_committed_value
 from billing_api.bills.repository.scoped import ScopedRepository
 from billing_api.codes.schemas import MAX_DIAGNOSES
 from billing_api.models import (
-    AutomatedEncounter, Bill, BillLine, BillSource, BillStatus, Coverage, Encounter, EncounterLine, Payment,
+    AutomatedEncounter, Bill, BillLine, BillSource, BillStatus, Coverage, Encounter, EncounterLine, Patient, Payment,
 )
 
 
 class AutomationBillRepository(ScopedRepository):
     async def create_automated_bills(
         self, company_id: uuid.UUID, date_from: date, date_to: date, *, per_patient: bool, now: datetime
-    ) -> list[tuple[uuid.UUID, uuid.UUID, int, datetime]]:
+    ) -> list[tuple[uuid.UUID, uuid.UUID, int, datetime, Coverage, uuid.UUID | None]]:
         """Bill the provider's unbilled, non-imported encounters with billable services (a line with a CPT code)
         in [date_from, date_to]: one bill per encounter, or (`per_patient`) one per patient for the period.
         Each encounter is linked to its bill in `automated_encounter` (primary key: billed at most once; a second
         attempt fails the transaction). Bills are issued (`submitted`, balance = total), `source = automation`.
-        Returns (bill id, patient id, total cents, created at)."""
+        A patient with a payer of record gets insured bills to that payer, any other private ones.
+        Returns (bill id, patient id, total cents, created at, coverage, payer id)."""
         if not await self.permits(self.scope.actor_id, company_id):
             raise PermissionError("this scope may not create bills for that provider")
         statement = self._statement("create_automated_bills", per_patient,
                                     build=lambda: self._automated_bills_statement(per_patient))
-        rows = [(r[0], r[1], int(r[2]), r[3]) for r in (await self._run(
+        rows = [(r[0], r[1], int(r[2]), r[3], r[4], r[5]) for r in (await self._run(
             statement, company_id=company_id, provider_id=self.scope.actor_id, date_from=date_from, date_to=date_to,
             now=now)).all()]
         if rows:
@@ -49,11 +50,11 @@ class AutomationBillRepository(ScopedRepository):
 
     def _automated_bills_statement(self, per_patient: bool) -> Executable:
         """Candidates, their bills (grouped per encounter or per patient) and the encounter -> bill links, in one
-        statement returning (id, patient id, total cents, created at) of each bill. The scope is checked again in
+        statement returning (id, patient id, total cents, created at, coverage, payer id) of each bill. The scope is checked again in
         it, on the provider and company the bills are created for. Any bill on an encounter excludes it, whoever's
         it is: that test is unscoped on purpose (an encounter is billed once) and shows nothing."""
-        encounter, line, link, bill = (Encounter.__table__, EncounterLine.__table__, AutomatedEncounter.__table__,
-                                       Bill.__table__)
+        encounter, line, link, bill, patient = (Encounter.__table__, EncounterLine.__table__,
+                                                AutomatedEncounter.__table__, Bill.__table__, Patient.__table__)
         company_id = bindparam("company_id", type_=UUID(as_uuid=True))
         provider_id = bindparam("provider_id", type_=UUID(as_uuid=True))
         now = bindparam("now", type_=DateTime(timezone=True))
@@ -91,16 +92,21 @@ class AutomationBillRepository(ScopedRepository):
         bills = (
             insert(bill)
             .from_select(
-                ["id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "coverage", "status",
-                 "source", "service_date", "total_cents", "balance_cents", "submitted_at", "created_at",
+                ["id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "coverage", "payer_id",
+                 "status", "source", "service_date", "total_cents", "balance_cents", "submitted_at", "created_at",
                  "updated_at"],
                 select(grouped.c.bill_id, company_id, provider_id, grouped.c.patient_id, grouped.c.encounter_id,
-                       grouped.c.visit_id, literal(Coverage.private, bill.c.coverage.type),
+                       grouped.c.visit_id,
+                       case((patient.c.payer_id.is_(None), literal(Coverage.private, bill.c.coverage.type)),
+                            else_=literal(Coverage.insured, bill.c.coverage.type)),
+                       patient.c.payer_id,
                        literal(BillStatus.submitted, bill.c.status.type),
                        literal(BillSource.automation, bill.c.source.type),
-                       grouped.c.service_date, grouped.c.total, grouped.c.total, now, now, now),
+                       grouped.c.service_date, grouped.c.total, grouped.c.total, now, now, now)
+                .select_from(grouped.join(patient, patient.c.id == grouped.c.patient_id)),
                 include_defaults=False)
-            .returning(bill.c.id, bill.c.patient_id, bill.c.total_cents, bill.c.created_at)
+            .returning(bill.c.id, bill.c.patient_id, bill.c.total_cents, bill.c.created_at, bill.c.coverage,
+                       bill.c.payer_id)
             .cte("bills")
         )
         links = (
@@ -111,7 +117,8 @@ class AutomationBillRepository(ScopedRepository):
                          include_defaults=False)
             .cte("links")
         )
-        return select(bills.c.id, bills.c.patient_id, bills.c.total_cents, bills.c.created_at).add_cte(bills, links)
+        return select(bills.c.id, bills.c.patient_id, bills.c.total_cents, bills.c.created_at, bills.c.coverage,
+                      bills.c.payer_id).add_cte(bills, links)
 
     async def outstanding_for_patients(self, company_id: uuid.UUID, patient_ids: list[uuid.UUID]) -> list[Bill]:
         """The scope's provider's issued bills with a balance for these patients, locked (oldest first).

@@ -126,8 +126,8 @@ def page_select(presented: bool) -> Select:
 
 
 # What the API shows of a bill, in its order (BillRead's fields).
-BILL_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "coverage", "status",
-               "source", "service_date", "total_cents", "balance_cents", "diagnoses", "lines", "created_at",
+BILL_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "coverage", "payer_id",
+               "status", "source", "service_date", "total_cents", "balance_cents", "diagnoses", "lines", "created_at",
                "updated_at", "submitted_at")
 
 

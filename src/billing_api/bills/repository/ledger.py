@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from billing_api.bills.repository.dashboard import conditions, newest_first, page_limit
 from billing_api.bills.repository.scoped import ScopedRepository
-from billing_api.models import Bill, BillStatus, Coverage, Patient, Payment
+from billing_api.models import Bill, BillStatus, Coverage, Patient, Payer, Payment
 
 
 class LedgerRepository(ScopedRepository):
@@ -36,6 +36,23 @@ class LedgerRepository(ScopedRepository):
         rows = await self._run(statement, provider_id=provider_id, date_from=date_from, date_to=date_to)
         return [(status, coverage, int(n), int(total), int(balance)) for status, coverage, n, total, balance in rows]
 
+    async def summary_by_payer(
+        self, provider_id: uuid.UUID, date_from: date, date_to: date
+    ) -> list[tuple[Coverage, uuid.UUID | None, str | None, int, int, int]]:
+        """(coverage, payer id, payer name, bills, total cents, balance cents) per payer: insurers by name, then
+        insured bills naming none, then private bills."""
+        statement = self._statement("summary_by_payer", build=lambda: (
+            select(Bill.coverage, Bill.payer_id, Payer.name, func.count(), func.coalesce(func.sum(Bill.total_cents), 0),
+                   func.coalesce(func.sum(Bill.balance_cents), 0))
+            .outerjoin(Payer, Payer.id == Bill.payer_id)
+            .where(*self._summary_conditions())
+            .group_by(Bill.coverage, Bill.payer_id, Payer.name)
+            .order_by(Bill.coverage, Payer.name.nulls_last(), Bill.payer_id)
+        ))
+        rows = await self._run(statement, provider_id=provider_id, date_from=date_from, date_to=date_to)
+        return [(coverage, payer_id, name, int(n), int(total), int(balance))
+                for coverage, payer_id, name, n, total, balance in rows]
+
     async def summary_by_patient(
         self, provider_id: uuid.UUID, date_from: date, date_to: date
     ) -> list[tuple[Patient, int, int, int]]:
@@ -53,28 +70,34 @@ class LedgerRepository(ScopedRepository):
 
     async def invoice_page(
         self, provider_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None, *,
-        outstanding_only: bool = False,
-    ) -> list[tuple[Bill, Patient]]:
-        """The provider's invoiced bills (submitted or paid), newest first, limit + 1, with their patients."""
-        keyset = after is not None
+        outstanding_only: bool = False, payer_id: uuid.UUID | None = None,
+    ) -> list[tuple[Bill, Patient, str | None]]:
+        """The provider's invoiced bills (submitted or paid), newest first, limit + 1, with their patients and
+        payers' names; `payer_id`: only those sent to that payer."""
+        keyset, by_payer = after is not None, payer_id is not None
 
         def build() -> Select:
             statement = (
-                select(Bill, Patient)
+                select(Bill, Patient, Payer.name)
                 .join(Patient, Patient.id == Bill.patient_id)
+                .outerjoin(Payer, Payer.id == Bill.payer_id)
                 .where(Bill.provider_id == bindparam("provider_id"),
                        Bill.status.in_([BillStatus.submitted, BillStatus.paid]),
                        self._visible(), *conditions(Bill, (), keyset))
             )
             if outstanding_only:
                 statement = statement.where(Bill.balance_cents > 0)
+            if by_payer:
+                statement = statement.where(Bill.payer_id == bindparam("payer_id"))
             return statement.order_by(*newest_first(Bill)).limit(page_limit())
 
-        statement = self._statement("invoice_page", keyset, outstanding_only, build=build)
+        statement = self._statement("invoice_page", keyset, outstanding_only, by_payer, build=build)
         params: dict[str, object] = {"provider_id": provider_id, "page_limit": limit + 1}
         if after is not None:
             params["after_created_at"], params["after_id"] = after
-        return [(bill, patient) for bill, patient in (await self._run(statement, **params)).all()]
+        if by_payer:
+            params["payer_id"] = payer_id
+        return [(bill, patient, payer) for bill, patient, payer in (await self._run(statement, **params)).all()]
 
     async def payments(self, bill_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Payment]]:
         """Payments of bills this scope can see, oldest first (the join repeats the scope)."""
