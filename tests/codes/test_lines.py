@@ -4,7 +4,6 @@ for anything else (and nothing written), the deprecated `cpt_code` both ways, an
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import pytest
