@@ -47,7 +47,7 @@ def line(**fields) -> dict:
 
 async def new_bill(client, office: Office, lines: list[dict], **fields):
     return await client.post("/v1/bills", headers=office.h(), json={
-        "provider_id": str(office.provider.id), "patient_id": office.patient_id, "coverage": "insured",
+        "provider_id": str(office.provider.id), "patient_id": office.patient_id, "coverage": "private",
         "service_date": "2026-11-20", "lines": lines, **fields})
 
 
