@@ -362,24 +362,24 @@ async def test_the_first_broken_rule_refuses_the_whole_save(client, factory, ses
 
 async def test_identity_for_documents(client, factory, session, world):
     owner = world.users["owner"]
-    empty = await identity_for_documents(session, provider_id=owner.id, company_id=world.clinic.id)
-    assert empty == DocumentIdentity(provider=ProviderIdentity(), practice=PracticeIdentity())
-    assert empty.provider.npi is None and empty.practice.address_lines is None
+    empty = await identity_for_documents(session, provider_ids=[owner.id], company_id=world.clinic.id)
+    assert empty == DocumentIdentity(providers={owner.id: ProviderIdentity()}, practice=PracticeIdentity())
+    assert empty.providers[owner.id].npi is None and empty.practice.address_lines is None
 
     await client.put(provider_path(world), json=PROVIDER_BODY, headers=factory.headers(owner))
     await client.put(company_path(world), json={**COMPANY_BODY, "place_of_service": "10"},
                      headers=factory.headers(world.users["company_admin"]))
-    found = await identity_for_documents(session, provider_id=owner.id, company_id=world.clinic.id)
-    assert found.provider == ProviderIdentity(npi="1234567893", province="ON", provincial_billing_number="123456",
+    other_provider = world.users["other_provider"]
+    found = await identity_for_documents(session, provider_ids=[owner.id, other_provider.id],
+                                         company_id=world.clinic.id)
+    assert found.providers[owner.id] == ProviderIdentity(npi="1234567893", province="ON", provincial_billing_number="123456",
                                               credentials="MD", taxonomy_code="207Q00000X")
     assert found.practice == PracticeIdentity(
         legal_name="Clinic Medicine PC", tax_id="12-3456789", business_number="123456782RT0001",
         address_lines=("100 Main St, Suite 4", "Toronto ON M5V 2T6"), phone="+1 (416) 555-0100",
         place_of_service="10", place_of_service_name="Telehealth Provided in Patient's Home")
-    # Another provider of the same practice: their own (empty) identity, the practice's.
-    other = await identity_for_documents(session, provider_id=world.users["other_provider"].id,
-                                         company_id=world.clinic.id)
-    assert other.provider == ProviderIdentity() and other.practice == found.practice
+    # Another provider of the same practice: their own (empty) identity.
+    assert found.providers[other_provider.id] == ProviderIdentity()
 
 
 async def test_a_value_postgresql_cannot_store_is_422_and_nothing_is_saved(client, factory, session, world):

@@ -238,3 +238,28 @@ async def test_a_superbill_pdf_shows_only_the_sessions_whose_fees_the_reader_may
     admins = pdf_text(await client.get(path, headers=factory.headers(world.users["company_admin"])))
     assert "99213" not in admins and "90834" not in admins and "Not shown: 2 sessions" in admins
     assert "Total 0.00" in admins
+
+
+async def test_an_ohip_claims_pdf_names_the_identities_the_payer_the_fee_code_and_the_diagnosis(client, factory):
+    """What an insurer needs on a claim: the practice's and the provider's numbers, the payer, the fee code with
+    its diagnosis pointer, and the diagnosis itself."""
+    world = await build_world(factory, segregated=True)
+    owner = factory.headers(world.owner)
+    assert (await client.put(f"/v1/providers/{world.owner.id}/billing-identity", headers=owner, json={
+        "province": "ON", "provincial_billing_number": "123456", "credentials": "MD"})).status_code == 200
+    assert (await client.put(f"/v1/companies/{world.clinic.id}/billing-identity",
+                             headers=factory.headers(world.users["company_admin"]), json={
+        "legal_name": "Clinic Medicine Professional Corporation", "business_number": "123456782 RT0001",
+        "address_lines": ["100 Main St", "Toronto ON M5V 2T6"], "place_of_service": "11"})).status_code == 200
+    created = await client.post("/v1/bills", headers=owner, json={
+        "provider_id": str(world.owner.id), "patient_id": str(world.patient.id), "coverage": "insured",
+        "service_date": "2026-11-05", "diagnoses": [{"code_system": "ohip_dx", "code": "300"}],
+        "lines": [{"code_system": "ohip", "code": "A007A", "description": "Intermediate assessment", "units": 1,
+                   "fee_cents": 3785, "diagnosis_pointers": [1]}]})
+    assert created.status_code == 201, created.text
+    words = pdf_text(await client.get(f"/v1/bills/{created.json()['id']}/pdf", headers=owner))
+    for expected in ("Clinic Medicine Professional Corporation", "100 Main St", "Business number: 123456782RT0001",
+                     "Place of service: 11 Office", f"{world.owner.display_name}, MD",
+                     "Provincial billing number: 123456 (ON)", "Payer: Clinic Mutual", "OHIP 300",
+                     "OHIP A007A", "Intermediate assessment", "37.85"):
+        assert expected in words, expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -14,6 +15,12 @@ from billing_api.models import CompanyBillingIdentity, ProviderBillingIdentity
 async def get_provider_identity(session: AsyncSession, provider_id: uuid.UUID) -> ProviderBillingIdentity | None:
     statement = select(ProviderBillingIdentity).where(ProviderBillingIdentity.provider_id == provider_id)
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def provider_identities(session: AsyncSession,
+                              provider_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ProviderBillingIdentity]:
+    statement = select(ProviderBillingIdentity).where(ProviderBillingIdentity.provider_id.in_(list(provider_ids)))
+    return {row.provider_id: row for row in (await session.execute(statement)).scalars()}
 
 
 async def get_company_identity(session: AsyncSession, company_id: uuid.UUID) -> CompanyBillingIdentity | None:

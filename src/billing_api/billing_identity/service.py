@@ -10,6 +10,7 @@ reaches the company, changed by its company administrators. Support reads and ne
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,21 +62,25 @@ class PracticeIdentity:
 
 @dataclass(frozen=True)
 class DocumentIdentity:
-    """Both identities a claim, superbill or statement names; every field None when it was never set."""
+    """The identities a claim, superbill or statement names: the practice's, and each provider's (every field None
+    when it was never set)."""
 
-    provider: ProviderIdentity
+    providers: dict[uuid.UUID, ProviderIdentity]
     practice: PracticeIdentity
 
 
-async def identity_for_documents(session: AsyncSession, *, provider_id: uuid.UUID,
+async def identity_for_documents(session: AsyncSession, *, provider_ids: Collection[uuid.UUID],
                                  company_id: uuid.UUID) -> DocumentIdentity:
     """For the document renderer, which has already decided that the caller may see the document: no access
     check here, and nothing written."""
-    provider = await repository.get_provider_identity(session, provider_id)
+    found = await repository.provider_identities(session, provider_ids)
     practice = await repository.get_company_identity(session, company_id)
     return DocumentIdentity(
-        provider=ProviderIdentity(**{field: getattr(provider, field) for field in PROVIDER_FIELDS})
-        if provider else ProviderIdentity(),
+        providers={
+            provider_id: ProviderIdentity(**{field: getattr(found[provider_id], field) for field in PROVIDER_FIELDS})
+            if provider_id in found else ProviderIdentity()
+            for provider_id in provider_ids
+        },
         practice=PracticeIdentity(
             legal_name=practice.legal_name, tax_id=practice.tax_id, business_number=practice.business_number,
             address_lines=tuple(practice.address_lines) or None, phone=practice.phone,

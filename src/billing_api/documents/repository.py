@@ -18,6 +18,7 @@ from billing_api.models import (
     Encounter,
     EncounterLine,
     Patient,
+    Payer,
     SuperbillItem,
     User,
 )
@@ -29,6 +30,10 @@ async def patient(session: AsyncSession, patient_id: uuid.UUID) -> Patient:
 
 async def company(session: AsyncSession, company_id: uuid.UUID) -> Company:
     return (await session.execute(select(Company).where(Company.id == company_id))).scalar_one()
+
+
+async def payer_name(session: AsyncSession, payer_id: uuid.UUID) -> str | None:
+    return (await session.execute(select(Payer.name).where(Payer.id == payer_id))).scalar_one_or_none()
 
 
 async def users(session: AsyncSession, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:

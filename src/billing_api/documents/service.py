@@ -10,6 +10,12 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.automation import repository as automation_repository
+from billing_api.billing_identity.service import (
+    DocumentIdentity,
+    PracticeIdentity,
+    ProviderIdentity,
+    identity_for_documents,
+)
 from billing_api.codes.rules import DIAGNOSIS_LABELS, SERVICE_LABELS
 from billing_api.documents import repository
 from billing_api.documents.render import render
@@ -40,12 +46,17 @@ from billing_api.models import (
 # Rows to parts
 
 
-def practice_view(company: Company) -> PracticeView:
-    return PracticeView(name=company.name)
+def practice_view(company: Company, identity: PracticeIdentity) -> PracticeView:
+    place = " ".join(filter(None, (identity.place_of_service, identity.place_of_service_name))) or None
+    return PracticeView(name=company.name, billing_name=identity.legal_name, tax_id=identity.tax_id,
+                        business_number=identity.business_number, address=identity.address_lines or (),
+                        phone=identity.phone, place_of_service=place)
 
 
-def provider_view(user: User) -> ProviderView:
-    return ProviderView(name=user.display_name, billing_number=user.billing_number)
+def provider_view(user: User, identity: ProviderIdentity) -> ProviderView:
+    return ProviderView(name=user.display_name, billing_number=user.billing_number, credentials=identity.credentials,
+                        npi=identity.npi, provincial_billing_number=identity.provincial_billing_number,
+                        province=identity.province)
 
 
 def patient_view(patient: Patient, contact: BillingContact | None = None) -> PatientView:
@@ -53,12 +64,10 @@ def patient_view(patient: Patient, contact: BillingContact | None = None) -> Pat
                        bill_to=contact.name if contact else None)
 
 
-def diagnosis_views(diagnoses: Iterable | None) -> tuple[DiagnosisView, ...]:
-    """A bill's or session's diagnoses, as dicts or rows of `code_system` and `code`."""
-    def field(diagnosis, name: str):
-        return diagnosis.get(name) if isinstance(diagnosis, dict) else getattr(diagnosis, name, None)
-    return tuple(DiagnosisView(code_system=_label(DIAGNOSIS_LABELS, field(d, "code_system")), code=field(d, "code"))
-                 for d in diagnoses or ())
+def diagnosis_views(diagnoses: Iterable[dict]) -> tuple[DiagnosisView, ...]:
+    """A bill's or session's diagnoses (`{code_system, code}`, as stored)."""
+    return tuple(DiagnosisView(code_system=_label(DIAGNOSIS_LABELS, d["code_system"]), code=d["code"])
+                 for d in diagnoses)
 
 
 def _label(labels: dict, system) -> str | None:
@@ -78,26 +87,27 @@ def line_view(line: BillLine | EncounterLine, **context) -> LineView:
 
 
 def bill_view(bill: Bill, lines: Sequence[BillLine], *, patient: Patient, provider: User, company: Company,
-              payer: PayerView | None = None) -> DocumentView:
+              identity: DocumentIdentity, payer: PayerView | None = None) -> DocumentView:
     return DocumentView(
-        kind=DocumentKind.bill, reference=str(bill.id), issued_at=bill.created_at, practice=practice_view(company),
-        patient=patient_view(patient), providers=(provider_view(provider),), payer=payer,
+        kind=DocumentKind.bill, reference=str(bill.id), issued_at=bill.created_at,
+        practice=practice_view(company, identity.practice), patient=patient_view(patient),
+        providers=(provider_view(provider, identity.providers[provider.id]),), payer=payer,
         coverage=bill.coverage.value, status=bill.status.value, service_date=bill.service_date,
-        diagnoses=diagnosis_views(getattr(bill, "diagnoses", None)), lines=tuple(line_view(line) for line in lines),
+        diagnoses=diagnosis_views(bill.diagnoses), lines=tuple(line_view(line) for line in lines),
         total_cents=bill.total_cents, paid_cents=bill.total_cents - bill.balance_cents,
         balance_cents=bill.balance_cents)
 
 
 def superbill_view(document: BillingDocument, sessions: Sequence[tuple[Encounter, Sequence[EncounterLine]]], *,
-                   paid_cents: int, patient: Patient, providers: dict, company: Company,
-                   omitted_sessions: int = 0) -> DocumentView:
+                   paid_cents: int, patient: Patient, providers: dict, company: Company, identity: DocumentIdentity,
+                   payer: PayerView | None = None, omitted_sessions: int = 0) -> DocumentView:
     """The sessions of the period, each line dated and (when several treat the patient) naming its provider. The
     diagnoses are those of all the sessions, once each; a line's pointers are renumbered into that list."""
     diagnoses: list[DiagnosisView] = []
     lines = []
     provider_ids = list(dict.fromkeys(encounter.provider_id for encounter, _ in sessions))
     for encounter, encounter_lines in sessions:
-        own = diagnosis_views(getattr(encounter, "diagnoses", None))
+        own = diagnosis_views(encounter.diagnoses)
         for diagnosis in own:
             if diagnosis not in diagnoses:
                 diagnoses.append(diagnosis)
@@ -109,14 +119,16 @@ def superbill_view(document: BillingDocument, sessions: Sequence[tuple[Encounter
     total = sum(line.amount_cents for line in lines)
     return DocumentView(
         kind=DocumentKind.superbill, reference=str(document.id), issued_at=document.created_at,
-        practice=practice_view(company), patient=patient_view(patient),
-        providers=tuple(provider_view(providers[p]) for p in provider_ids), period_start=document.period_start,
+        practice=practice_view(company, identity.practice), patient=patient_view(patient), payer=payer,
+        providers=tuple(provider_view(providers[p], identity.providers[p]) for p in provider_ids),
+        period_start=document.period_start,
         period_end=document.period_end, diagnoses=tuple(diagnoses), lines=tuple(lines), total_cents=total,
         paid_cents=paid_cents, balance_cents=total - paid_cents, omitted_sessions=omitted_sessions)
 
 
 def statement_view(document: BillingDocument, items: Sequence[StatementItem], *, patient: Patient,
-                   contact: BillingContact | None, providers: dict, company: Company) -> DocumentView:
+                   contact: BillingContact | None, providers: dict, company: Company,
+                   identity: DocumentIdentity) -> DocumentView:
     """The open bills as they stood when the statement was made (a snapshot); the amount due is their balance."""
     views = tuple(StatementItemView(reference=str(item.bill_id), service_date=item.service_date,
                                     provider=providers[item.provider_id].display_name, total_cents=item.total_cents,
@@ -126,8 +138,9 @@ def statement_view(document: BillingDocument, items: Sequence[StatementItem], *,
     provider_ids = list(dict.fromkeys(item.provider_id for item in items))
     return DocumentView(
         kind=DocumentKind.statement, reference=str(document.id), issued_at=document.created_at,
-        practice=practice_view(company), patient=patient_view(patient, contact),
-        providers=tuple(provider_view(providers[p]) for p in provider_ids), period_start=document.period_start,
+        practice=practice_view(company, identity.practice), patient=patient_view(patient, contact),
+        providers=tuple(provider_view(providers[p], identity.providers[p]) for p in provider_ids),
+        period_start=document.period_start,
         period_end=document.period_end, items=views, total_cents=total, paid_cents=total - balance,
         balance_cents=balance, amount_due_cents=document.total_cents)
 
@@ -135,10 +148,19 @@ def statement_view(document: BillingDocument, items: Sequence[StatementItem], *,
 # Reading the rows
 
 
+async def _payer(session: AsyncSession, payer_id) -> PayerView | None:
+    name = await repository.payer_name(session, payer_id) if payer_id is not None else None
+    return PayerView(name) if name is not None else None
+
+
 async def bill_document(session: AsyncSession, bill: Bill, lines: Sequence[BillLine]) -> DocumentView:
+    """A bill names its payer (insured) or none (the patient pays)."""
     providers = await repository.users(session, {bill.provider_id})
     return bill_view(bill, lines, patient=await repository.patient(session, bill.patient_id),
-                     provider=providers[bill.provider_id], company=await repository.company(session, bill.company_id))
+                     provider=providers[bill.provider_id], company=await repository.company(session, bill.company_id),
+                     identity=await identity_for_documents(session, provider_ids=[bill.provider_id],
+                                                           company_id=bill.company_id),
+                     payer=await _payer(session, bill.payer_id))
 
 
 async def superbill_document(session: AsyncSession, document: BillingDocument,
@@ -153,21 +175,27 @@ async def superbill_document(session: AsyncSession, document: BillingDocument,
         if encounter.provider_id not in permitted:
             permitted[encounter.provider_id] = await may_show_fees(encounter)
     sessions = [(encounter, lines) for encounter, lines in every if permitted[encounter.provider_id]]
+    provider_ids = {encounter.provider_id for encounter, _ in sessions}
+    patient = await repository.patient(session, document.patient_id)
+    # The patient sends a superbill to their insurer: the payer of record, when there is one.
     return superbill_view(
         document, sessions, omitted_sessions=len(every) - len(sessions),
         paid_cents=await repository.paid_for_encounters(session, [encounter.id for encounter, _ in sessions]),
-        patient=await repository.patient(session, document.patient_id),
-        providers=await repository.users(session, {encounter.provider_id for encounter, _ in sessions}),
-        company=await repository.company(session, document.company_id))
+        patient=patient, providers=await repository.users(session, provider_ids),
+        company=await repository.company(session, document.company_id),
+        identity=await identity_for_documents(session, provider_ids=provider_ids, company_id=document.company_id),
+        payer=await _payer(session, patient.payer_id))
 
 
 async def statement_document(session: AsyncSession, document: BillingDocument) -> DocumentView:
     items = (await automation_repository.statement_items(session, [document.id])).get(document.id, [])
+    provider_ids = {item.provider_id for item in items}
     return statement_view(
         document, items, patient=await repository.patient(session, document.patient_id),
         contact=await repository.billing_contact(session, document.patient_id),
-        providers=await repository.users(session, {item.provider_id for item in items}),
-        company=await repository.company(session, document.company_id))
+        providers=await repository.users(session, provider_ids),
+        company=await repository.company(session, document.company_id),
+        identity=await identity_for_documents(session, provider_ids=provider_ids, company_id=document.company_id))
 
 
 # The file
