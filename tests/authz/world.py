@@ -100,7 +100,8 @@ async def _bill(factory: Factory, company: Company, provider: User, patient: Pat
                 *, encounter: Encounter | None = None, visit: Visit | None = None, payer: Payer | None = None) -> Bill:
     bill = Bill(id=uuid.uuid4(), company_id=company.id, provider_id=provider.id, patient_id=patient.id,
                 encounter_id=encounter.id if encounter else None, visit_id=visit.id if visit else None,
-                coverage=coverage, payer_id=payer.id if payer else None, service_date=date(2026, 11, 2), total_cents=12000, balance_cents=12000)
+                coverage=coverage, payer_id=payer.id if payer else None, service_date=date(2026, 11, 2),
+                total_cents=12000, balance_cents=12000)
     factory.session.add(bill)
     await factory.session.flush()
     factory.session.add(BillLine(id=uuid.uuid4(), bill_id=bill.id, position=0, code_system="cpt", code="99213",

@@ -372,8 +372,9 @@ async def test_identity_for_documents(client, factory, session, world):
     other_provider = world.users["other_provider"]
     found = await identity_for_documents(session, provider_ids=[owner.id, other_provider.id],
                                          company_id=world.clinic.id)
-    assert found.providers[owner.id] == ProviderIdentity(npi="1234567893", province="ON", provincial_billing_number="123456",
-                                              credentials="MD", taxonomy_code="207Q00000X")
+    assert found.providers[owner.id] == ProviderIdentity(
+        npi="1234567893", province="ON", provincial_billing_number="123456", credentials="MD",
+        taxonomy_code="207Q00000X")
     assert found.practice == PracticeIdentity(
         legal_name="Clinic Medicine PC", tax_id="12-3456789", business_number="123456782RT0001",
         address_lines=("100 Main St, Suite 4", "Toronto ON M5V 2T6"), phone="+1 (416) 555-0100",

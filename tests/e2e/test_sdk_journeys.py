@@ -163,6 +163,24 @@ def test_main_journeys_through_the_generated_sdk(sdk_and_service):
     team = ok(api("team", "get_team").sync_detailed(wu_id, client=wu))
     assert {(m.username, m.source) for m in team.members} == {("bob.clerk", "list"), ("sdk.invitee", "invitation")}
 
+    # The invitee (data entry) enters an OHIP claim for Dr. Wu: fee code A007A for diagnostic code 300. Insured,
+    # it goes to the patient's payer of record (OHIP); a fee code of the wrong shape is refused, naming the line.
+    claim = {"provider_id": str(wu_id), "patient_id": str(some_bill.patient_id), "coverage": "insured",
+             "service_date": "2026-11-20", "diagnoses": [{"code_system": "ohip_dx", "code": "300"}]}
+    line = {"code_system": "ohip", "description": "Intermediate assessment", "units": 1, "fee_cents": 3785}
+    create_bill = api("bills", "create_bill")
+    wrong = create_bill.sync_detailed(client=invitee, body=models.BillCreate.from_dict(
+        {**claim, "lines": [{**line, "code": "A07"}]}))
+    refused(wrong, 422, "service_code_invalid")
+    assert wrong.parsed.additional_properties["field"] == "lines[0].code"
+    ohip_bill = ok(create_bill.sync_detailed(client=invitee, body=models.BillCreate.from_dict(
+        {**claim, "lines": [{**line, "code": "A007A", "diagnosis_pointers": [1]}]})), 201)
+    assert [(x.code_system, x.code, x.diagnosis_pointers) for x in ohip_bill.lines] == [("ohip", "A007A", [1])]
+    assert [(d.code_system, d.code) for d in ohip_bill.diagnoses] == [("ohip_dx", "300")]
+    assert ok(api("payers", "get_payer").sync_detailed(clinic_id, ohip_bill.payer_id, client=wu)).name == "OHIP"
+    claim_pdf = ok(api("bills", "get_bill_pdf").sync_detailed(ohip_bill.id, client=invitee))
+    assert claim_pdf.payload.read().startswith(b"%PDF-")
+
     # Billing customer assignments (the EMS seed): Betty gives Barney West EMS East directly.
     betty, barney = j.login("betty"), j.login("barney")
     barney_id = j.user_id(betty, "barney")
@@ -181,6 +199,30 @@ def test_main_journeys_through_the_generated_sdk(sdk_and_service):
     assert east_provider in {b.provider_id for b in j.bills(barney)}
     refused(assignments.sync_detailed(barney_id, client=betty, body=models.CompanyIdsSet.from_dict(
         {"company_ids": [str(east.company_id)]})), 422, "assignment_given_by_role")
+
+    # An ambulance run in East (HCPCS A0427, origin and destination RH) to Medicare Part B, kept at the parent:
+    # refused until Betty copies it down, then the bill names East's copy.
+    west_id = j.me(betty).company.id
+    medicare = next(p for p in ok(api("payers", "list_payers").sync_detailed(west_id, client=betty)).items
+                    if p.name == "Medicare Part B")
+    east_patient = ok(api("patients", "list_patients").sync_detailed(
+        client=barney, company_id=east.company_id)).items[0]
+    ambulance_run = {"provider_id": str(east_provider), "patient_id": str(east_patient.id), "coverage": "insured",
+                     "service_date": "2026-11-21",
+                     "lines": [{"code_system": "hcpcs", "code": "A0427", "modifiers": ["RH"],
+                                "description": "Ambulance, ALS emergency", "units": 1, "fee_cents": 98000}]}
+    not_copied = api("bills", "create_bill").sync_detailed(client=barney, body=models.BillCreate.from_dict(
+        {**ambulance_run, "payer_id": str(medicare.id)}))
+    refused(not_copied, 422, "payer_not_copied_down")
+    copy_down = not_copied.parsed.additional_properties["copy_down"]
+    copied = ok(api("payers", "copy_payer").sync_detailed(west_id, medicare.id, client=betty,
+                                                          body=models.CopyRequest.from_dict(
+                                                              {"company_ids": copy_down["company_ids"]})))
+    east_medicare = copied.items[0].id
+    ems_bill = ok(api("bills", "create_bill").sync_detailed(client=barney, body=models.BillCreate.from_dict(
+        {**ambulance_run, "payer_id": str(east_medicare)})), 201)
+    assert (ems_bill.payer_id, ems_bill.company_id) == (east_medicare, east.company_id)
+    assert [(x.code_system, x.code, x.modifiers) for x in ems_bill.lines] == [("hcpcs", "A0427", ["RH"])]
 
     # Billing automation: daily bills, a patient seen yesterday, run tonight, the new bill is there.
     settings = ok(api("billing_automation", "put_company_billing_automation").sync_detailed(
@@ -212,3 +254,23 @@ def test_main_journeys_through_the_generated_sdk(sdk_and_service):
     refused(j.bill(clara, created[0].id), 404, "bill_not_found")  # automation's bills follow the same rules
     runs = ok(api("billing_automation", "list_billing_automation_runs").sync_detailed(clinic_id, client=admin))
     assert [(r.stage, r.local_date) for r in runs.items] == [("bills", tonight)]
+
+    # An imported session of last month is never billed by the night: Dr. Wu makes its superbill by hand, once.
+    last_month = tonight.replace(day=1) - timedelta(days=1)
+    create_encounter = api("encounters", "create_encounter")
+    imported = ok(create_encounter.sync_detailed(client=admin, body=models.EncounterCreate.from_dict({
+        "patient_id": str(patient.id), "provider_id": str(wu_id), "service_date": last_month.isoformat(),
+        "imported": True, "diagnoses": [{"code_system": "icd10cm", "code": "F41.1"}],
+        "lines": [{"code_system": "cpt", "code": "90837", "diagnosis_pointers": [1],
+                   "description": "Psychotherapy, 60 minutes", "units": 1, "fee_cents": 16000}]})), 201)
+    make_superbill = api("billing_automation", "create_patient_document")
+    body = models.DocumentCreate.from_dict({"kind": "superbill", "encounter_ids": [str(imported.id)]})
+    superbill = ok(make_superbill.sync_detailed(patient.id, client=wu, body=body), 201)
+    assert (superbill.kind, superbill.total_cents) == ("superbill", 16000)
+    assert [(e.encounter_id, e.imported) for e in superbill.encounters] == [(imported.id, True)]
+    again = make_superbill.sync_detailed(patient.id, client=wu, body=body)
+    refused(again, 409, "document_exists_for_period")
+    assert again.parsed.additional_properties["existing_id"] == str(superbill.id)
+    superbill_pdf = ok(api("billing_automation", "get_patient_document_pdf").sync_detailed(
+        patient.id, superbill.id, client=wu))
+    assert superbill_pdf.payload.read().startswith(b"%PDF-")

@@ -101,7 +101,8 @@ def _invoice(bill: Bill, patient: Patient, payer_name: str | None, payments: lis
     return InvoiceRead(
         bill_id=bill.id, provider_id=bill.provider_id, company_id=bill.company_id, patient_id=bill.patient_id,
         patient_name=f"{patient.first_name} {patient.last_name}", coverage=bill.coverage,
-        payer=PAYER_OF[bill.coverage], payer_id=bill.payer_id, payer_name=payer_name, status=bill.status, service_date=bill.service_date,
+        payer=PAYER_OF[bill.coverage], payer_id=bill.payer_id, payer_name=payer_name, status=bill.status,
+        service_date=bill.service_date,
         submitted_at=bill.submitted_at, total_cents=bill.total_cents,
         paid_cents=bill.total_cents - bill.balance_cents, balance_cents=bill.balance_cents,
         payments=[PaymentRead.model_validate(p) for p in payments], created_at=bill.created_at,

@@ -50,8 +50,8 @@ class AutomationBillRepository(ScopedRepository):
 
     def _automated_bills_statement(self, per_patient: bool) -> Executable:
         """Candidates, their bills (grouped per encounter or per patient) and the encounter -> bill links, in one
-        statement returning (id, patient id, total cents, created at, coverage, payer id) of each bill. The scope is checked again in
-        it, on the provider and company the bills are created for. Any bill on an encounter excludes it, whoever's
+        statement returning (id, patient id, total cents, created at, coverage, payer id) of each bill. The scope
+        is checked again in it, on the provider and company the bills are created for. Any bill on an encounter excludes it, whoever's
         it is: that test is unscoped on purpose (an encounter is billed once) and shows nothing."""
         encounter, line, link, bill, patient = (Encounter.__table__, EncounterLine.__table__,
                                                 AutomatedEncounter.__table__, Bill.__table__, Patient.__table__)
