@@ -79,7 +79,7 @@ SURFACE = "billing_dashboard"
 BILL_FIELDS = list(BillRead.model_fields)
 LINE_FIELDS = list(ServiceLineRead.model_fields)
 # The fields the page's statement builds as JSON (the others are columns).
-JSON_FIELDS = {"lines", "diagnoses"}
+JSON_FIELDS = {"lines"}
 
 
 # The statements: the service's own functions, run on a stand-in session.
@@ -220,9 +220,11 @@ async def dashboard(conn: asyncpg.Connection, user_id: uuid.UUID, token_version:
     if LINES == "folded":
         rows = await repository.presented_page(BillFilters(), limit, after)
         bills = rows[:limit]
-        # The lines and diagnoses arrive as JSON text from PostgreSQL: passed through as they are.
-        items = [{name: orjson.Fragment(bill[name]) if name in JSON_FIELDS else bill[name] for name in BILL_FIELDS}
-                 for bill in bills]
+        # The lines arrive as JSON text from PostgreSQL: passed through as they are. The diagnoses (jsonb, decoded)
+        # get the API's key order, as the service gives them.
+        items = [{name: orjson.Fragment(bill[name]) if name in JSON_FIELDS
+                  else bills_service.api_diagnoses(bill[name]) if name == "diagnoses" and bill[name] else bill[name]
+                  for name in BILL_FIELDS} for bill in bills]
     else:
         rows = await repository.page(BillFilters(), limit, after)
         bills = rows[:limit]

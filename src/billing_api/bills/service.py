@@ -46,6 +46,11 @@ async def present(repository: BillRepository, bills: list[Bill]) -> list[BillRea
 _ID_FIELDS = ("id", "company_id", "provider_id", "patient_id", "encounter_id", "visit_id", "payer_id")
 
 
+def api_diagnoses(stored: list[dict]) -> list[dict]:
+    """Stored diagnoses (jsonb, which orders keys by their length) with their keys in the API's order."""
+    return [{"code_system": diagnosis["code_system"], "code": diagnosis["code"]} for diagnosis in stored]
+
+
 def presented_items(rows: list[Record]) -> list[dict]:
     """Rows of `BillRepository.presented_page` as the API's bills (the fields and order of BillRead): already
     valid, so they go straight to JSON without building models."""
@@ -55,6 +60,8 @@ def presented_items(rows: list[Record]) -> list[dict]:
         for field in _ID_FIELDS:
             if item[field] is not None:
                 item[field] = str(item[field])
+        if item["diagnoses"]:
+            item["diagnoses"] = api_diagnoses(item["diagnoses"])
         items.append(item)
     return items
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import (
-    ColumnElement, DateTime, Integer, Select, bindparam, case, column, func, literal_column, or_, select, text, true,
-    tuple_, union, union_all,
+    ColumnElement, DateTime, Integer, Select, bindparam, case, func, literal_column, or_, select, text, true, tuple_,
+    union, union_all,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID, aggregate_order_by
+from sqlalchemy.dialects.postgresql import UUID, aggregate_order_by
 from sqlalchemy.orm import aliased
 
 from billing_api.authz.scope import BillScope
@@ -99,27 +99,14 @@ def lines_json() -> ColumnElement[str]:
     )
 
 
-def diagnoses_json() -> ColumnElement[str]:
-    """The bill's diagnoses with their keys in the API's order (jsonb, the column, orders keys by length): rebuilt
-    only for bills that have some, so a page of bills without diagnoses pays one comparison per bill."""
-    element = (func.jsonb_array_elements(Bill.diagnoses)
-               .table_valued(column("value", JSONB), with_ordinality="n").render_derived(name="dx"))
-    rebuilt = (
-        select(func.json_agg(aggregate_order_by(
-            func.json_build_object("code_system", element.c.value.op("->")("code_system"),
-                                   "code", element.c.value.op("->")("code")),
-            element.c.n)))
-        .select_from(element)
-        .scalar_subquery()
-    )
-    return case((func.jsonb_array_length(Bill.diagnoses) == 0, text("'[]'::json")), else_=rebuilt).label("diagnoses")
-
-
-_COMPUTED = {"lines": lines_json, "diagnoses": diagnoses_json}
+_COMPUTED = {"lines": lines_json}
 
 
 def page_select(presented: bool) -> Select:
-    """A page's bills as ORM entities, or as rows of what the API shows of each bill (`BILL_FIELDS`)."""
+    """A page's bills as ORM entities, or as rows of what the API shows of each bill (`BILL_FIELDS`). The
+    diagnoses are the stored jsonb, whose keys are not in the API's order: `bills.service.presented_items` puts
+    them in it. (Rebuilt here by a subquery over the column, even one never run for bills without diagnoses,
+    they made the page's statement take 66 ms instead of 1 ms at a million bills under the generic plan.)"""
     if not presented:
         return select(Bill)
     return select(*(_COMPUTED[name]() if name in _COMPUTED else getattr(Bill, name) for name in BILL_FIELDS))
