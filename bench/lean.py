@@ -494,6 +494,7 @@ async def check(url: str, service_url: str, lean_url: str, username: str) -> lis
 
     differences: list[str] = []
     conn = await asyncpg.connect(url, server_settings=SERVER_SETTINGS, record_class=Row)
+    await _jsonb_as_the_service(conn)  # as the lean server's connections
     try:
         user_id = await conn.fetchval("SELECT id FROM app_user WHERE username = $1", username)
         # Each request names itself in its User-Agent, which both log: others may read as the same user meanwhile
