@@ -16,7 +16,6 @@ from billing_api.db import Session
 from billing_api.documents import service
 from billing_api.documents.views import DocumentView
 from billing_api.errors import problem_responses
-from billing_api.idempotency.service import IdempotentRoute
 from billing_api.models import DocumentKind
 
 PDF = "application/pdf"
@@ -37,7 +36,7 @@ def _responses(*errors: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-router = APIRouter(prefix="/v1", route_class=IdempotentRoute)
+router = APIRouter(prefix="/v1")  # reads only: no Idempotency-Key to honour
 
 
 def _pdf(view: DocumentView) -> Response:
