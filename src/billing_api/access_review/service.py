@@ -196,7 +196,8 @@ def _attestation_read(attestation: AccessReviewAttestation, names: dict[uuid.UUI
 def _grant_read(review: Review, index: int, counts: tuple[int, int]) -> ReviewedGrant:
     grant, made = review.grants[index], review.provenance[index]
     return ReviewedGrant(
-        rule=grant.rule, entry_id=grant.entry_id, group_id=grant.group_id,
+        rule="company_admin" if grant.rule == "company_wide" and grant.account_type == "company_admin" else grant.rule,
+        entry_id=grant.entry_id, group_id=grant.group_id,
         group_name=review.group_names.get(grant.group_id) if grant.group_id else None, company_id=grant.company_id,
         role=grant.role, permissions=sorted(grant.permissions) if grant.permissions is not None else None,
         expires_at=grant.expires_at, granted_at=made.granted_at, granted_by=made.granted_by,
