@@ -53,7 +53,9 @@ def resolve_database_url(settings: Settings) -> str:
 # The bill queries decide their access path at run time inside one statement (bills/repository/dashboard.py), so
 # one generic plan serves every caller; re-planning them for each execution (custom plans) cost more than
 # running them (docs/performance.md, "The plan cache"; bench/run.py measures it).
-SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+# JIT off: a generic plan costed on default selectivities can cross the JIT thresholds for a statement that runs in
+# milliseconds, and then compiles for seconds (docs/performance.md, "Access review at 10M access-log rows").
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "jit": "off"}
 
 
 class Record(asyncpg.Record):

@@ -169,73 +169,84 @@ def _holders(provider: User, segregated: bool) -> list[Select]:
     return rows
 
 
-def _unrolled_keys(provider_filter: bool) -> str:
-    """The keyed rows of the access log not rolled up yet (all of them: the worker keeps this short)."""
-    rows = _UNROLLED.format(limit="ALL")
-    if provider_filter:
-        rows = rows.replace("AND l.chain_seq >", "AND l.provider_ids @> ARRAY[CAST(:provider_id AS uuid)] "
-                                                  "AND l.chain_seq >")
-    return _KEYED.format(rows=f"({rows})")
-
-
 async def grants_of(session: AsyncSession, provider: User, segregated: bool) -> list[Grant]:
-    """Every grant to the provider's bills with its holder and when it was last used (rolled up, and the rows
-    not rolled up yet), by holder name. Counts are not read here (`count_reads`, for a page's holders)."""
+    """Every grant to the provider's bills with its holder and its last use as rolled up (`unrolled_use` has the
+    rest), by holder name."""
     h = union_all(*_holders(provider, segregated)).subquery("holders").c
-    tail = text(f"""
-        SELECT k.user_id, k.rule, k.via_id, max(k.created_at) AS last_read_at
-          FROM ({_unrolled_keys(provider_filter=True)}) k
-         WHERE k.provider_id = :provider_id GROUP BY 1, 2, 3
-    """).bindparams(bindparam("provider_id", type_=UUID(as_uuid=True))).columns(
-        user_id=UUID(as_uuid=True), rule=DelegationEntry.role.type, via_id=UUID(as_uuid=True),
-        last_read_at=AccessGrantUse.last_read_at.type,
-    ).subquery("tail")
     rolled = select(AccessGrantUse).where(AccessGrantUse.provider_id == provider.id).subquery("rolled")
     statement = (
         select(h.user_id, h.rule, h.via_id, h.entry_id, h.group_id, h.company_id, h.role, h.permissions,
                h.expires_at, h.created_at, User.display_name, User.username, User.email,
-               User.status == UserStatus.active, User.account_type, User.created_at,
-               func.greatest(rolled.c.last_read_at, tail.c.last_read_at))
+               User.status == UserStatus.active, User.account_type, User.created_at, rolled.c.last_read_at)
         .join(User, User.id == h.user_id)
         .outerjoin(rolled, and_(rolled.c.user_id == h.user_id, rolled.c.rule == h.rule,
                                 rolled.c.via_id == h.via_id))
-        .outerjoin(tail, and_(tail.c.user_id == h.user_id, tail.c.rule == h.rule, tail.c.via_id == h.via_id))
         .order_by(User.display_name, User.id, h.rule, h.via_id)
     )
-    result = await session.execute(statement, {"provider_id": provider.id})
     return [
         Grant(provider_id=provider.id, user_id=row[0], rule=row[1], via_id=row[2], entry_id=row[3],
               group_id=row[4], company_id=row[5], role=row[6], permissions=row[7], expires_at=row[8],
               entry_created_at=row[9], display_name=row[10], username=row[11], email=row[12], active=row[13],
               account_type=row[14].value, user_created_at=row[15], last_read_at=row[16])
-        for row in result.all()
+        for row in (await session.execute(statement)).all()
     ]
 
 
+GrantKey = tuple[uuid.UUID, str, uuid.UUID]  # (user, rule, via)
+
+# Reads of one provider's data not rolled up yet, by grant: the last, and how many in the last 30 and 90 UTC days.
+_PROVIDER_UNROLLED = _UNROLLED.format(limit="ALL").replace(
+    "AND l.chain_seq >", "AND l.provider_ids @> ARRAY[CAST(:provider_id AS uuid)] AND l.chain_seq >")
+_UNROLLED_USE = text(f"""
+    WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day)
+    SELECT user_id, rule, via_id, max(created_at),
+           count(*) FILTER (WHERE (created_at AT TIME ZONE 'UTC')::date > (SELECT day FROM today) - 30),
+           count(*) FILTER (WHERE (created_at AT TIME ZONE 'UTC')::date > (SELECT day FROM today) - 90)
+      FROM ({_KEYED.format(rows=f"({_PROVIDER_UNROLLED})")}) k
+     WHERE provider_id = :provider_id GROUP BY 1, 2, 3
+""").bindparams(bindparam("provider_id", type_=UUID(as_uuid=True)))
+
+
+async def unrolled_use(session: AsyncSession, provider_id: uuid.UUID
+                       ) -> dict[GrantKey, tuple[datetime, int, int]]:
+    """The reads of the provider's data logged since the roll-up's marks (all of them: the worker keeps them few),
+    by grant: (last read, reads in 30 days, reads in 90 days)."""
+    rows = await session.execute(_UNROLLED_USE, {"provider_id": provider_id})
+    return {(user, rule, via): (last, int(d30), int(d90)) for user, rule, via, last, d30, d90 in rows.all()}
+
+
+_ROLLED_COUNTS = text("""
+    WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day)
+    SELECT user_id, rule, via_id,
+           coalesce(sum(reads) FILTER (WHERE day > (SELECT day FROM today) - 30), 0),
+           coalesce(sum(reads), 0)
+      FROM access_grant_use_day
+     WHERE provider_id = :provider_id AND user_id = ANY(:user_ids) AND day > (SELECT day FROM today) - 90
+     GROUP BY 1, 2, 3
+""").bindparams(bindparam("provider_id", type_=UUID(as_uuid=True)),
+                bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
 async def count_reads(session: AsyncSession, provider_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
-                      ) -> dict[tuple[uuid.UUID, str, uuid.UUID], tuple[int, int]]:
-    """(user, rule, via) -> reads in the last 30 and 90 days (UTC days, today included), rolled up and not yet."""
+                      ) -> dict[GrantKey, tuple[int, int]]:
+    """(user, rule, via) -> rolled-up reads in the last 30 and 90 days (UTC days, today included)."""
     if not user_ids:
         return {}
-    statement = text(f"""
-        WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day),
-        reads AS (
-            SELECT user_id, rule, via_id, day, reads FROM access_grant_use_day
-             WHERE provider_id = :provider_id AND user_id = ANY(:user_ids)
-               AND day > (SELECT day FROM today) - 90
-            UNION ALL
-            SELECT user_id, rule, via_id, (created_at AT TIME ZONE 'UTC')::date, 1
-              FROM ({_unrolled_keys(provider_filter=True)}) k
-             WHERE provider_id = :provider_id AND user_id = ANY(:user_ids)
-        )
-        SELECT user_id, rule, via_id,
-               coalesce(sum(reads) FILTER (WHERE day > (SELECT day FROM today) - 30), 0),
-               coalesce(sum(reads) FILTER (WHERE day > (SELECT day FROM today) - 90), 0)
-          FROM reads GROUP BY 1, 2, 3
-    """).bindparams(bindparam("provider_id", type_=UUID(as_uuid=True)),
-                    bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True))))
-    rows = await session.execute(statement, {"provider_id": provider_id, "user_ids": list(user_ids)})
+    rows = await session.execute(_ROLLED_COUNTS, {"provider_id": provider_id, "user_ids": list(user_ids)})
     return {(user, rule, via): (int(d30), int(d90)) for user, rule, via, d30, d90 in rows.all()}
+
+
+async def list_entries(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple[DelegationEntry, str, bool]]:
+    """The provider's list entries with the name of the user or group each names and whether it is live (by the
+    database's clock, as the rules read it)."""
+    statement = (
+        select(DelegationEntry, func.coalesce(User.display_name, Group.name), entry_is_live())
+        .outerjoin(User, User.id == DelegationEntry.user_id)
+        .outerjoin(Group, Group.id == DelegationEntry.group_id)
+        .where(DelegationEntry.provider_id == provider_id)
+        .order_by(DelegationEntry.group_id.is_(None), func.coalesce(Group.name, User.display_name), DelegationEntry.id)
+    )
+    return [(entry, name, bool(live)) for entry, name, live in (await session.execute(statement)).all()]
 
 
 # Where grants came from: the audit events that made them

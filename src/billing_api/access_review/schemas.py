@@ -96,7 +96,8 @@ class AccessReviewPage(ReadModel):
     overdue: bool
     removable_entries: list[RemovableEntry] = Field(description="The list entries a save without them would "
                                                     "remove: dormant ones, and expired ones.")
-    save_without_removable: ListSaveProposal
+    save_without_removable: ListSaveProposal | None = Field(description="On the first page only (it holds the whole "
+                                                            "list): the list save that removes `removable_entries`.")
     items: list[ReviewedPerson]
     next_cursor: str | None = None
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.access_review import repository
-from billing_api.access_review.repository import Grant
+from billing_api.access_review.repository import Grant, GrantKey
 from billing_api.access_review.schemas import (
     AccessReviewPage,
     AttestationCreate,
@@ -34,7 +34,6 @@ from billing_api.authz.policies import may_manage_segregation
 from billing_api.companies import repository as company_repository
 from billing_api.companies.service import visible_company
 from billing_api.config import Settings
-from billing_api.delegation import repository as delegation_repository
 from billing_api.delegation.schemas import DelegationEntryInput
 from billing_api.delegation.service import provider_for_manager
 from billing_api.errors import Conflict, Forbidden
@@ -65,7 +64,8 @@ class Review:
     grants: list[Grant]
     provenance: dict[int, _Provenance]  # by index in `grants`
     dormant: list[bool]
-    entries: list[tuple]  # delegation_repository.entries_with_targets
+    entries: list[tuple[DelegationEntry, str, bool]]  # repository.list_entries
+    unrolled: dict[GrantKey, tuple[datetime, int, int]]  # repository.unrolled_use
     version: int
     last_attestation: AccessReviewAttestation | None
     names: dict[uuid.UUID, str] = field(default_factory=dict)
@@ -97,19 +97,18 @@ class Review:
                 if grant.last_read_at and (last_use.get(grant.entry_id) or grant.last_read_at) <= grant.last_read_at:
                     last_use[grant.entry_id] = grant.last_read_at
         removable = []
-        for entry, user, group, _members, live in self.entries:
+        for entry, name, live in self.entries:
             reason = "expired" if not live else "dormant" if all(dormant_by_entry.get(entry.id, [False])) else None
             if reason:
                 removable.append(RemovableEntry(
-                    entry_id=entry.id, type="user" if user else "group", user_id=entry.user_id,
-                    group_id=entry.group_id, name=user.display_name if user else group.name, reason=reason,
-                    last_used_at=last_use.get(entry.id)))
+                    entry_id=entry.id, type="user" if entry.user_id else "group", user_id=entry.user_id,
+                    group_id=entry.group_id, name=name, reason=reason, last_used_at=last_use.get(entry.id)))
         return removable
 
     def proposal(self, removable: list[RemovableEntry]) -> ListSaveProposal:
         removed = {entry.entry_id for entry in removable}
         return ListSaveProposal(version=self.version, entries=[
-            _entry_input(entry) for entry, *_ in self.entries if entry.id not in removed])
+            _entry_input(entry) for entry, _, _ in self.entries if entry.id not in removed])
 
 
 def _entry_input(entry: DelegationEntry) -> DelegationEntryInput:
@@ -166,6 +165,11 @@ def _targets(summaries: list[dict]) -> set[tuple[str, uuid.UUID]]:
 async def _review(session: AsyncSession, provider: User, now: datetime) -> Review:
     company = await company_repository.get_company(session, provider.company_id)
     grants = await repository.grants_of(session, provider, company.billing_segregation_enabled)
+    unrolled = await repository.unrolled_use(session, provider.id)
+    for grant in grants:
+        logged = unrolled.get(_key(grant))
+        if logged and (grant.last_read_at is None or logged[0] > grant.last_read_at):
+            grant.last_read_at = logged[0]
     provenance = await _provenance(session, provider, grants)
     threshold = now - timedelta(days=company.access_review_dormant_days)
     dormant = []
@@ -174,7 +178,7 @@ async def _review(session: AsyncSession, provider: User, now: datetime) -> Revie
         dormant.append(grant.rule in DORMANT_RULES and used < threshold)
     last = (await repository.last_attestations(session, [provider.id])).get(provider.id)
     return Review(provider=provider, company=company, now=now, grants=grants, provenance=provenance,
-                  dormant=dormant, entries=await delegation_repository.entries_with_targets(session, provider.id),
+                  dormant=dormant, entries=await repository.list_entries(session, provider.id), unrolled=unrolled,
                   version=await repository.list_version(session, provider.id), last_attestation=last)
 
 
@@ -214,9 +218,14 @@ async def _people_read(session: AsyncSession, review: Review, people: list[tuple
     indexes = [i for _, grant_indexes in people for i in grant_indexes]
     await _named(session, review, indexes)
     counts = await repository.count_reads(session, review.provider.id, [user_id for user_id, _ in people])
+
+    def reads(grant: Grant) -> tuple[int, int]:
+        rolled, (_, *logged) = counts.get(_key(grant), (0, 0)), review.unrolled.get(_key(grant), (None, 0, 0))
+        return rolled[0] + logged[0], rolled[1] + logged[1]
+
     items = []
     for user_id, grant_indexes in people:
-        grants = [_grant_read(review, i, counts.get(_key(review.grants[i]), (0, 0))) for i in grant_indexes]
+        grants = [_grant_read(review, i, reads(review.grants[i])) for i in grant_indexes]
         first = review.grants[grant_indexes[0]]
         used = [g.last_used_at for g in grants if g.last_used_at]
         items.append(ReviewedPerson(
@@ -228,7 +237,7 @@ async def _people_read(session: AsyncSession, review: Review, people: list[tuple
     return items
 
 
-def _key(grant: Grant) -> tuple[uuid.UUID, str, uuid.UUID]:
+def _key(grant: Grant) -> GrantKey:
     return grant.user_id, grant.rule, grant.via_id
 
 
@@ -251,7 +260,7 @@ async def provider_review(session: AsyncSession, actor: Actor, provider_id: uuid
         people=len(review.people), grants=len(review.grants), dormant_grants=sum(review.dormant),
         last_attestation=_attestation_read(review.last_attestation, review.names) if review.last_attestation else None,
         due_at=review.due_at, overdue=review.overdue, removable_entries=removable,
-        save_without_removable=review.proposal(removable), items=items,
+        save_without_removable=review.proposal(removable) if after is None else None, items=items,
     ), len(people) > limit
 
 
