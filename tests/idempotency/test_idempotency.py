@@ -215,7 +215,7 @@ def test_the_contract_names_the_header_on_every_creating_post(shared_app):
     assert keyed_operations == {
         "create_bill", "submit_bill", "record_payment", "create_invitation", "resend_invitation",
         "run_billing_automation", "add_payment_method", "create_patient", "create_visit", "create_encounter",
-        "create_user", "create_group", "create_patient_document",
+        "create_user", "create_group", "create_patient_document", "attest_access_review",
     }
     header = next(p for p in schema["paths"]["/v1/bills"]["post"]["parameters"] if p["name"] == "Idempotency-Key")
     assert {key: header["schema"][key] for key in ("type", "minLength", "maxLength")} == {
