@@ -2,7 +2,7 @@
 
 from billing_api.models.abuse import FailureCounter
 from billing_api.models.access_log import AccessLogEntry
-from billing_api.models.audit import AuditEvent
+from billing_api.models.audit import AuditEvent, ChainHeadRow
 from billing_api.models.automation import (
     AutomatedEncounter,
     AutomationRun,
@@ -85,6 +85,7 @@ __all__ = [
     "Visit",
     "AccountType",
     "AuditEvent",
+    "ChainHeadRow",
     "FailureCounter",
     "Base",
     "Company",
