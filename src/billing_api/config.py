@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # How often `billing-api worker` deletes expired idempotency keys and ended failure counters (housekeeping/).
     housekeeping_interval_seconds: float = Field(default=600.0, gt=0)
+    # Access-log retention in years: each housekeeping pass drops the month partitions whose whole month ended
+    # more than this long ago (recorded in the audit events, so verification reports a cut). None keeps all.
+    access_log_retention_years: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _at_most_100_failures_an_hour(self) -> Settings:
