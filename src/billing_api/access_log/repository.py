@@ -1,8 +1,10 @@
-"""All SQL of the access log, and the verification of both hash chains (audit_event and access_log).
+"""All SQL of the access log (its entries, its month partitions and their retention), and the verification of both
+hash chains (audit_event and access_log).
 
 The insert is one statement per request: the grants ("on whose behalf") are computed inside it from the
 rules of authz/rules.py for the provider and company pairs that were shown, with the scope's actor bound
-as the one parameter the bill scope uses. The chain columns are set by the database (migration 0010)."""
+as the one parameter the bill scope uses. The chain columns are set by the database (migration 0010; the chains'
+heads kept in `chain_head` since migration access_log_partitions)."""
 
 from __future__ import annotations
 
