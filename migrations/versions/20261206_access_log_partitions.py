@@ -15,7 +15,7 @@ DELETE; statement triggers are not cloned, so `access_log_partition()` gives eac
 TRUNCATE (and UPDATE and DELETE that touch no row). Dropping a whole month is the retention's (housekeeping/).
 
 Revision ID: access_log_partitions
-Revises: codes
+Revises: access_reviews
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision: str = "access_log_partitions"
-down_revision: str | None = "codes"
+down_revision: str | None = "access_reviews"
 branch_labels = None
 depends_on = None
 
