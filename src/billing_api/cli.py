@@ -215,7 +215,8 @@ def cmd_verify_audit(args: argparse.Namespace, settings: Settings) -> None:
         print(json.dumps({"table": report.table, "ok": report.ok, "rows": report.rows,
                           "heads": [dataclasses.asdict(head) for head in report.heads],
                           "broken_chain": report.broken_chain, "broken_at": report.broken_at,
-                          "problem": report.problem}))
+                          "problem": report.problem, "cuts": [dataclasses.asdict(cut) for cut in report.cuts],
+                          "default_partition_rows": report.default_partition_rows}))
     if not all(report.ok for report in reports):
         raise SystemExit(1)
 
@@ -277,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify-audit", help="verify the hash chains of the audit events and the access log",
         description="Walk the append-only hash chains of audit_event (one chain) and access_log (several); print "
-        "one JSON line per table (rows, each chain's head to keep elsewhere, the first broken link) and exit 1 "
-        "if any chain is broken.",
+        "one JSON line per table (rows, each chain's head to keep elsewhere, the first broken link; for the access "
+        "log, the months the retention dropped, where its chains were cut, and the rows in its default partition) "
+        "and exit 1 if any chain is broken.",
     )
     verify.set_defaults(func=cmd_verify_audit)
 

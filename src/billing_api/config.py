@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # How often `billing-api worker` rolls the access log up into the access review's usage figures and queues
     # the reminders of overdue reviews (access_review/tasks.py). The review also reads what is not rolled up yet.
     access_review_poll_seconds: float = Field(default=60.0, gt=0)
+    # Access-log retention in years: each housekeeping pass drops the month partitions whose whole month ended
+    # more than this long ago (recorded in the audit events, so verification reports a cut). None keeps all.
+    access_log_retention_years: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _at_most_100_failures_an_hour(self) -> Settings:

@@ -189,3 +189,21 @@ async def test_the_migration_chains_the_audit_events_already_there(connection):
     async with AsyncSession(bind=connection) as session:
         report = await verify_chain(session, "audit_event")
     assert report.ok and report.rows >= 3, report
+
+
+@pytest.mark.parametrize("table", CHAINED_TABLES)
+async def test_chain_head_holds_each_chains_last_link(client, factory, session, table):
+    """The trigger finds a link's place in `chain_head`, not in the (partitioned) table: it keeps each chain's
+    last seq and hash, as the rows say."""
+    await fill(client, factory, session)
+    report = await verify_chain(session, table)
+    heads = (await session.execute(text(
+        "SELECT chain_id, last_seq, encode(last_hash, 'hex') FROM chain_head WHERE table_name = :table "
+        "AND last_seq > 0 ORDER BY chain_id"), {"table": table})).all()
+    assert [(head.chain_id, head.seq, head.hash) for head in report.heads] == [tuple(head) for head in heads]
+    # A row cut from a chain's end shows against its head.
+    chain = await own_chain(session, table)
+    last = next(head.seq for head in report.heads if head.chain_id == chain)
+    await tamper(session, f"DELETE FROM {table} WHERE chain_id = :chain AND chain_seq = :seq", chain=chain, seq=last)
+    report = await verify_chain(session, table)
+    assert (report.broken_chain, report.broken_at, report.problem) == (chain, last + 1, "missing_rows")

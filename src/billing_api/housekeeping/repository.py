@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.models import FailureCounter, IdempotencyKey
@@ -27,3 +27,8 @@ async def delete_ended_failure_counters(session: AsyncSession, windows: dict[str
         ))
         deleted += result.rowcount
     return deleted
+
+
+async def set_lock_timeout(session: AsyncSession, timeout: str) -> None:
+    """For the rest of the transaction: give up on a lock not had within `timeout`."""
+    await session.execute(text("SELECT set_config('lock_timeout', :timeout, true)"), {"timeout": timeout})

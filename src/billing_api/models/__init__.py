@@ -10,7 +10,7 @@ from billing_api.models.access_review import (
     AccessReviewReminder,
     AccessUsageRollup,
 )
-from billing_api.models.audit import AuditEvent
+from billing_api.models.audit import AuditEvent, ChainHeadRow
 from billing_api.models.automation import (
     AutomatedEncounter,
     AutomationRun,
@@ -99,6 +99,7 @@ __all__ = [
     "Visit",
     "AccountType",
     "AuditEvent",
+    "ChainHeadRow",
     "FailureCounter",
     "Base",
     "Company",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -28,6 +29,18 @@ class ChainMixin:
     chain_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=FetchedValue())
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary, server_default=FetchedValue())
     row_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, server_default=FetchedValue())
+
+
+class ChainHeadRow(Base):
+    """The last link of each chain of a chained table, kept by the insert trigger under the chain's lock (migration
+    access_log_partitions): the next link's place without a search of a partitioned table."""
+
+    __tablename__ = "chain_head"
+
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class AuditEvent(IdMixin, CreatedAtMixin, ChainMixin, Base):
