@@ -211,7 +211,8 @@ async def read_kinds(conn: asyncpg.Connection) -> None:
 async def log_definitions(conn: asyncpg.Connection) -> tuple[list[str], list[str]]:
     """The access log's constraints backed by an index (primary key, unique) and its other indexes, as SQL that
     re-creates them, so the load can drop them and build each once at the end."""
-    constraints = [f"ALTER TABLE access_log ADD CONSTRAINT {row['conname']} {row['def']}" for row in await conn.fetch("""
+    constraints = [f"ALTER TABLE access_log ADD CONSTRAINT {row['conname']} {row['def']}"
+                   for row in await conn.fetch("""
         SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
         WHERE conrelid = 'access_log'::regclass AND contype IN ('p', 'u') ORDER BY conname""")]
     indexes = [row["indexdef"] for row in await conn.fetch("""
