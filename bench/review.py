@@ -228,7 +228,7 @@ def row_select(rows: int, first: int, last: int) -> str:
     return f"""
         WITH numbered AS (
             SELECT n, {epoch_start()} + (n + 0.5) * {span_seconds()} / {rows} AS at_epoch,
-                   abs(hashint8(n)::bigint) AS h1, abs(hashint8(n + 7919 * {rows})::bigint) AS h2
+                   abs(hashint8(n)::bigint) AS h1, abs(hashint8(n + 7919::bigint * {rows})::bigint) AS h2
             FROM generate_series({first}::bigint, {last}::bigint) n
         ), timed AS (
             SELECT n, to_timestamp(at_epoch) AS at, h1, h2,
