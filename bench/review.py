@@ -222,9 +222,13 @@ async def log_definitions(conn: asyncpg.Connection) -> tuple[list[str], list[str
     return constraints, indexes
 
 
-def row_select(rows: int, first: int, last: int) -> str:
+def row_select(rows: int, first: int, last: int, chained: bool = True) -> str:
     """Rows n = first .. last of `rows`, evenly over the MONTHS before END (n in time order, so chain_seq grows
-    with time), each drawing its reader and providers from its era's slots."""
+    with time; n >= rows fall after END at the same pace), each drawing its reader and providers from its era's
+    slots. With `chained`, the synthetic chain columns too (for a load with triggers off)."""
+    chain = """,
+               (t.n % 16)::smallint, t.n / 16 + 1,
+               CASE WHEN t.n >= 16 THEN sha256(int8send(t.n - 16)) END, sha256(int8send(t.n))""" if chained else ""
     return f"""
         WITH numbered AS (
             SELECT n, {epoch_start()} + (n + 0.5) * {span_seconds()} / {rows} AS at_epoch,
@@ -248,9 +252,7 @@ def row_select(rows: int, first: int, last: int) -> str:
                                pt.ids[1 + (t.h1 + t.h2) % {PATIENTS}]] END,
                k.grants,
                CASE WHEN t.h2 % 10 BETWEEN 1 AND 3 THEN 1 ELSE 1 + (t.h2 / 10) % 50 END,
-               '10.0.' || (t.h1 / 7 % 200) || '.' || (t.h1 / 3 % 250), 'Mozilla/5.0 (review bench)',
-               (t.n % 16)::smallint, t.n / 16 + 1,
-               CASE WHEN t.n >= 16 THEN sha256(int8send(t.n - 16)) END, sha256(int8send(t.n))
+               '10.0.' || (t.h1 / 7 % 200) || '.' || (t.h1 / 3 % 250), 'Mozilla/5.0 (review bench)'{chain}
         FROM timed t
         JOIN bench_era e ON e.era = t.era
         JOIN bench_slot s ON s.era = t.era AND s.slot = t.h1 % e.slots
@@ -258,8 +260,9 @@ def row_select(rows: int, first: int, last: int) -> str:
         CROSS JOIN (SELECT array_agg(id ORDER BY i) AS ids FROM bench_patient) pt"""
 
 
-LOG_COLUMNS = ("id, created_at, actor_id, route, surface, permission, provider_ids, patient_ids, grants, "
-               "record_count, client_address, user_agent, chain_id, chain_seq, prev_hash, row_hash")
+READ_COLUMNS = ("id, created_at, actor_id, route, surface, permission, provider_ids, patient_ids, grants, "
+                "record_count, client_address, user_agent")
+LOG_COLUMNS = READ_COLUMNS + ", chain_id, chain_seq, prev_hash, row_hash"
 
 
 def months_before_end(months: int) -> datetime:
@@ -285,7 +288,7 @@ async def partitions(conn: asyncpg.Connection) -> int:
         return 0
     start = months_before_end(MONTHS).replace(day=1)
     month, made = start, 0
-    while month <= END:
+    while month <= END + timedelta(days=31):  # and the month after END, for the reads `run` adds
         await conn.execute("SELECT access_log_partition($1::date)", month.date())
         made += 1
         year, index = divmod(month.year * 12 + month.month, 12)
@@ -316,6 +319,8 @@ async def generate(url: str, rows: int) -> None:
         await conn.execute("SET synchronous_commit = off")
         began = time.perf_counter()
         await people(conn, password_hash)
+        # `rows` sets the pace of the log's time; `next_n` is where the reads `run` adds continue.
+        await conn.execute(f"CREATE TABLE bench_meta AS SELECT {rows:d}::bigint AS rows, {rows:d}::bigint AS next_n")
         await read_kinds(conn)
         print(f"  {'people, lists, groups, read kinds':<44} {time.perf_counter() - began:7.1f} s", flush=True)
         made = await partitions(conn)
@@ -395,6 +400,24 @@ async def roll_up(url: str) -> dict:
             "roll_up_via": "roll_up_usage()"}
 
 
+async def fresh_reads(url: str, count: int | None) -> dict:
+    """`count` reads after END (default: a day's), not yet rolled up (as there always are some), inserted as the
+    service inserts them: triggers on, so the database chains them."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows, first = await conn.fetchrow("SELECT rows, next_n FROM bench_meta")
+        if count is None:
+            count = int(rows * 86_400 / span_seconds())
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO access_log ({READ_COLUMNS}) "
+                               f"{row_select(rows, first, first + count - 1, chained=False)}")
+            await conn.execute("UPDATE bench_meta SET next_n = next_n + $1", count)
+        return {"fresh_rows": count, "fresh_rows_insert_s": time.perf_counter() - started}
+    finally:
+        await conn.close()
+
+
 class Job:
     def __init__(self, name: str, path: str, params: dict) -> None:
         self.name, self.path, self.params, self.times = name, path, params, []
@@ -464,7 +487,7 @@ async def measure(base: str, provider_id: uuid.UUID, rounds: int, clients: int, 
     return figures
 
 
-async def run(url: str, rounds: int, clients: int, skip_roll_up: bool) -> dict:
+async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: int | None) -> dict:
     conn = await asyncpg.connect(url)
     try:
         provider_id = await conn.fetchval("SELECT id FROM app_user WHERE username = $1", PROVIDER_USERNAME)
@@ -481,6 +504,8 @@ async def run(url: str, rounds: int, clients: int, skip_roll_up: bool) -> dict:
     if review and not skip_roll_up:
         print("rolling up the log...", file=sys.stderr, flush=True)
         figures |= await roll_up(url)
+    if fresh != 0:
+        figures |= await fresh_reads(url, fresh)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(url, port)
@@ -505,6 +530,9 @@ def human(figures: dict) -> str:
         lines.append(f"  first roll-up ({figures['roll_up_via']}): {figures['roll_up_s']:.1f} s"
                      + (f", {figures['roll_up_rows']:,} rows in {figures['roll_up_calls']} calls"
                         if "roll_up_rows" in figures else ""))
+    if "fresh_rows" in figures:
+        lines.append(f"  then {figures['fresh_rows']:,} reads not rolled up, inserted with the chain trigger in "
+                     f"{figures['fresh_rows_insert_s']:.1f} s")
     lines.append(f"  {'request':<24}{'p50 ms':>9}{'p95 ms':>9}{'n':>7}")
     for key in figures:
         if key.endswith("_requests"):
@@ -534,6 +562,8 @@ def main() -> None:
     measure_it.add_argument("--rounds", type=int, default=60, help="rounds over every page per client (default 60)")
     measure_it.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     measure_it.add_argument("--skip-roll-up", action="store_true", help="measure without rolling up first")
+    measure_it.add_argument("--fresh-rows", type=int,
+                            help="reads added after the roll-up, not rolled up (default: a day's, 13,700 of 10M)")
     for command in (build, measure_it):
         command.add_argument("--database-url", default=DEFAULT_URL, help=f"PostgreSQL URL (default {DEFAULT_URL})")
     args = parser.parse_args()
@@ -541,7 +571,7 @@ def main() -> None:
     if args.command == "generate":
         asyncio.run(generate(url, args.rows))
         return
-    figures = asyncio.run(run(url, args.rounds, args.clients, args.skip_roll_up))
+    figures = asyncio.run(run(url, args.rounds, args.clients, args.skip_roll_up, args.fresh_rows))
     print(json.dumps(figures, indent=2, default=str))
     print(human(figures), file=sys.stderr)
     sys.exit(1 if figures["failures"] else 0)
