@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing_api import __version__
 from billing_api.access_log.router import router as access_log_router
+from billing_api.access_review.router import router as access_review_router
 from billing_api.access_log.writer import AccessLogWriter
 from billing_api.automation.router import router as automation_router
 from billing_api.assignments.router import router as assignments_router
@@ -55,6 +56,7 @@ ROUTERS += [events_router]  # the integrators' events feed
 ROUTERS += [access_log_router]  # the access log
 ROUTERS += [billing_identity_router]  # what claims and superbills name for the provider and the practice
 ROUTERS += [documents_router]  # bills, superbills and statements as PDF
+ROUTERS += [access_review_router]  # who can see a provider's bills, and whether they still use it
 
 
 def operation_id(route: APIRoute) -> str:

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # How often `billing-api worker` deletes expired idempotency keys and ended failure counters (housekeeping/).
     housekeeping_interval_seconds: float = Field(default=600.0, gt=0)
+    # How often `billing-api worker` rolls the access log up into the access review's usage figures and queues
+    # the reminders of overdue reviews (access_review/tasks.py). The review also reads what is not rolled up yet.
+    access_review_poll_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _at_most_100_failures_an_hour(self) -> Settings:

@@ -186,6 +186,8 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
     # Delegation, segregation, access.
     "delegation_manage_forbidden": (403, "Only the provider or a delegation manager changes the list."),
     "delegation_list_stale": (409, "The list changed since it was read; read it again (`version`)."),
+    "access_review_stale": (409, "The delegation list changed since the review was read; read it again."),
+    "access_review_forbidden": (403, "Only company administrators and list managers see the company's review."),
     "delegation_entry_invalid": (422, "An entry names no user or group of the company, or both."),
     "segregation_manage_forbidden": (403, "Only a company administrator enables billing segregation."),
     "segregation_already_enabled": (409, "Billing segregation is already on."),

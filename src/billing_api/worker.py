@@ -1,7 +1,8 @@
 """`billing-api worker`: the background loops, until interrupted.
 
 Today it runs the mail sender, the billing automation (a Procrastinate worker
-and its periodic tick, automation/tasks.py) and the housekeeping sweep (housekeeping/). A loop is any
+and its periodic tick, automation/tasks.py), the housekeeping sweep (housekeeping/) and the access reviews'
+roll-up and reminders (access_review/tasks.py). A loop is any
 `async def loop(sessionmaker, settings, stop)` that returns
 once `stop` is set; add one to LOOPS (or pass `loops=`) to run it beside the others. Every loop must be
 safe with several workers at once (the sender claims messages with SKIP LOCKED).
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing_api.access_review import tasks as access_review_tasks
 from billing_api.automation import tasks as automation_tasks
 from billing_api.config import Settings
 from billing_api.db import engine_for, make_sessionmaker, resolve_database_url
@@ -26,7 +28,7 @@ logger = logging.getLogger("billing_api.worker")
 
 Loop = Callable[[async_sessionmaker[AsyncSession], Settings, asyncio.Event], Awaitable[None]]
 
-LOOPS: list[Loop] = [sender.run, automation_tasks.run, housekeeping.run]
+LOOPS: list[Loop] = [sender.run, automation_tasks.run, housekeeping.run, access_review_tasks.run]
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None,

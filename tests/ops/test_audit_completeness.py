@@ -98,6 +98,10 @@ CHANGES = {
         "PUT /v1/providers/{provider_id}/delegation", "delegation.list_saved", _provider,
         lambda http, s, made: save_list(http, s, [{"user_id": str(s.staff.id), "role": "financial_viewer"},
                                                   {"group_id": str(s.group.id)}])),
+    "access review attested": Change(
+        "POST /v1/providers/{provider_id}/access-review/attestations", "access_review.attested", _provider,
+        call("POST", "/v1/providers/{s.provider.id}/access-review/attestations", "provider",
+             {"list_version": 0, "password": PASSWORD})),
     "segregation on": Change(
         "POST /v1/companies/{company_id}/billing-segregation", "segregation.enabled", lambda s, made: s.home.id,
         call("POST", "/v1/companies/{s.home.id}/billing-segregation", "admin",

@@ -8,7 +8,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, Field, StringConstraints
 
 from billing_api.models import DiagnosisCodeSystem, ServiceCodeSystem
-from billing_api.schemas import NOT_BLANK, InputModel, ReadModel, example
+from billing_api.schemas import NOT_BLANK, InputModel, ReadModel, example, json_int
 
 
 def _known_time_zone(name: str) -> str:
@@ -36,6 +36,11 @@ _SERVICE_SYSTEMS = ("The service code systems the company's people bill in (`cpt
 _DIAGNOSIS_SYSTEMS = ("The diagnosis code systems the company's people use (`icd10cm`, `ohip_dx`): a diagnosis of "
                       "another system is refused (422 `code_system_not_used`).")
 
+_DORMANT_DAYS = ("Access reviews: a grant to a provider's bills unused for longer than this many days is dormant "
+                 "(default 90).")
+_INTERVAL_DAYS = ("Access reviews: a provider whose access was last confirmed longer than this many days ago, or "
+                  "never, is overdue, and is reminded by email once per interval (default 90).")
+
 
 class CompanyCreate(InputModel):
     """A child company under a parent that the caller administers."""
@@ -62,6 +67,8 @@ class CompanyUpdate(InputModel):
     diagnosis_code_systems: list[DiagnosisCodeSystem] | None = Field(
         default=None, min_length=1, max_length=2, description=_DIAGNOSIS_SYSTEMS + " Until chosen, both are "
         "accepted.")
+    access_review_dormant_days: json_int(ge=7, le=730, description=_DORMANT_DAYS) | None = None
+    access_review_interval_days: json_int(ge=7, le=366, description=_INTERVAL_DAYS) | None = None
     parent_id: uuid.UUID | None = Field(
         default=None,
         description="Move a company under another top-level company, or null to detach a child company. Two "
@@ -82,6 +89,8 @@ class CompanyRead(ReadModel):
         description=_SERVICE_SYSTEMS + " Null: never chosen (every system, and `legacy`).")
     diagnosis_code_systems: list[DiagnosisCodeSystem] | None = Field(
         description=_DIAGNOSIS_SYSTEMS + " Null: never chosen (both).")
+    access_review_dormant_days: int = Field(description=_DORMANT_DAYS)
+    access_review_interval_days: int = Field(description=_INTERVAL_DAYS)
     created_at: datetime
 
 

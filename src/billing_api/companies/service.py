@@ -65,7 +65,8 @@ async def update_company(
     company = await visible_company(session, actor, company_id)
     if not may_administer_company(actor, company.id):
         raise Forbidden("Only a company administrator may change the company.", code="company_admin_required")
-    changes = data.changes("name", "time_zone", "service_code_systems", "diagnosis_code_systems")
+    changes = data.changes("name", "time_zone", "service_code_systems", "diagnosis_code_systems",
+                           "access_review_dormant_days", "access_review_interval_days")
     for field in ("service_code_systems", "diagnosis_code_systems"):
         if field in changes:  # stored once each, in a stable order
             changes[field] = sorted(set(changes[field]))

@@ -89,8 +89,23 @@ async def move_version(
 
 
 async def replace_entries(session: AsyncSession, provider_id: uuid.UUID, entries: list[DelegationEntry]) -> None:
-    await session.execute(delete(DelegationEntry).where(DelegationEntry.provider_id == provider_id))
-    session.add_all(entries)
+    """Make the list hold exactly `entries`. An entry naming a user or group the list names already keeps its row
+    (its id and creation, which the access log and access reviews refer to) and takes the new role, permissions
+    and expiry; the others are added or deleted."""
+    kept = {(entry.user_id, entry.group_id): entry for entry in (await session.execute(
+        select(DelegationEntry).where(DelegationEntry.provider_id == provider_id)
+        .execution_options(populate_existing=True))).scalars()}
+    for entry in entries:
+        existing = kept.pop((entry.user_id, entry.group_id), None)
+        if existing is None:
+            session.add(entry)
+            continue
+        existing.role, existing.permissions, existing.expires_at = entry.role, entry.permissions, entry.expires_at
+        existing.source, existing.invitation_id = entry.source, entry.invitation_id
+        entry.id, entry.created_at = existing.id, existing.created_at  # the caller's objects name the kept rows
+    if kept:
+        await session.execute(delete(DelegationEntry).where(
+            DelegationEntry.id.in_([entry.id for entry in kept.values()])))
     await session.flush()
 
 

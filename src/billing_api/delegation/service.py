@@ -161,7 +161,7 @@ async def save_list(
     provider = await provider_for_manager(session, actor, provider_id)
     entries = await _build_entries(session, provider, data.entries)
     await confirm_password(session, settings, principal, data.password, purpose="delegation.save")
-    before = [entry for entry, *_ in await repository.entries_with_targets(session, provider.id)]
+    before = [_summary(entry) for entry, *_ in await repository.entries_with_targets(session, provider.id)]
     version = await repository.move_version(session, provider.id, principal.id, expected=data.version)
     if version is None:
         current = await repository.get_list(session, provider.id)
@@ -169,7 +169,7 @@ async def save_list(
                        code="delegation_list_stale", extra={"current_version": current.version if current else 0})
     await repository.replace_entries(session, provider.id, entries)
     record(session, principal, "delegation.list_saved", company_id=provider.company_id, target_type="provider",
-           target_id=provider.id, details={"version": version, "before": [_summary(e) for e in before],
+           target_id=provider.id, details={"version": version, "before": before,
                                            "after": [_summary(e) for e in entries]})
     await emit(session, provider.company_id, DelegationListSaved(provider_id=provider.id, version=version,
                                                                  entries=len(entries)))

@@ -159,6 +159,18 @@ class DelegationListSaved(CompanyEventData):
     entries: int
 
 
+class AccessReviewAttested(CompanyEventData):
+    TYPE = "access_review.attested"
+    DESCRIPTION = "Someone confirmed a review of who can see a provider's bills (over one list version)."
+    model_config = _examples({"provider_id": _PROVIDER, "attestation_id": "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
+                              "list_version": 3, "dormant_grants": 0})
+
+    provider_id: uuid.UUID
+    attestation_id: uuid.UUID
+    list_version: int
+    dormant_grants: int
+
+
 class SegregationEnabled(CompanyEventData):
     TYPE = "segregation.enabled"
     DESCRIPTION = "Billing segregation was turned on (permanently) in the event's company."
@@ -215,8 +227,8 @@ class UserAssignmentsChanged(CompanyEventData):
 
 PAYLOADS: tuple[type[EventData], ...] = (
     BillCreated, BillSubmitted, PaymentRecorded, BillPaid, AutopaySucceeded, AutopayDeclined, InvitationAcceptedEvent,
-    TeamMemberUpdated, TeamMemberRevoked, DelegationListSaved, SegregationEnabled, GroupMembersChanged,
-    UserDeactivated, UserReactivated, GroupAssignmentsChanged, UserAssignmentsChanged,
+    TeamMemberUpdated, TeamMemberRevoked, DelegationListSaved, AccessReviewAttested, SegregationEnabled,
+    GroupMembersChanged, UserDeactivated, UserReactivated, GroupAssignmentsChanged, UserAssignmentsChanged,
 )
 EVENT_TYPES = tuple(payload.TYPE for payload in PAYLOADS)
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from billing_api.config import Settings
 
 INVITATION = "invitation"
+ACCESS_REVIEW_DUE = "access_review_due"
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,32 @@ def _document_shared(settings: Settings, context: dict[str, Any], secret: str | 
     return Rendered(subject, text, body)
 
 
-RENDERERS = {INVITATION: _invitation, DOCUMENT_SHARED: _document_shared}
-NO_SECRET = {DOCUMENT_SHARED}
+def _access_review_due(settings: Settings, context: dict[str, Any], secret: str | None) -> Rendered:
+    """The reminder that a provider's access review is overdue (access_review/). It carries no secret."""
+    company, provider = _one_line(context["company_name"]), _one_line(context["provider_name"])
+    due = datetime.fromisoformat(context["due_at"]).strftime("%Y-%m-%d")
+    last = context.get("last_attested_at")
+    since = (f"It was last confirmed on {datetime.fromisoformat(last).strftime('%Y-%m-%d')}." if last
+             else "It has never been confirmed.")
+    link = f"{settings.public_base_url.rstrip('/')}/v1/providers/{context['provider_id']}/access-review"
+    subject = f"{company}: review who can see your bills"
+    text = "\n".join([
+        f"Hello {provider},",
+        "",
+        f"The review of who can see your billing data at {company} was due on {due}. {since}",
+        "Check that everyone listed still needs access, remove what is no longer used, and confirm the review:",
+        link,
+        "",
+    ])
+    body = (f"<p>Hello {html.escape(provider)},</p><p>The review of who can see your billing data at "
+            f"{html.escape(company)} was due on {due}. {html.escape(since)}</p><p>Check that everyone listed still "
+            f"needs access, remove what is no longer used, and confirm the review: "
+            f"<a href=\"{html.escape(link)}\">{html.escape(link)}</a></p>")
+    return Rendered(subject, text, body)
+
+
+RENDERERS = {INVITATION: _invitation, DOCUMENT_SHARED: _document_shared, ACCESS_REVIEW_DUE: _access_review_due}
+NO_SECRET = {DOCUMENT_SHARED, ACCESS_REVIEW_DUE}
 
 
 def render(settings: Settings, template: str, context: dict[str, Any], secret: str | None) -> Rendered:

@@ -2,6 +2,14 @@
 
 from billing_api.models.abuse import FailureCounter
 from billing_api.models.access_log import AccessLogEntry
+from billing_api.models.access_review import (
+    NO_VIA,
+    AccessGrantUse,
+    AccessGrantUseDay,
+    AccessReviewAttestation,
+    AccessReviewReminder,
+    AccessUsageRollup,
+)
 from billing_api.models.audit import AuditEvent
 from billing_api.models.automation import (
     AutomatedEncounter,
@@ -47,6 +55,12 @@ from billing_api.models.team import DeliveryStatus, Invitation, InvitationStatus
 
 __all__ = [
     "AccessLogEntry",
+    "NO_VIA",
+    "AccessGrantUse",
+    "AccessGrantUseDay",
+    "AccessReviewAttestation",
+    "AccessReviewReminder",
+    "AccessUsageRollup",
     "AutomatedEncounter",
     "AutomationRun",
     "AutomationStage",

@@ -56,6 +56,11 @@ class Company(IdMixin, CreatedAtMixin, Base):
     # never set, and every system is accepted, with the five characters lines took before code systems.
     service_code_systems: Mapped[list[str] | None] = mapped_column(ARRAY(String(10)))
     diagnosis_code_systems: Mapped[list[str] | None] = mapped_column(ARRAY(String(10)))
+    # Access reviews: a grant unused for longer than `access_review_dormant_days` is dormant; a provider whose
+    # access was last attested longer than `access_review_interval_days` ago (or never) is overdue.
+    access_review_dormant_days: Mapped[int] = mapped_column(Integer, nullable=False, default=90, server_default="90")
+    access_review_interval_days: Mapped[int] = mapped_column(Integer, nullable=False, default=90,
+                                                             server_default="90")
 
     __table_args__ = (
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
@@ -63,6 +68,8 @@ class Company(IdMixin, CreatedAtMixin, Base):
                         name="service_code_systems_known"),
         CheckConstraint("diagnosis_code_systems <@ ARRAY['icd10cm', 'ohip_dx']::varchar[]",
                         name="diagnosis_code_systems_known"),
+        CheckConstraint("access_review_dormant_days BETWEEN 7 AND 730", name="access_review_dormant_days_range"),
+        CheckConstraint("access_review_interval_days BETWEEN 7 AND 366", name="access_review_interval_days_range"),
     )
 
     @property
