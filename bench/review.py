@@ -2,16 +2,16 @@
 reads by them and by a few other providers' people, then the review measured against the access list.
 
     .venv/bin/python bench/review.py generate [--rows 10000000] [--database-url postgresql://...]
-    .venv/bin/python bench/review.py run [--rounds 60] [--clients 4] [--database-url postgresql://...]
+    .venv/bin/python bench/review.py run [--rounds 60] [--clients 4] [--skip-roll-up] [--fresh-rows N] [--no-jit]
 
 `generate` (re)creates the database named in the URL (default: review_bench on the local PostgreSQL),
 applies the migrations and loads the log with set-based SQL, triggers off. The log's chain columns are
 synthetic: chain_id = n % 16, chain_seq counts up within each chain and prev_hash is the previous row's
 row_hash, but row_hash is not the hash of the row's content, so `billing-api verify-audit` reports the bench
-database's chains as altered. `run` rolls the log up (timed: the first roll-up folds every row), starts
-`billing-api serve` with 2 workers, logs in as P and measures the first and deeper pages of
-GET /v1/providers/{P}/access and of GET /v1/providers/{P}/access-review, interleaved, and the whole review
-as CSV once.
+database's chains as altered. `run` rolls the log up as the worker does (timed: the first roll-up folds every
+row), adds a day of reads that stay not rolled up, starts `billing-api serve` with 2 workers, logs in as P and
+measures the first and deeper pages of GET /v1/providers/{P}/access and of GET /v1/providers/{P}/access-review,
+interleaved, and the whole review as CSV once. Figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -489,7 +489,7 @@ async def measure(base: str, provider_id: uuid.UUID, rounds: int, clients: int, 
     return figures
 
 
-async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: int | None) -> dict:
+async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: int | None, jit: bool) -> dict:
     conn = await asyncpg.connect(url)
     try:
         provider_id = await conn.fetchval("SELECT id FROM app_user WHERE username = $1", PROVIDER_USERNAME)
@@ -509,6 +509,10 @@ async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: in
         figures |= await roll_up(url)
     if fresh != 0:
         figures |= await fresh_reads(url, fresh)
+    name = urlsplit(url).path.lstrip("/")
+    if not jit:  # for the servers' connections, opened after this
+        await database_setting(url, f'ALTER DATABASE "{name}" SET jit = off')
+    figures["jit"] = "on" if jit else "off"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(url, port)
@@ -519,6 +523,8 @@ async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: in
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if not jit:
+            await database_setting(url, f'ALTER DATABASE "{name}" RESET jit')
     if review:
         figures["review_vs_access_p95_ratio"] = figures["review_p95_ms"] / figures["access_p95_ms"]
         figures["goal_review_p95_le_50ms"] = "met" if figures["review_p95_ms"] <= 50 else "missed"
@@ -526,11 +532,20 @@ async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: in
     return figures
 
 
+async def database_setting(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 def human(figures: dict) -> str:
     lines = [f"access review bench, {figures['date']}: {figures['access_log_rows']:,} access-log rows, database "
-             f"{figures['database_size']}; {figures['machine']}; server: 2 workers; {figures['clients']} clients"]
+             f"{figures['database_size']}; {figures['machine']}; server: 2 workers; {figures['clients']} clients; "
+             f"JIT {figures['jit']}"]
     if "roll_up_s" in figures:
-        lines.append(f"  first roll-up ({figures['roll_up_via']}): {figures['roll_up_s']:.1f} s"
+        lines.append(f"  roll-up ({figures['roll_up_via']}): {figures['roll_up_s']:.1f} s"
                      + (f", {figures['roll_up_rows']:,} rows in {figures['roll_up_calls']} calls (slowest "
                         f"{figures['roll_up_slowest_call_s']:.1f} s)"
                         if "roll_up_rows" in figures else ""))
@@ -568,6 +583,8 @@ def main() -> None:
     measure_it.add_argument("--skip-roll-up", action="store_true", help="measure without rolling up first")
     measure_it.add_argument("--fresh-rows", type=int,
                             help="reads added after the roll-up, not rolled up (default: a day's, 13,700 of 10M)")
+    measure_it.add_argument("--no-jit", action="store_true",
+                            help="the database's jit off for the run (ALTER DATABASE; reset after)")
     for command in (build, measure_it):
         command.add_argument("--database-url", default=DEFAULT_URL, help=f"PostgreSQL URL (default {DEFAULT_URL})")
     args = parser.parse_args()
@@ -575,7 +592,7 @@ def main() -> None:
     if args.command == "generate":
         asyncio.run(generate(url, args.rows))
         return
-    figures = asyncio.run(run(url, args.rounds, args.clients, args.skip_roll_up, args.fresh_rows))
+    figures = asyncio.run(run(url, args.rounds, args.clients, args.skip_roll_up, args.fresh_rows, not args.no_jit))
     print(json.dumps(figures, indent=2, default=str))
     print(human(figures), file=sys.stderr)
     sys.exit(1 if figures["failures"] else 0)
