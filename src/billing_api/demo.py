@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -81,10 +81,11 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[DemoLogin
     clerks = await ensure_group(session, clinic, "Billing clerks", [clara, bob])
     ohip = await ensure_record(session, Payer, clinic, "OHIP", payer_code="ON")
     await ensure_billing(session, clinic, [lovelace, carter, wu], ohip)
-    # Dr. Lovelace delegates to the clerks' group; Dr. Carter to Clara alone; Dr. Wu's list stays empty
-    # (so the segregation readiness check has something to show).
+    # Dr. Lovelace delegates to the clerks' group; Dr. Carter to Clara alone, half a year ago (she has not read his
+    # bills since: the access review finds the entry dormant); Dr. Wu's list stays empty (so the segregation
+    # readiness check has something to show).
     await ensure_delegation(session, lovelace, group=clerks, role=RolePreset.DATA_ENTRY)
-    await ensure_delegation(session, carter, user=clara, role=RolePreset.FINANCIAL_VIEWER)
+    await ensure_delegation(session, carter, user=clara, role=RolePreset.FINANCIAL_VIEWER, days_ago=180)
     # What the clinic's claims and documents name (an Ontario practice: OHIP billing numbers, a CRA business number).
     await ensure_identity(session, CompanyBillingIdentity, company_id=clinic.id, legal_name="Maple Street Clinic",
                           business_number="876543216RP0001", address_lines=["200 Maple Street", "Toronto ON M5V 1A1"],
@@ -214,12 +215,14 @@ async def ensure_record(session: AsyncSession, model: type[Payer] | type[Facilit
 
 
 async def ensure_delegation(session: AsyncSession, provider: User, *, role: RolePreset, user: User | None = None,
-                            group: Group | None = None) -> None:
-    """One entry on the provider's list, unless the list was ever saved (then it is the provider's)."""
+                            group: Group | None = None, days_ago: int = 0) -> None:
+    """One entry on the provider's list, made `days_ago`, unless the list was ever saved (then it is the
+    provider's)."""
     if await session.get(DelegationList, provider.id) is not None:
         return
     session.add(DelegationList(provider_id=provider.id, version=1))
     session.add(DelegationEntry(id=uuid.uuid4(), provider_id=provider.id, user_id=user.id if user else None,
                                 group_id=group.id if group else None, role=role.value,
-                                permissions=sorted(p.value for p in ROLE_PRESETS[role])))
+                                permissions=sorted(p.value for p in ROLE_PRESETS[role]),
+                                created_at=datetime.now(UTC) - timedelta(days=days_ago)))
     await session.flush()

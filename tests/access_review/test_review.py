@@ -160,3 +160,16 @@ async def test_the_review_is_seen_by_whoever_sees_the_access_listing(client, fac
         assert reviewed.status_code == 200
     elif caller in KNOWS_OWNER:
         assert_problem(reviewed, 403, "delegation_manage_forbidden")
+
+
+async def test_company_wide_grants_name_their_company(client, factory, session):
+    world = await build_world(factory, segregated=False)
+    u = world.users
+    await read_at(session, world, u["company_admin"], days_ago=2)
+    page = await review(client, factory, world)
+    admin = grant(page, u["company_admin"], "company_admin")
+    assert admin["company_id"] == str(world.clinic.id) and admin["reads_30_days"] == 1 and admin["dormant"] is False
+    assert grant(page, u["parent_admin"], "company_admin")["company_id"] == str(world.clinic.id)
+    staff = grant(page, u["staff"], "company_wide")
+    assert staff["removable"] is False and staff["permissions"] is None and staff["reads_90_days"] == 0
+    assert str(u["outsider"].id) not in {item["user_id"] for item in page["items"]}

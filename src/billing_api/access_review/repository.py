@@ -124,9 +124,7 @@ class Grant:
     active: bool
     account_type: str
     user_created_at: datetime
-    last_read_at: datetime | None = None
-    reads_30_days: int = 0
-    reads_90_days: int = 0
+    last_read_at: datetime | None
 
 
 def _no_id():

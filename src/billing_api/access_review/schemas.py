@@ -9,13 +9,14 @@ from pydantic import Field
 from billing_api.delegation.schemas import DelegationEntryInput
 from billing_api.schemas import INT32_MAX, InputModel, ReadModel, example, json_int
 
-GrantRule = Literal["own_bills", "delegation_user", "delegation_group", "company_wide", "support"]
+GrantRule = Literal["own_bills", "delegation_user", "delegation_group", "company_wide", "company_admin", "support"]
 
 
 class ReviewedGrant(ReadModel):
     rule: GrantRule = Field(description="`own_bills` (the provider), `delegation_user` / `delegation_group` (a list "
                             "entry naming the person, or a group they are in), `company_wide` (segregation is off "
-                            "and the person reaches `company_id`), `support` (vendor support, read-only).")
+                            "and the person reaches `company_id`), `company_admin` (the same, for a company "
+                            "administrator, of the company or of its parent), `support` (vendor support, read-only).")
     entry_id: uuid.UUID | None = Field(description="The list entry, for `delegation_*`.")
     group_id: uuid.UUID | None
     group_name: str | None

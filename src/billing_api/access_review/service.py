@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,6 +80,7 @@ class Review:
     def overdue(self) -> bool:
         return self.now >= self.due_at
 
+    @cached_property
     def people(self) -> list[tuple[uuid.UUID, list[int]]]:
         """Holders in the review's order (by name), each with the indexes of their grants."""
         people: dict[uuid.UUID, list[int]] = {}
@@ -196,7 +198,8 @@ def _attestation_read(attestation: AccessReviewAttestation, names: dict[uuid.UUI
 def _grant_read(review: Review, index: int, counts: tuple[int, int]) -> ReviewedGrant:
     grant, made = review.grants[index], review.provenance[index]
     return ReviewedGrant(
-        rule=grant.rule, entry_id=grant.entry_id, group_id=grant.group_id,
+        rule="company_admin" if grant.rule == "company_wide" and grant.account_type == "company_admin" else grant.rule,
+        entry_id=grant.entry_id, group_id=grant.group_id,
         group_name=review.group_names.get(grant.group_id) if grant.group_id else None, company_id=grant.company_id,
         role=grant.role, permissions=sorted(grant.permissions) if grant.permissions is not None else None,
         expires_at=grant.expires_at, granted_at=made.granted_at, granted_by=made.granted_by,
@@ -234,7 +237,7 @@ async def provider_review(session: AsyncSession, actor: Actor, provider_id: uuid
     """A page of the review (holders by name) with the whole review's figures; and whether more follow."""
     provider = await provider_for_manager(session, actor, provider_id)
     review = await _review(session, provider, datetime.now(UTC))
-    people = review.people()
+    people = review.people
     if after is not None:
         people = [(user_id, grants) for user_id, grants in people
                   if (review.grants[grants[0]].display_name, user_id) > after]
@@ -245,7 +248,7 @@ async def provider_review(session: AsyncSession, actor: Actor, provider_id: uuid
         provider_id=provider.id, company_id=review.company.id, generated_at=review.now,
         dormant_after_days=review.company.access_review_dormant_days,
         review_interval_days=review.company.access_review_interval_days, list_version=review.version,
-        people=len(review.people()), grants=len(review.grants), dormant_grants=sum(review.dormant),
+        people=len(review.people), grants=len(review.grants), dormant_grants=sum(review.dormant),
         last_attestation=_attestation_read(review.last_attestation, review.names) if review.last_attestation else None,
         due_at=review.due_at, overdue=review.overdue, removable_entries=removable,
         save_without_removable=review.proposal(removable), items=items,
@@ -278,7 +281,7 @@ async def provider_review_csv(session: AsyncSession, actor: Actor, provider_id: 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for person in await _people_read(session, review, review.people()):
+    for person in await _people_read(session, review, review.people):
         for grant in person.grants:
             row = {**person.model_dump(exclude={"grants", "dormant"}), "person_dormant": person.dormant,
                    **grant.model_dump()}
@@ -298,7 +301,7 @@ async def attest(session: AsyncSession, settings: Settings, principal: Principal
                        code="access_review_stale", extra={"current_version": review.version})
     attestation = AccessReviewAttestation(
         id=uuid.uuid4(), provider_id=provider.id, company_id=provider.company_id, attested_by=principal.id,
-        list_version=review.version, people=len(review.people()), dormant_grants=sum(review.dormant),
+        list_version=review.version, people=len(review.people), dormant_grants=sum(review.dormant),
         created_at=review.now)
     repository.add_attestation(session, attestation)
     record(session, principal, "access_review.attested", company_id=provider.company_id, target_type="provider",
@@ -330,7 +333,7 @@ async def company_review(session: AsyncSession, actor: Actor, company_id: uuid.U
             review = await _review(session, provider, now)
             summary = ProviderReviewSummary(
                 provider_id=provider.id, display_name=provider.display_name, company_id=provider.company_id,
-                people=len(review.people()), grants=len(review.grants), dormant_grants=sum(review.dormant),
+                people=len(review.people), grants=len(review.grants), dormant_grants=sum(review.dormant),
                 last_attested_at=review.last_attestation.created_at if review.last_attestation else None,
                 due_at=review.due_at, overdue=review.overdue)
             if (overdue is None or summary.overdue == overdue) and (
