@@ -215,7 +215,8 @@ async def log_definitions(conn: asyncpg.Connection) -> tuple[list[str], list[str
                    for row in await conn.fetch("""
         SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
         WHERE conrelid = 'access_log'::regclass AND contype IN ('p', 'u') ORDER BY conname""")]
-    indexes = [row["indexdef"] for row in await conn.fetch("""
+    # A partitioned log's index reads "ON ONLY access_log", which would make an invalid index for the parent alone.
+    indexes = [row["indexdef"].replace(" ON ONLY ", " ON ") for row in await conn.fetch("""
         SELECT pg_get_indexdef(i.indexrelid) AS indexdef FROM pg_index i
         WHERE i.indrelid = 'access_log'::regclass
           AND i.indexrelid NOT IN (SELECT conindid FROM pg_constraint WHERE conrelid = 'access_log'::regclass)""")]
