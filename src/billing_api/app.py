@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -82,6 +83,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop, sender_task = asyncio.Event(), None
     if settings.mail_sender_enabled:
         sender_task = asyncio.create_task(mail_sender.run(app.state.sessionmaker, settings, stop))
+    # What is loaded by now (modules, the app, its routes and models) lives as long as the process: out of the
+    # collector's sight, a full collection no longer walks those 200,000 objects (90 ms pauses under a request
+    # that allocates many, such as an access review; decision 0017).
+    gc.freeze()
     try:
         yield
     finally:

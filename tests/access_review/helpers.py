@@ -50,3 +50,14 @@ def person(page: dict, user: User) -> dict:
 def grant(page: dict, user: User, rule: str) -> dict:
     (found,) = [g for g in person(page, user)["grants"] if g["rule"] == rule]
     return found
+
+
+async def list_without(client, factory, world: World, entry_ids: set[str]) -> dict:
+    """The body of a list save keeping every entry of the owner's list but `entry_ids`, over the version read (as
+    a client acts on the review's `removable_entries`)."""
+    listed = await client.get(f"/v1/providers/{world.owner.id}/delegation", headers=factory.headers(world.owner))
+    assert listed.status_code == 200, listed.text
+    return {"version": listed.json()["version"], "entries": [
+        {"user_id": e["user_id"], "group_id": e["group_id"], "role": e["role"], "expires_at": e["expires_at"],
+         **({"permissions": e["permissions"]} if e["role"] == "custom" else {})}
+        for e in listed.json()["entries"] if e["id"] not in entry_ids]}

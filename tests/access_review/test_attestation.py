@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from billing_api.access_review.service import queue_overdue_reminders
-from tests.access_review.helpers import grant, list_made, read_at, review
+from tests.access_review.helpers import grant, list_made, list_without, read_at, review
 from tests.authz.world import build_world
 from tests.events.helpers import of_type, poll
 from tests.factories import PASSWORD
@@ -136,8 +136,9 @@ async def test_dormant_entries_go_by_a_normal_list_save(client, factory, session
     removable = {entry["user_id"] or entry["group_id"] for entry in page["removable_entries"]}
     assert removable == {str(world.users[name].id) for name in ("deactivated_delegate", "expired_delegate")} | {
         str(world.group_id)}
-    body = page["save_without_removable"]
+    body = await list_without(client, factory, world, {entry["entry_id"] for entry in page["removable_entries"]})
     assert [entry["user_id"] for entry in body["entries"]] == [str(delegate.id)]
+    assert body["version"] == page["list_version"]
 
     refused = await client.put(f"/v1/providers/{world.owner.id}/delegation", headers=factory.headers(world.owner),
                                json={**body, "password": "not it"})

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import (
-    Select, and_, bindparam, cast, func, literal, null, or_, select, text, tuple_, union_all,
+    Select, Text, and_, bindparam, cast, func, literal, null, or_, select, text, tuple_, union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.authz.repository import users_reaching
 from billing_api.authz.rules import entry_is_live
+from billing_api.db import fetch
 from billing_api.models import (
     NO_VIA,
     AccessGrantUse,
@@ -105,91 +107,84 @@ async def forget_old_days(session: AsyncSession) -> int:
 # Who holds which grant
 
 
-@dataclass
-class Grant:
-    provider_id: uuid.UUID
-    user_id: uuid.UUID
-    rule: str
-    via_id: uuid.UUID
-    entry_id: uuid.UUID | None
-    group_id: uuid.UUID | None
-    company_id: uuid.UUID | None
-    role: str | None
-    permissions: list[str] | None
-    expires_at: datetime | None
-    entry_created_at: datetime | None
-    display_name: str
-    username: str
-    email: str
-    active: bool
-    account_type: str
-    user_created_at: datetime
-    last_read_at: datetime | None
-
-
 def _no_id():
     return cast(null(), UUID(as_uuid=True))
 
 
-def _holders(provider: User, segregated: bool) -> list[Select]:
-    """Every grant to `provider`'s bills: (user_id, rule, via_id, entry_id, group_id, company_id, and the list
-    entry's role, permissions, expiry and creation). Unlike the transparency listing, people a list names stay
+_PROVIDER = bindparam("provider_id", type_=UUID(as_uuid=True))
+_COMPANY = bindparam("company_id", type_=UUID(as_uuid=True))
+
+
+def _holders(segregated: bool) -> list[Select]:
+    """Every grant to the bills of provider `:provider_id` (of company `:company_id`): (user_id, rule, via_id,
+    entry_id, group_id, and the list entry's creation). Unlike the transparency listing, people a list names stay
     here when deactivated (their entries would grant again on reactivation); rule 6 and support grant only while
     active, so only active people hold those."""
     not_support = User.account_type != AccountType.support
-    entry = (DelegationEntry.role, DelegationEntry.permissions, DelegationEntry.expires_at,
-             DelegationEntry.created_at)
-    no_entry = tuple(cast(null(), column.type) for column in entry)
+    no_id, no_time = _no_id(), cast(null(), DelegationEntry.created_at.type)
     own = select(
         User.id.label("user_id"), literal("own_bills").label("rule"), literal(NO_VIA).label("via_id"),
-        _no_id().label("entry_id"), _no_id().label("group_id"), _no_id().label("company_id"),
-        *(value.label(column.key) for value, column in zip(no_entry, entry, strict=True)),
-    ).where(User.id == provider.id, User.is_provider)
+        no_id.label("entry_id"), no_id.label("group_id"), no_time.label("created_at"),
+    ).where(User.id == _PROVIDER, User.is_provider)
     rows = [
         own,
-        select(DelegationEntry.user_id, literal("delegation_user"), literal(NO_VIA), DelegationEntry.id, _no_id(),
-               _no_id(), *entry)
+        select(DelegationEntry.user_id, literal("delegation_user"), literal(NO_VIA), DelegationEntry.id, no_id,
+               DelegationEntry.created_at)
         .join(User, User.id == DelegationEntry.user_id)
-        .where(DelegationEntry.provider_id == provider.id, entry_is_live(), not_support),
+        .where(DelegationEntry.provider_id == _PROVIDER, entry_is_live(), not_support),
         select(GroupMember.user_id, literal("delegation_group"), DelegationEntry.group_id, DelegationEntry.id,
-               DelegationEntry.group_id, _no_id(), *entry)
+               DelegationEntry.group_id, DelegationEntry.created_at)
         .join(GroupMember, GroupMember.group_id == DelegationEntry.group_id)
         .join(User, User.id == GroupMember.user_id)
-        .where(DelegationEntry.provider_id == provider.id, entry_is_live(), not_support),
-        select(User.id, literal("support"), literal(NO_VIA), _no_id(), _no_id(), _no_id(), *no_entry)
+        .where(DelegationEntry.provider_id == _PROVIDER, entry_is_live(), not_support),
+        select(User.id, literal("support"), literal(NO_VIA), no_id, no_id, no_time)
         .where(User.account_type == AccountType.support, User.status == UserStatus.active),
     ]
     if not segregated:
-        reaching = users_reaching(provider.company_id, members_only=True).subquery()
+        reaching = users_reaching(_COMPANY, members_only=True).subquery()
         rows.append(
-            select(User.id, literal("company_wide"), literal(provider.company_id), _no_id(), _no_id(),
-                   literal(provider.company_id), *no_entry)
+            select(User.id, literal("company_wide"), _COMPANY, no_id, no_id, no_time)
             .where(User.id.in_(select(reaching.c.user_id)), User.status == UserStatus.active, not_support)
         )
     return rows
 
 
-async def grants_of(session: AsyncSession, provider: User, segregated: bool) -> list[Grant]:
-    """Every grant to the provider's bills with its holder and its last use as rolled up (`unrolled_use` has the
-    rest), by holder name."""
-    h = union_all(*_holders(provider, segregated)).subquery("holders").c
-    rolled = select(AccessGrantUse).where(AccessGrantUse.provider_id == provider.id).subquery("rolled")
-    statement = (
-        select(h.user_id, h.rule, h.via_id, h.entry_id, h.group_id, h.company_id, h.role, h.permissions,
-               h.expires_at, h.created_at, User.display_name, User.username, User.email,
-               User.status == UserStatus.active, User.account_type, User.created_at, rolled.c.last_read_at)
+@lru_cache
+def _grants(segregated: bool) -> Select:
+    """Built once per segregation state and run straight on asyncpg (`db.fetch`): a review reads a row per grant,
+    a thousand for a large practice, and SQLAlchemy's result layer cost more than the statement."""
+    h = union_all(*_holders(segregated)).subquery("holders").c
+    rolled = select(AccessGrantUse).where(AccessGrantUse.provider_id == _PROVIDER).subquery("rolled")
+    return (
+        select(h.user_id, h.rule, h.via_id, h.entry_id, h.group_id, h.created_at.label("entry_created_at"),
+               User.display_name, User.created_at.label("user_created_at"), rolled.c.last_read_at)
         .join(User, User.id == h.user_id)
         .outerjoin(rolled, and_(rolled.c.user_id == h.user_id, rolled.c.rule == h.rule,
                                 rolled.c.via_id == h.via_id))
         .order_by(User.display_name, User.id, h.rule, h.via_id)
     )
-    return [
-        Grant(provider_id=provider.id, user_id=row[0], rule=row[1], via_id=row[2], entry_id=row[3],
-              group_id=row[4], company_id=row[5], role=row[6], permissions=row[7], expires_at=row[8],
-              entry_created_at=row[9], display_name=row[10], username=row[11], email=row[12], active=row[13],
-              account_type=row[14].value, user_created_at=row[15], last_read_at=row[16])
-        for row in (await session.execute(statement)).all()
-    ]
+
+
+class Grant(NamedTuple):
+    """A row of `_grants`: what the whole review needs of each grant (a tuple: a review reads each field of a
+    thousand of them several times). What only a page shows is read for the page (`people`, the list entries)."""
+
+    user_id: uuid.UUID
+    rule: str
+    via_id: uuid.UUID
+    entry_id: uuid.UUID | None
+    group_id: uuid.UUID | None
+    entry_created_at: datetime | None
+    display_name: str
+    user_created_at: datetime
+    last_read_at: datetime | None
+
+
+async def grants_of(session: AsyncSession, provider: User, segregated: bool) -> list[Grant]:
+    """Every grant to the provider's bills with its holder and its last use as rolled up (`unrolled_use` has the
+    rest), by holder name."""
+    rows = await fetch(session, _grants(segregated), {"provider_id": provider.id, "company_id": provider.company_id})
+    return [Grant._make(row) for row in rows]
 
 
 GrantKey = tuple[uuid.UUID, str, uuid.UUID]  # (user, rule, via)
@@ -211,8 +206,8 @@ async def unrolled_use(session: AsyncSession, provider_id: uuid.UUID
                        ) -> dict[GrantKey, tuple[datetime, int, int]]:
     """The reads of the provider's data logged since the roll-up's marks (all of them: the worker keeps them few),
     by grant: (last read, reads in 30 days, reads in 90 days)."""
-    rows = await session.execute(_UNROLLED_USE, {"provider_id": provider_id})
-    return {(user, rule, via): (last, int(d30), int(d90)) for user, rule, via, last, d30, d90 in rows.all()}
+    rows = await fetch(session, _UNROLLED_USE, {"provider_id": provider_id})
+    return {(user, rule, via): (last, int(d30), int(d90)) for user, rule, via, last, d30, d90 in rows}
 
 
 _ROLLED_COUNTS = text("""
@@ -232,21 +227,36 @@ async def count_reads(session: AsyncSession, provider_id: uuid.UUID, user_ids: S
     """(user, rule, via) -> rolled-up reads in the last 30 and 90 days (UTC days, today included)."""
     if not user_ids:
         return {}
-    rows = await session.execute(_ROLLED_COUNTS, {"provider_id": provider_id, "user_ids": list(user_ids)})
-    return {(user, rule, via): (int(d30), int(d90)) for user, rule, via, d30, d90 in rows.all()}
+    rows = await fetch(session, _ROLLED_COUNTS, {"provider_id": provider_id, "user_ids": list(user_ids)})
+    return {(user, rule, via): (int(d30), int(d90)) for user, rule, via, d30, d90 in rows}
 
 
-async def list_entries(session: AsyncSession, provider_id: uuid.UUID) -> list[tuple[DelegationEntry, str, bool]]:
-    """The provider's list entries with the name of the user or group each names and whether it is live (by the
+_LIST_ENTRIES = (
+    select(DelegationEntry.id, DelegationEntry.user_id, DelegationEntry.group_id, DelegationEntry.role,
+           DelegationEntry.permissions, DelegationEntry.expires_at,
+           func.coalesce(User.display_name, Group.name).label("name"), entry_is_live().label("live"))
+    .outerjoin(User, User.id == DelegationEntry.user_id)
+    .outerjoin(Group, Group.id == DelegationEntry.group_id)
+    .where(DelegationEntry.provider_id == _PROVIDER)
+    .order_by(DelegationEntry.group_id.is_(None), func.coalesce(Group.name, User.display_name), DelegationEntry.id)
+)
+
+
+class ListEntry(NamedTuple):
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    group_id: uuid.UUID | None
+    role: str
+    permissions: list[str]
+    expires_at: datetime | None
+    name: str
+    live: bool
+
+
+async def list_entries(session: AsyncSession, provider_id: uuid.UUID) -> list[ListEntry]:
+    """The provider's list entries with the name of the user or group each names and whether it is `live` (by the
     database's clock, as the rules read it)."""
-    statement = (
-        select(DelegationEntry, func.coalesce(User.display_name, Group.name), entry_is_live())
-        .outerjoin(User, User.id == DelegationEntry.user_id)
-        .outerjoin(Group, Group.id == DelegationEntry.group_id)
-        .where(DelegationEntry.provider_id == provider_id)
-        .order_by(DelegationEntry.group_id.is_(None), func.coalesce(Group.name, User.display_name), DelegationEntry.id)
-    )
-    return [(entry, name, bool(live)) for entry, name, live in (await session.execute(statement)).all()]
+    return [ListEntry._make(row) for row in await fetch(session, _LIST_ENTRIES, {"provider_id": provider_id})]
 
 
 # Where grants came from: the audit events that made them
@@ -273,11 +283,23 @@ async def inviters(session: AsyncSession, invitation_ids: Sequence[uuid.UUID]) -
     return {row[0]: row[1] for row in (await session.execute(statement)).all() if row[1] is not None}
 
 
-async def names(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+class Person(NamedTuple):
+    id: uuid.UUID
+    display_name: str
+    username: str
+    active: bool
+    account_type: str
+
+
+_PEOPLE = select(User.id, User.display_name, User.username, (User.status == UserStatus.active).label("active"),
+                 cast(User.account_type, Text).label("account_type")).where(
+    User.id == func.any(bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True)))))
+
+
+async def people(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Person]:
     if not user_ids:
         return {}
-    statement = select(User.id, User.display_name).where(User.id.in_(list(user_ids)))
-    return {row[0]: row[1] for row in (await session.execute(statement)).all()}
+    return {row[0]: Person._make(row) for row in await fetch(session, _PEOPLE, {"user_ids": list(user_ids)})}
 
 
 async def group_names(session: AsyncSession, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

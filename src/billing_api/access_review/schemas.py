@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from billing_api.delegation.schemas import DelegationEntryInput
 from billing_api.schemas import INT32_MAX, InputModel, ReadModel, example, json_int
 
 GrantRule = Literal["own_bills", "delegation_user", "delegation_group", "company_wide", "company_admin", "support"]
@@ -62,13 +61,6 @@ class RemovableEntry(ReadModel):
     last_used_at: datetime | None
 
 
-class ListSaveProposal(ReadModel):
-    """The body of `PUT /v1/providers/{id}/delegation` that removes `removable_entries` (add your password)."""
-
-    version: int
-    entries: list[DelegationEntryInput]
-
-
 class AttestationRead(ReadModel):
     id: uuid.UUID
     provider_id: uuid.UUID
@@ -94,10 +86,10 @@ class AccessReviewPage(ReadModel):
     due_at: datetime = Field(description="When the next attestation is due: the interval after the last one, or "
                              "after the provider's account was created.")
     overdue: bool
-    removable_entries: list[RemovableEntry] = Field(description="The list entries a save without them would "
-                                                    "remove: dormant ones, and expired ones.")
-    save_without_removable: ListSaveProposal | None = Field(description="On the first page only (it holds the whole "
-                                                            "list): the list save that removes `removable_entries`.")
+    removable_entries: list[RemovableEntry] = Field(description="The list entries to consider removing: dormant "
+                                                    "ones, and expired ones. Remove them by saving the list (`PUT "
+                                                    "/v1/providers/{id}/delegation`) without them, over "
+                                                    "`list_version`.")
     items: list[ReviewedPerson]
     next_cursor: str | None = None
 

@@ -15,12 +15,11 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_api.access_review import repository
-from billing_api.access_review.repository import Grant, GrantKey
+from billing_api.access_review.repository import Grant, GrantKey, ListEntry, Person
 from billing_api.access_review.schemas import (
     AccessReviewPage,
     AttestationCreate,
     AttestationRead,
-    ListSaveProposal,
     ProviderReviewSummary,
     RemovableEntry,
     ReviewedGrant,
@@ -34,14 +33,13 @@ from billing_api.authz.policies import may_manage_segregation
 from billing_api.companies import repository as company_repository
 from billing_api.companies.service import visible_company
 from billing_api.config import Settings
-from billing_api.delegation.schemas import DelegationEntryInput
 from billing_api.delegation.service import provider_for_manager
 from billing_api.errors import Conflict, Forbidden
 from billing_api.events.schemas import AccessReviewAttested
 from billing_api.events.service import emit
 from billing_api.mail import repository as mail_repository
 from billing_api.mail.templates import ACCESS_REVIEW_DUE
-from billing_api.models import AccessReviewAttestation, Company, DelegationEntry, User
+from billing_api.models import AccessReviewAttestation, Company, User
 
 # Grants a list save can remove; and those that can fall dormant (company-wide access ends only with segregation).
 REMOVABLE_RULES = frozenset({"delegation_user", "delegation_group"})
@@ -62,14 +60,23 @@ class Review:
     company: Company
     now: datetime
     grants: list[Grant]
+    last_used: list[datetime | None]  # by index in `grants`: the roll-up's, or a later read not rolled up yet
     provenance: dict[int, _Provenance]  # by index in `grants`
     dormant: list[bool]
-    entries: list[tuple[DelegationEntry, str, bool]]  # repository.list_entries
+    entries: list[ListEntry]
     unrolled: dict[GrantKey, tuple[datetime, int, int]]  # repository.unrolled_use
     version: int
     last_attestation: AccessReviewAttestation | None
-    names: dict[uuid.UUID, str] = field(default_factory=dict)
+    people_shown: dict[uuid.UUID, Person] = field(default_factory=dict)  # a page's holders, and who granted
     group_names: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    @cached_property
+    def entry_by_id(self) -> dict[uuid.UUID, ListEntry]:
+        return {entry.id: entry for entry in self.entries}
+
+    def name(self, user_id: uuid.UUID | None) -> str | None:
+        person = self.people_shown.get(user_id) if user_id else None
+        return person.display_name if person else None
 
     @property
     def due_at(self) -> datetime:
@@ -94,27 +101,18 @@ class Review:
         for index, grant in enumerate(self.grants):
             if grant.rule in REMOVABLE_RULES and grant.entry_id is not None:
                 dormant_by_entry[grant.entry_id].append(self.dormant[index])
-                if grant.last_read_at and (last_use.get(grant.entry_id) or grant.last_read_at) <= grant.last_read_at:
-                    last_use[grant.entry_id] = grant.last_read_at
+                used = self.last_used[index]
+                if used and (last_use.get(grant.entry_id) or used) <= used:
+                    last_use[grant.entry_id] = used
         removable = []
-        for entry, name, live in self.entries:
-            reason = "expired" if not live else "dormant" if all(dormant_by_entry.get(entry.id, [False])) else None
+        for entry in self.entries:
+            dormant = all(dormant_by_entry.get(entry.id, [False]))
+            reason = "expired" if not entry.live else "dormant" if dormant else None
             if reason:
-                removable.append(RemovableEntry(
+                removable.append(RemovableEntry.model_construct(
                     entry_id=entry.id, type="user" if entry.user_id else "group", user_id=entry.user_id,
-                    group_id=entry.group_id, name=name, reason=reason, last_used_at=last_use.get(entry.id)))
+                    group_id=entry.group_id, name=entry.name, reason=reason, last_used_at=last_use.get(entry.id)))
         return removable
-
-    def proposal(self, removable: list[RemovableEntry]) -> ListSaveProposal:
-        removed = {entry.entry_id for entry in removable}
-        return ListSaveProposal(version=self.version, entries=[
-            _entry_input(entry) for entry, _, _ in self.entries if entry.id not in removed])
-
-
-def _entry_input(entry: DelegationEntry) -> DelegationEntryInput:
-    return DelegationEntryInput(user_id=entry.user_id, group_id=entry.group_id, role=entry.role,
-                                permissions=entry.permissions if entry.role == "custom" else None,
-                                expires_at=entry.expires_at)
 
 
 async def _provenance(session: AsyncSession, provider: User, grants: list[Grant]) -> dict[int, _Provenance]:
@@ -166,49 +164,54 @@ async def _review(session: AsyncSession, provider: User, now: datetime) -> Revie
     company = await company_repository.get_company(session, provider.company_id)
     grants = await repository.grants_of(session, provider, company.billing_segregation_enabled)
     unrolled = await repository.unrolled_use(session, provider.id)
+    last_used = []
     for grant in grants:
         logged = unrolled.get(_key(grant))
-        if logged and (grant.last_read_at is None or logged[0] > grant.last_read_at):
-            grant.last_read_at = logged[0]
+        rolled = grant.last_read_at
+        last_used.append(logged[0] if logged and (rolled is None or logged[0] > rolled) else rolled)
     provenance = await _provenance(session, provider, grants)
     threshold = now - timedelta(days=company.access_review_dormant_days)
     dormant = []
     for index, grant in enumerate(grants):
-        used = grant.last_read_at or provenance[index].granted_at or grant.user_created_at
-        dormant.append(grant.rule in DORMANT_RULES and used < threshold)
+        since = last_used[index] or provenance[index].granted_at or grant.user_created_at
+        dormant.append(grant.rule in DORMANT_RULES and since < threshold)
     last = (await repository.last_attestations(session, [provider.id])).get(provider.id)
-    return Review(provider=provider, company=company, now=now, grants=grants, provenance=provenance,
+    return Review(provider=provider, company=company, now=now, grants=grants, last_used=last_used,
+                  provenance=provenance,
                   dormant=dormant, entries=await repository.list_entries(session, provider.id), unrolled=unrolled,
                   version=await repository.list_version(session, provider.id), last_attestation=last)
 
 
 async def _named(session: AsyncSession, review: Review, indexes: list[int]) -> None:
-    """Names of the people who made the grants, and of the groups, for the grants shown."""
-    makers = {review.provenance[i].granted_by for i in indexes} - {None}
+    """The people shown (the grants' holders, who made the grants, who attested) and the groups, for the grants
+    shown."""
+    shown = {review.grants[i].user_id for i in indexes} | {review.provenance[i].granted_by for i in indexes}
     if review.last_attestation:
-        makers.add(review.last_attestation.attested_by)
-    review.names = await repository.names(session, sorted(makers))
+        shown.add(review.last_attestation.attested_by)
+    review.people_shown = await repository.people(session, sorted(shown - {None}))
     review.group_names = await repository.group_names(
         session, sorted({review.grants[i].group_id for i in indexes} - {None}))
 
 
-def _attestation_read(attestation: AccessReviewAttestation, names: dict[uuid.UUID, str]) -> AttestationRead:
+def _attestation_read(attestation: AccessReviewAttestation, attested_by_name: str | None) -> AttestationRead:
     return AttestationRead(id=attestation.id, provider_id=attestation.provider_id, attested_at=attestation.created_at,
-                           attested_by=attestation.attested_by, attested_by_name=names.get(attestation.attested_by),
+                           attested_by=attestation.attested_by, attested_by_name=attested_by_name,
                            list_version=attestation.list_version, people=attestation.people,
                            dormant_grants=attestation.dormant_grants)
 
 
 def _grant_read(review: Review, index: int, counts: tuple[int, int]) -> ReviewedGrant:
     grant, made = review.grants[index], review.provenance[index]
+    entry = review.entry_by_id.get(grant.entry_id) if grant.entry_id else None
+    company_wide = grant.rule == "company_wide"
+    as_admin = company_wide and review.people_shown[grant.user_id].account_type == "company_admin"
     return ReviewedGrant(
-        rule="company_admin" if grant.rule == "company_wide" and grant.account_type == "company_admin" else grant.rule,
-        entry_id=grant.entry_id, group_id=grant.group_id,
-        group_name=review.group_names.get(grant.group_id) if grant.group_id else None, company_id=grant.company_id,
-        role=grant.role, permissions=sorted(grant.permissions) if grant.permissions is not None else None,
-        expires_at=grant.expires_at, granted_at=made.granted_at, granted_by=made.granted_by,
-        granted_by_name=review.names.get(made.granted_by) if made.granted_by else None,
-        last_used_at=grant.last_read_at, reads_30_days=counts[0], reads_90_days=counts[1],
+        rule="company_admin" if as_admin else grant.rule, entry_id=grant.entry_id, group_id=grant.group_id,
+        group_name=review.group_names.get(grant.group_id) if grant.group_id else None,
+        company_id=grant.via_id if company_wide else None, role=entry.role if entry else None,
+        permissions=sorted(entry.permissions) if entry else None, expires_at=entry.expires_at if entry else None,
+        granted_at=made.granted_at, granted_by=made.granted_by, granted_by_name=review.name(made.granted_by),
+        last_used_at=review.last_used[index], reads_30_days=counts[0], reads_90_days=counts[1],
         dormant=review.dormant[index], removable=grant.rule in REMOVABLE_RULES,
     )
 
@@ -226,11 +229,11 @@ async def _people_read(session: AsyncSession, review: Review, people: list[tuple
     items = []
     for user_id, grant_indexes in people:
         grants = [_grant_read(review, i, reads(review.grants[i])) for i in grant_indexes]
-        first = review.grants[grant_indexes[0]]
+        person = review.people_shown[user_id]
         used = [g.last_used_at for g in grants if g.last_used_at]
         items.append(ReviewedPerson(
-            user_id=user_id, display_name=first.display_name, username=first.username, active=first.active,
-            account_type=first.account_type, dormant=all(g.dormant for g in grants),
+            user_id=user_id, display_name=person.display_name, username=person.username, active=person.active,
+            account_type=person.account_type, dormant=all(g.dormant for g in grants),
             last_used_at=max(used) if used else None, reads_30_days=sum(g.reads_30_days for g in grants),
             reads_90_days=sum(g.reads_90_days for g in grants), grants=grants,
         ))
@@ -258,9 +261,10 @@ async def provider_review(session: AsyncSession, actor: Actor, provider_id: uuid
         dormant_after_days=review.company.access_review_dormant_days,
         review_interval_days=review.company.access_review_interval_days, list_version=review.version,
         people=len(review.people), grants=len(review.grants), dormant_grants=sum(review.dormant),
-        last_attestation=_attestation_read(review.last_attestation, review.names) if review.last_attestation else None,
+        last_attestation=(_attestation_read(last, review.name(last.attested_by))
+                          if (last := review.last_attestation) else None),
         due_at=review.due_at, overdue=review.overdue, removable_entries=removable,
-        save_without_removable=review.proposal(removable) if after is None else None, items=items,
+        items=items,
     ), len(people) > limit
 
 
@@ -320,7 +324,8 @@ async def attest(session: AsyncSession, settings: Settings, principal: Principal
     await emit(session, provider.company_id, AccessReviewAttested(
         provider_id=provider.id, attestation_id=attestation.id, list_version=review.version,
         dormant_grants=attestation.dormant_grants))
-    return _attestation_read(attestation, await repository.names(session, [principal.id]))
+    attested_by = (await repository.people(session, [principal.id]))[principal.id]
+    return _attestation_read(attestation, attested_by.display_name)
 
 
 async def company_review(session: AsyncSession, actor: Actor, company_id: uuid.UUID, *, overdue: bool | None,
