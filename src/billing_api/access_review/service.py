@@ -177,9 +177,9 @@ async def _review(session: AsyncSession, provider: User, now: datetime) -> Revie
         dormant.append(grant.rule in DORMANT_RULES and since < threshold)
     last = (await repository.last_attestations(session, [provider.id])).get(provider.id)
     return Review(provider=provider, company=company, now=now, grants=grants, last_used=last_used,
-                  provenance=provenance,
-                  dormant=dormant, entries=await repository.list_entries(session, provider.id), unrolled=unrolled,
-                  version=await repository.list_version(session, provider.id), last_attestation=last)
+                  provenance=provenance, dormant=dormant, entries=await repository.list_entries(session, provider.id),
+                  unrolled=unrolled, version=await repository.list_version(session, provider.id),
+                  last_attestation=last)
 
 
 async def _named(session: AsyncSession, review: Review, indexes: list[int]) -> None:
