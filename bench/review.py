@@ -2,7 +2,7 @@
 reads by them and by a few other providers' people, then the review measured against the access list.
 
     .venv/bin/python bench/review.py generate [--rows 10000000] [--database-url postgresql://...]
-    .venv/bin/python bench/review.py run [--rounds 60] [--clients 4] [--skip-roll-up] [--fresh-rows N] [--no-jit]
+    .venv/bin/python bench/review.py run [--rounds 60] [--clients 4] [--skip-roll-up] [--fresh-rows N]
 
 `generate` (re)creates the database named in the URL (default: review_bench on the local PostgreSQL),
 applies the migrations and loads the log with set-based SQL, triggers off. The log's chain columns are
@@ -440,15 +440,14 @@ async def deep_cursor(client: httpx.AsyncClient, path: str, headers: dict, pages
     return cursor, walked
 
 
-async def measure(base: str, provider_id: uuid.UUID, rounds: int, clients: int, review: bool) -> dict:
+async def measure(base: str, provider_id: uuid.UUID, rounds: int, clients: int) -> dict:
     async with httpx.AsyncClient(base_url=base, timeout=300) as client:
         response = await client.post("/v1/auth/token", data={"username": PROVIDER_USERNAME,
                                                              "password": BENCH_PASSWORD})
         response.raise_for_status()
         headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        routes = {"access": f"/v1/providers/{provider_id}/access"}
-        if review:
-            routes["review"] = f"/v1/providers/{provider_id}/access-review"
+        routes = {"access": f"/v1/providers/{provider_id}/access",
+                  "review": f"/v1/providers/{provider_id}/access-review"}
         jobs, walked = [], {}
         for label, path in routes.items():
             jobs.append(Job(f"{label}_first", path, {"limit": 50}))
@@ -480,17 +479,16 @@ async def measure(base: str, provider_id: uuid.UUID, rounds: int, clients: int, 
             times = [t for job in jobs if job.name.startswith(label) for t in job.times]
             figures[f"{label}_p50_ms"] = percentile(times, 0.50) * 1000
             figures[f"{label}_p95_ms"] = percentile(times, 0.95) * 1000
-        if review:
-            began = time.perf_counter()
-            answer = await client.get(routes["review"], headers={**headers, "Accept": "text/csv"})
-            figures["review_csv_s"] = time.perf_counter() - began
-            figures["review_csv_status"] = answer.status_code
-            figures["review_csv_lines"] = answer.text.count("\n")
-            figures["review_csv_bytes"] = len(answer.content)
+        began = time.perf_counter()
+        answer = await client.get(routes["review"], headers={**headers, "Accept": "text/csv"})
+        figures["review_csv_s"] = time.perf_counter() - began
+        figures["review_csv_status"] = answer.status_code
+        figures["review_csv_lines"] = answer.text.count("\n")
+        figures["review_csv_bytes"] = len(answer.content)
     return figures
 
 
-async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: int | None, jit: bool) -> dict:
+async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: int | None) -> dict:
     conn = await asyncpg.connect(url)
     try:
         provider_id = await conn.fetchval("SELECT id FROM app_user WHERE username = $1", PROVIDER_USERNAME)
@@ -504,47 +502,30 @@ async def run(url: str, rounds: int, clients: int, skip_roll_up: bool, fresh: in
     finally:
         await conn.close()
     await upgrade(sqlalchemy_url(url))  # a database built before the latest migrations (serve would, too late)
-    review = (Path(__file__).resolve().parent.parent / "src/billing_api/access_review").is_dir()
-    if review and not skip_roll_up:
+    if not skip_roll_up:
         print("rolling up the log...", file=sys.stderr, flush=True)
         figures |= await roll_up(url)
     if fresh != 0:
         figures |= await fresh_reads(url, fresh)
-    name = urlsplit(url).path.lstrip("/")
-    if not jit:  # for the servers' connections, opened after this
-        await database_setting(url, f'ALTER DATABASE "{name}" SET jit = off')
-    figures["jit"] = "on" if jit else "off"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(url, port)
     try:
         await wait_ready(base, server)
         print(f"measuring ({clients} clients, {rounds} rounds)...", file=sys.stderr, flush=True)
-        figures |= await measure(base, provider_id, rounds, clients, review)
+        figures |= await measure(base, provider_id, rounds, clients)
     finally:
         server.terminate()
         server.wait(timeout=30)
-        if not jit:
-            await database_setting(url, f'ALTER DATABASE "{name}" RESET jit')
-    if review:
-        figures["review_vs_access_p95_ratio"] = figures["review_p95_ms"] / figures["access_p95_ms"]
-        figures["goal_review_p95_le_50ms"] = "met" if figures["review_p95_ms"] <= 50 else "missed"
-        figures["goal_review_p95_le_5x_access"] = "met" if figures["review_vs_access_p95_ratio"] <= 5 else "missed"
+    figures["review_vs_access_p95_ratio"] = figures["review_p95_ms"] / figures["access_p95_ms"]
+    figures["goal_review_p95_le_50ms"] = "met" if figures["review_p95_ms"] <= 50 else "missed"
+    figures["goal_review_p95_le_5x_access"] = "met" if figures["review_vs_access_p95_ratio"] <= 5 else "missed"
     return figures
-
-
-async def database_setting(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def human(figures: dict) -> str:
     lines = [f"access review bench, {figures['date']}: {figures['access_log_rows']:,} access-log rows, database "
-             f"{figures['database_size']}; {figures['machine']}; server: 2 workers; {figures['clients']} clients; "
-             f"JIT {figures['jit']}"]
+             f"{figures['database_size']}; {figures['machine']}; server: 2 workers; {figures['clients']} clients"]
     if "roll_up_s" in figures:
         lines.append(f"  roll-up ({figures['roll_up_via']}): {figures['roll_up_s']:.1f} s"
                      + (f", {figures['roll_up_rows']:,} rows in {figures['roll_up_calls']} calls (slowest "
@@ -584,8 +565,6 @@ def main() -> None:
     measure_it.add_argument("--skip-roll-up", action="store_true", help="measure without rolling up first")
     measure_it.add_argument("--fresh-rows", type=int,
                             help="reads added after the roll-up, not rolled up (default: a day's, 13,700 of 10M)")
-    measure_it.add_argument("--no-jit", action="store_true",
-                            help="the database's jit off for the run (ALTER DATABASE; reset after)")
     for command in (build, measure_it):
         command.add_argument("--database-url", default=DEFAULT_URL, help=f"PostgreSQL URL (default {DEFAULT_URL})")
     args = parser.parse_args()
@@ -593,7 +572,7 @@ def main() -> None:
     if args.command == "generate":
         asyncio.run(generate(url, args.rows))
         return
-    figures = asyncio.run(run(url, args.rounds, args.clients, args.skip_roll_up, args.fresh_rows, not args.no_jit))
+    figures = asyncio.run(run(url, args.rounds, args.clients, args.skip_roll_up, args.fresh_rows))
     print(json.dumps(figures, indent=2, default=str))
     print(human(figures), file=sys.stderr)
     sys.exit(1 if figures["failures"] else 0)
