@@ -338,17 +338,6 @@ async def last_attestations(session: AsyncSession, provider_ids: Sequence[uuid.U
     return {a.provider_id: a for a in (await session.execute(statement)).scalars()}
 
 
-async def attestations(session: AsyncSession, provider_id: uuid.UUID, limit: int,
-                       after: tuple[datetime, uuid.UUID] | None) -> list[AccessReviewAttestation]:
-    """Newest first, limit + 1."""
-    statement = select(AccessReviewAttestation).where(AccessReviewAttestation.provider_id == provider_id)
-    if after is not None:
-        statement = statement.where(
-            tuple_(AccessReviewAttestation.created_at, AccessReviewAttestation.id) < tuple_(*after))
-    statement = statement.order_by(AccessReviewAttestation.created_at.desc(), AccessReviewAttestation.id.desc())
-    return list((await session.execute(statement.limit(limit + 1))).scalars())
-
-
 async def providers_of_companies(session: AsyncSession, company_ids: Sequence[uuid.UUID], limit: int,
                                  after: tuple[str, uuid.UUID] | None) -> list[User]:
     """Providers of the companies, by name, limit + 1."""
@@ -357,13 +346,6 @@ async def providers_of_companies(session: AsyncSession, company_ids: Sequence[uu
         statement = statement.where(tuple_(User.display_name, User.id) > tuple_(*after))
     statement = statement.order_by(User.display_name, User.id).limit(limit + 1)
     return list((await session.execute(statement)).scalars())
-
-
-async def companies(session: AsyncSession, company_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Company]:
-    if not company_ids:
-        return {}
-    statement = select(Company).where(Company.id.in_(list(company_ids)))
-    return {c.id: c for c in (await session.execute(statement)).scalars()}
 
 
 async def active_providers(session: AsyncSession) -> list[tuple[User, Company]]:
