@@ -41,8 +41,8 @@ async def get_access_review(
 ) -> AccessReviewPage | Response:
     """Everyone who can see or work this provider's bills (groups expanded, deactivated people named on the list
     included), each grant with when and by whom it was made, when it was last used and how often lately, and
-    whether it is dormant; the list entries a save would remove, and that save's body; the last attestation and
-    whether one is overdue. For the provider and those who manage the list (as `GET .../access`)."""
+    whether it is dormant; the list entries to consider removing (by a list save over `list_version`); the last
+    attestation and whether one is overdue. For the provider and those who manage the list (as `GET .../access`)."""
     if accept and CSV in accept:
         body = await service.provider_review_csv(session, actor, provider_id)
         return Response(body, media_type=f"{CSV}; charset=utf-8", headers={
